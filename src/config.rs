@@ -1,0 +1,72 @@
+//! Plain configuration the commands run on, built once from the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::read::Format;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub db: String,
+    pub quiet: bool,
+    pub verbose: bool,
+    /// Progress bars allowed (they still appear only on a terminal).
+    pub progress: bool,
+    pub lock_timeout: Duration,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Init,
+    InventoryLoad {
+        file: String,
+        format: Option<Format>,
+        delimiter: u8,
+    },
+    InventoryExport {
+        out: Option<PathBuf>,
+    },
+    Process(RunOptions),
+    Reprocess {
+        run: Option<i64>,
+        opts: RunOptions,
+    },
+    RunsList {
+        json: bool,
+    },
+    RunsShow {
+        id: i64,
+        json: bool,
+    },
+    Report {
+        kind: ReportKind,
+        run: i64,
+        format: Option<Format>,
+    },
+    Verify {
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    Accepted,
+    Failed,
+}
+
+/// Options of `process` and `reprocess`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub files: Vec<String>,
+    pub catalog: Option<String>,
+    pub format: Option<Format>,
+    pub out: PathBuf,
+    pub report_format: Format,
+    pub dry_run: bool,
+    pub max_errors: Option<u64>,
+    pub jobs: usize,
+    pub delimiter: u8,
+    pub metrics_file: Option<PathBuf>,
+    pub json: bool,
+}

@@ -1,0 +1,91 @@
+//! orderbatch: batch order processing — read, validate, apply, report.
+
+pub mod apply;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod model;
+pub mod pipeline;
+pub mod progress;
+pub mod read;
+pub mod report;
+pub mod store;
+pub mod validate;
+
+use config::{Command, Config};
+
+/// How a command ended, when it ran to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Completed; every order accepted or skipped.
+    Ok,
+    /// Completed; some orders failed.
+    SomeFailed,
+    /// Stopped by --max-errors; nothing committed.
+    Aborted,
+    /// `verify` found faults.
+    Faults,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::SomeFailed => 3,
+            Exit::Aborted => 4,
+            Exit::Faults => 1,
+        }
+    }
+}
+
+/// A usage problem found after parsing (e.g. a run id that does not exist): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code for a fatal error: 2 for usage and input-file errors, 75 for
+/// a database locked past the timeout, 1 for anything else.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<UsageError>()
+            || cause.is::<read::InputError>()
+            || cause.is::<read::catalog::CatalogError>()
+        {
+            return 2;
+        }
+        if let Some(store::StoreError::Locked { .. }) = cause.downcast_ref::<store::StoreError>() {
+            return 75;
+        }
+    }
+    1
+}
+
+/// True when the error is a closed standard output (e.g. `| head`): not a failure.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
+    match &cfg.command {
+        Command::Init => commands::init(cfg),
+        Command::InventoryLoad {
+            file,
+            format,
+            delimiter,
+        } => commands::inventory_load(cfg, file, *format, *delimiter),
+        Command::InventoryExport { out } => commands::inventory_export(cfg, out.as_deref()),
+        Command::Process(opts) => pipeline::process(cfg, opts),
+        Command::Reprocess { run, opts } => pipeline::reprocess(cfg, opts, *run),
+        Command::RunsList { json } => commands::runs_list(cfg, *json),
+        Command::RunsShow { id, json } => commands::runs_show(cfg, *id, *json),
+        Command::Report { kind, run, format } => commands::report(cfg, *kind, *run, *format),
+        Command::Verify { json } => commands::verify(cfg, *json),
+    }
+}

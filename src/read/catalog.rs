@@ -1,0 +1,297 @@
+//! Catalog files (`inventory load`, `--catalog`): CSV or JSONL with sku, name,
+//! unit_price, currency, on_hand. All rows are checked; one bad row rejects the file.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use serde_json::Value;
+
+use super::{open_source, Format, InputError};
+use crate::model::money::currency_exponent;
+use crate::model::order::Product;
+use crate::report::escape::unescape_cell;
+use crate::validate::{fields, show};
+
+pub const CATALOG_COLUMNS: [&str; 5] = ["sku", "name", "unit_price", "currency", "on_hand"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("catalog {path} rejected, nothing was changed: {}", problems.join("; "))]
+    Rejected { path: String, problems: Vec<String> },
+}
+
+const MAX_LISTED: usize = 20;
+
+/// Read and check a whole catalog file.
+pub fn read_catalog(
+    path: &str,
+    format: Option<Format>,
+    delimiter: u8,
+) -> Result<Vec<Product>, CatalogError> {
+    let format = Format::resolve(path, format)?;
+    let source = open_source(path)?;
+    let rows = match format {
+        Format::Csv => csv_rows(path, source.reader, delimiter)?,
+        Format::Jsonl => jsonl_rows(path, source.reader)?,
+    };
+    let mut problems = Vec::new();
+    let mut products = Vec::with_capacity(rows.len());
+    let mut first_line: HashMap<String, u64> = HashMap::new();
+    let push = |problems: &mut Vec<String>, m: String| {
+        if problems.len() < MAX_LISTED {
+            problems.push(m);
+        } else if problems.len() == MAX_LISTED {
+            problems.push("and more".into());
+        }
+    };
+    for row in rows {
+        let (line, v) = match row {
+            Ok(r) => r,
+            Err((line, m)) => {
+                push(&mut problems, format!("line {line}: {m}"));
+                continue;
+            }
+        };
+        let [sku, name, price, currency, on_hand] = &v;
+        let mut bad = |field: &str, value: &str, rule: &str| {
+            let what = if value.is_empty() {
+                format!("line {line}: {field} is empty")
+            } else {
+                format!("line {line}: {field} {} {rule}", show(value, false))
+            };
+            push(&mut problems, what);
+        };
+        let mut ok = true;
+        if let Err(rule) = fields::sku(sku) {
+            bad("sku", sku, rule);
+            ok = false;
+        }
+        if name.is_empty() {
+            bad("name", name, "");
+            ok = false;
+        }
+        if let Err(rule) = fields::currency(currency) {
+            bad("currency", currency, rule);
+            ok = false;
+        }
+        let price = fields::amount(price, currency_exponent(currency))
+            .map_err(|rule| bad("unit_price", price, &rule));
+        let stock = fields::on_hand(on_hand).map_err(|rule| bad("on_hand", on_hand, rule));
+        if let Some(prev) = first_line.insert(sku.clone(), line) {
+            push(
+                &mut problems,
+                format!(
+                    "line {line}: sku {} already appears on line {prev}",
+                    show(sku, false)
+                ),
+            );
+            ok = false;
+        }
+        if let (true, Ok(unit_price), Ok(on_hand)) = (ok, price, stock) {
+            products.push(Product {
+                sku: sku.clone(),
+                name: name.clone(),
+                unit_price,
+                currency: currency.clone(),
+                on_hand,
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(products)
+    } else {
+        Err(CatalogError::Rejected {
+            path: path.to_string(),
+            problems,
+        })
+    }
+}
+
+type Row = Result<(u64, [String; 5]), (u64, String)>;
+
+fn csv_rows(
+    path: &str,
+    mut reader: Box<dyn BufRead + Send>,
+    delimiter: u8,
+) -> Result<Vec<Row>, CatalogError> {
+    if reader
+        .fill_buf()
+        .map(|b| b.starts_with(b"\xEF\xBB\xBF"))
+        .unwrap_or(false)
+    {
+        reader.consume(3);
+    }
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(reader);
+    let mut records = rdr.byte_records();
+    let header = loop {
+        match records.next() {
+            None => return Err(InputError::NoHeader { path: path.into() }.into()),
+            Some(Err(e)) => return Err(read_error(path, 1, e).into()),
+            Some(Ok(h)) if h.len() == 1 && h[0].trim_ascii().is_empty() => continue,
+            Some(Ok(h)) => break h,
+        }
+    };
+    let names: Vec<String> = header
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).trim().to_ascii_lowercase())
+        .collect();
+    let mut index = [0usize; 5];
+    for (i, col) in CATALOG_COLUMNS.iter().enumerate() {
+        let found: Vec<usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n == col)
+            .map(|(p, _)| p)
+            .collect();
+        match found.as_slice() {
+            [p] => index[i] = *p,
+            [] => {
+                return Err(InputError::MissingColumn {
+                    path: path.into(),
+                    column: col.to_string(),
+                    found: names.join(","),
+                }
+                .into())
+            }
+            _ => {
+                return Err(InputError::DuplicateColumn {
+                    path: path.into(),
+                    column: col.to_string(),
+                }
+                .into())
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for rec in records {
+        let rec = rec.map_err(|e| read_error(path, 0, e))?;
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.len() == 1 && rec[0].trim_ascii().is_empty() {
+            continue;
+        }
+        if rec.len() != header.len() {
+            rows.push(Err((
+                line,
+                format!(
+                    "wrong number of fields: {} where the header has {}",
+                    rec.len(),
+                    header.len()
+                ),
+            )));
+            continue;
+        }
+        let Ok(rec) = csv::StringRecord::from_byte_record(rec) else {
+            rows.push(Err((line, "not valid UTF-8".into())));
+            continue;
+        };
+        rows.push(Ok((
+            line,
+            index.map(|i| unescape_cell(rec[i].trim()).to_string()),
+        )));
+    }
+    Ok(rows)
+}
+
+fn jsonl_rows(path: &str, reader: Box<dyn BufRead + Send>) -> Result<Vec<Row>, CatalogError> {
+    let mut rows = Vec::new();
+    for (n, line) in reader.split(b'\n').enumerate() {
+        let line_no = n as u64 + 1;
+        let bytes = line.map_err(|source| InputError::Read {
+            path: path.into(),
+            line: line_no,
+            source,
+        })?;
+        let bytes = if n == 0 {
+            bytes
+                .strip_prefix(b"\xEF\xBB\xBF")
+                .unwrap_or(&bytes)
+                .to_vec()
+        } else {
+            bytes
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => {
+                let mut bad = None;
+                let values = CATALOG_COLUMNS.map(|k| match map.get(k) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.trim().to_string(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    Some(_) => {
+                        bad = Some(format!("{k} must be a string or a number"));
+                        String::new()
+                    }
+                });
+                rows.push(match bad {
+                    Some(m) => Err((line_no, m)),
+                    None => Ok((line_no, values)),
+                });
+            }
+            Ok(_) => rows.push(Err((line_no, "not a JSON object".into()))),
+            Err(e) => rows.push(Err((line_no, format!("invalid JSON: {e}")))),
+        }
+    }
+    Ok(rows)
+}
+
+fn read_error(path: &str, line: u64, e: csv::Error) -> InputError {
+    InputError::Read {
+        path: path.into(),
+        line,
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn reads_csv_and_jsonl_catalogs() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(&dir, "c.csv", "\u{feff}SKU , name,unit_price,currency,on_hand,extra\nA-1,Mug,12.50,EUR,10,x\n\nB-2,'=Tea,100,JPY,0,y\n");
+        let p = read_catalog(&csv, None, b',').unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].unit_price, 1250);
+        assert_eq!(p[1].unit_price, 100);
+        assert_eq!(p[1].name, "=Tea");
+        let jsonl = write(&dir, "c.jsonl", "{\"sku\":\"A\",\"name\":\"x\",\"unit_price\":1.005,\"currency\":\"KWD\",\"on_hand\":3}\n");
+        let p = read_catalog(&jsonl, None, b',').unwrap();
+        assert_eq!(p[0].unit_price, 1005);
+        assert_eq!(p[0].on_hand, 3);
+    }
+
+    #[test]
+    fn any_bad_row_rejects_the_file_naming_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(
+            &dir,
+            "c.csv",
+            "sku,name,unit_price,currency,on_hand\nA,Mug,12.5,EUR,10\nB,Tea,1.234,EUR,1\nA,Mug,1,EUR,-1\n",
+        );
+        let err = read_catalog(&csv, None, b',').unwrap_err().to_string();
+        assert!(err.contains("line 3: unit_price \"1.234\""), "{err}");
+        assert!(err.contains("line 4: on_hand"), "{err}");
+        assert!(err.contains("already appears on line 2"), "{err}");
+        let missing = write(&dir, "m.csv", "sku,name,currency,on_hand\n");
+        let err = read_catalog(&missing, None, b',').unwrap_err();
+        assert!(matches!(
+            err,
+            CatalogError::Input(InputError::MissingColumn { .. })
+        ));
+    }
+}

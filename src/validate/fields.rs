@@ -1,0 +1,227 @@
+//! The format rule of each input field (SPEC section 2), as pure functions that
+//! return the parsed value or the rule that was broken.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::model::money::{self, AmountError};
+use crate::model::order::PAYMENT_METHODS;
+
+pub const ORDER_ID_RULE: &str =
+    "must be 1-64 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit";
+pub const SKU_RULE: &str = "must be 1-64 characters of A-Z a-z 0-9 . _ -";
+pub const PLACED_AT_RULE: &str =
+    "must be an RFC 3339 date-time with offset, e.g. 2026-11-25T22:14:03Z";
+pub const EMAIL_RULE: &str =
+    "must be at most 254 characters, no whitespace, one @ with text on both sides and a dot in the domain";
+pub const QUANTITY_RULE: &str = "must be a whole number from 1 to 1000000";
+pub const CURRENCY_RULE: &str = "must be three upper-case letters (ISO 4217)";
+pub const METHOD_RULE: &str =
+    "must be one of card, paypal, bank_transfer, gift_card, cash_on_delivery";
+pub const REF_RULE: &str = "must be 1-128 characters";
+pub const ON_HAND_RULE: &str = "must be a whole number of at least 0";
+
+pub const MAX_QUANTITY: i64 = 1_000_000;
+
+pub fn order_id(v: &str) -> Result<(), &'static str> {
+    let ok = (1..=64).contains(&v.len())
+        && v.as_bytes()[0].is_ascii_alphanumeric()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    ok.then_some(()).ok_or(ORDER_ID_RULE)
+}
+
+pub fn sku(v: &str) -> Result<(), &'static str> {
+    let ok = (1..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    ok.then_some(()).ok_or(SKU_RULE)
+}
+
+/// The instant, normalised to UTC, so that the same moment written with another
+/// offset counts as the same content.
+pub fn placed_at(v: &str) -> Result<String, &'static str> {
+    // RFC 3339 proper: 'T' (or 't') between date and time; chrono also takes a space.
+    if v.len() < 20 || !matches!(v.as_bytes()[10], b'T' | b't') {
+        return Err(PLACED_AT_RULE);
+    }
+    DateTime::parse_from_rfc3339(v)
+        .map(|d| {
+            d.with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        })
+        .map_err(|_| PLACED_AT_RULE)
+}
+
+pub fn email(v: &str) -> Result<(), &'static str> {
+    let ok = v.chars().count() <= 254
+        && !v.chars().any(char::is_whitespace)
+        && v.bytes().filter(|b| *b == b'@').count() == 1
+        && match v.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty() && !domain.is_empty() && domain.contains('.')
+            }
+            None => false,
+        };
+    ok.then_some(()).ok_or(EMAIL_RULE)
+}
+
+/// A whole number of ASCII digits in `lo..=hi`; `None` when it is not one.
+pub fn whole_number(v: &str, lo: i64, hi: i64) -> Option<i64> {
+    if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        // More than 19 digits would not fit in i64; leading zeros that long are not worth allowing.
+        return None;
+    }
+    v.parse::<i64>().ok().filter(|n| (lo..=hi).contains(n))
+}
+
+pub fn quantity(v: &str) -> Result<i64, &'static str> {
+    whole_number(v, 1, MAX_QUANTITY).ok_or(QUANTITY_RULE)
+}
+
+pub fn on_hand(v: &str) -> Result<i64, &'static str> {
+    whole_number(v, 0, i64::MAX).ok_or(ON_HAND_RULE)
+}
+
+pub fn currency(v: &str) -> Result<(), &'static str> {
+    money::is_currency_code(v)
+        .then_some(())
+        .ok_or(CURRENCY_RULE)
+}
+
+pub fn payment_method(v: &str) -> Result<(), &'static str> {
+    PAYMENT_METHODS
+        .contains(&v)
+        .then_some(())
+        .ok_or(METHOD_RULE)
+}
+
+pub fn payment_ref(v: &str) -> Result<(), &'static str> {
+    (1..=128)
+        .contains(&v.chars().count())
+        .then_some(())
+        .ok_or(REF_RULE)
+}
+
+/// An exact decimal amount in the currency's minor units, with the rule text on failure.
+pub fn amount(v: &str, exponent: u32) -> Result<i64, String> {
+    money::parse_amount(v, exponent).map_err(|e| match e {
+        AmountError::Syntax => format!(
+            "must be an exact decimal with at most {exponent} fraction digits (no sign, exponent or thousands separator)"
+        ),
+        other => format!("{other}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids() {
+        for ok in ["A", "ORD-000000001", "9.a_b:c-d", &"x".repeat(64)] {
+            assert!(order_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-A", ".A", "A B", "A/1", "Ä1", &"x".repeat(65)] {
+            assert!(order_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn skus() {
+        for ok in ["SKU-1", "a.b_c", "_x", &"9".repeat(64)] {
+            assert!(sku(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "A:1", "A 1", "é", &"x".repeat(65)] {
+            assert!(sku(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn placed_at_needs_an_offset_and_normalises_to_utc() {
+        assert_eq!(
+            placed_at("2026-11-25T22:14:03Z").unwrap(),
+            placed_at("2026-11-25T23:14:03+01:00").unwrap()
+        );
+        assert!(placed_at("2026-11-25t22:14:03.5z").is_ok());
+        for bad in [
+            "2026-11-25T22:14:03",
+            "2026-11-25",
+            "2026-13-45T25:61:00Z",
+            "2026-11-25 22:14:03Z",
+            "yesterday",
+            "",
+        ] {
+            assert!(placed_at(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.com"] {
+            assert!(email(ok).is_ok(), "{ok}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        for bad in [
+            "ab.co",
+            "a@@b.co",
+            "a@b@c.co",
+            "@b.co",
+            "a@",
+            "a@bco",
+            "a b@c.co",
+            long.as_str(),
+        ] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity("1"), Ok(1));
+        assert_eq!(quantity("1000000"), Ok(1_000_000));
+        assert_eq!(quantity("007"), Ok(7));
+        for bad in [
+            "0",
+            "-1",
+            "+1",
+            "1.5",
+            "1e3",
+            "1000001",
+            "abc",
+            "",
+            "99999999999999999999999",
+        ] {
+            assert!(quantity(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn currencies_methods_and_refs() {
+        assert!(currency("EUR").is_ok());
+        for bad in ["eur", "EU", "EURO", "E1R"] {
+            assert!(currency(bad).is_err(), "{bad}");
+        }
+        assert!(payment_method("gift_card").is_ok());
+        assert!(payment_method("Card").is_err());
+        assert!(payment_ref(&"r".repeat(128)).is_ok());
+        assert!(payment_ref(&"r".repeat(129)).is_err());
+        assert!(payment_ref("").is_err());
+    }
+
+    #[test]
+    fn amounts_follow_the_currency_exponent() {
+        assert_eq!(amount("12.50", 2), Ok(1250));
+        assert_eq!(amount("100", 0), Ok(100));
+        assert!(amount("100.5", 0).is_err());
+        assert_eq!(amount("1.234", 3), Ok(1234));
+        assert!(amount("1.234", 2).is_err());
+        assert!(amount("-1.00", 2).unwrap_err().contains("exact decimal"));
+    }
+
+    #[test]
+    fn on_hand_is_a_non_negative_whole_number() {
+        assert_eq!(on_hand("0"), Ok(0));
+        assert!(on_hand("-1").is_err());
+        assert!(on_hand("1.0").is_err());
+    }
+}

@@ -1,0 +1,541 @@
+//! Validation: the pure checks of SPEC section 3 up to PAYMENT_MISMATCH, run in
+//! parallel with rayon; results keep input order. Checks that need the order
+//! history or the stock belong to `apply`.
+
+pub mod fields;
+pub mod pan;
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::model::money::currency_exponent;
+use crate::model::order::{
+    FailedBody, FailedOrder, FailedRow, Field, Line, Problem, Product, ValidOrder,
+};
+use crate::model::ErrorCode;
+use crate::read::{Columns, RawBody, RawOrder, RawRow};
+
+/// What validation needs of the catalog: price and currency per sku.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    products: HashMap<String, (i64, String)>,
+}
+
+impl Catalog {
+    pub fn new(products: impl IntoIterator<Item = Product>) -> Self {
+        Catalog {
+            products: products
+                .into_iter()
+                .map(|p| (p.sku, (p.unit_price, p.currency)))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, sku: &str) -> Option<(i64, &str)> {
+        self.products.get(sku).map(|(p, c)| (*p, c.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Valid(ValidOrder),
+    Invalid {
+        code: ErrorCode,
+        detail: String,
+        /// The parsed order when only catalog checks failed: if it was applied
+        /// before with the same content it is skipped, whatever the catalog says now.
+        parsed: Option<Box<ValidOrder>>,
+    },
+}
+
+/// An order as read, with what validation made of it.
+#[derive(Debug)]
+pub struct Checked {
+    pub raw: RawOrder,
+    pub verdict: Verdict,
+}
+
+/// Validate a chunk in parallel; the output is in input order.
+pub fn validate_chunk(chunk: Vec<RawOrder>, catalog: &Catalog) -> Vec<Checked> {
+    chunk
+        .into_par_iter()
+        .map(|raw| {
+            let verdict = validate(&raw, catalog);
+            Checked { raw, verdict }
+        })
+        .collect()
+}
+
+/// Longest raw text of an unparseable record that is kept; past it the text is cut.
+const MAX_RAW: usize = 1 << 20;
+
+pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
+    let (columns, rows, no_items) = match &raw.body {
+        RawBody::Malformed { raw: text, reason } => {
+            return Verdict::Invalid {
+                code: ErrorCode::MalformedRecord,
+                detail: format!("{reason}: {}", masked_raw(text)),
+                parsed: None,
+            }
+        }
+        RawBody::Rows {
+            columns,
+            rows,
+            no_items,
+        } => (columns.as_ref(), rows.as_slice(), *no_items),
+    };
+    let mut c = OrderCheck {
+        cols: columns,
+        rows,
+        no_items,
+        problems: raw.notes.clone(),
+    };
+    let parsed = c.run(raw.duplicate, catalog);
+    if !c.problems.is_empty() {
+        c.problems.sort_by_key(|p| p.code);
+        let code = c.problems[0].code;
+        let detail = c
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.code, p.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let only_catalog = c.problems.iter().all(|p| p.code.is_catalog_check());
+        return Verdict::Invalid {
+            code,
+            detail,
+            parsed: parsed.filter(|_| only_catalog).map(Box::new),
+        };
+    }
+    match parsed {
+        Some(order) if order.payment_amount != order.total => {
+            let e = currency_exponent(&order.currency);
+            Verdict::Invalid {
+                code: ErrorCode::PaymentMismatch,
+                detail: format!(
+                    "{}: payment_amount {} is not the order total {} (sum of quantity x unit_price over {} line(s))",
+                    ErrorCode::PaymentMismatch,
+                    crate::model::money::format_amount(order.payment_amount, e),
+                    crate::model::money::format_amount(order.total, e),
+                    order.lines.len()
+                ),
+                parsed: None,
+            }
+        }
+        Some(order) => Verdict::Valid(order),
+        // Unreachable in practice: no problems means every value parsed.
+        None => Verdict::Invalid {
+            code: ErrorCode::InvalidField,
+            detail: "INVALID_FIELD: the order could not be parsed".into(),
+            parsed: None,
+        },
+    }
+}
+
+struct OrderCheck<'a> {
+    cols: &'a Columns,
+    rows: &'a [RawRow],
+    no_items: bool,
+    problems: Vec<Problem>,
+}
+
+impl OrderCheck<'_> {
+    fn get(&self, row: usize, f: Field) -> &str {
+        self.rows[row].get(self.cols, f)
+    }
+
+    /// " (line N)" when the order has several rows, so the detail points at one.
+    fn at(&self, row: usize) -> String {
+        if self.rows.len() > 1 {
+            format!(" (line {})", self.rows[row].line)
+        } else {
+            String::new()
+        }
+    }
+
+    fn push(&mut self, code: ErrorCode, message: String) {
+        self.problems.push(Problem::new(code, message));
+    }
+
+    fn fields(&self) -> impl Iterator<Item = Field> + '_ {
+        Field::ALL
+            .into_iter()
+            .filter(move |f| !(self.no_items && f.is_item()))
+    }
+
+    /// Run every check up to the catalog checks; the parsed order when all values parsed.
+    fn run(&mut self, duplicate: bool, catalog: &Catalog) -> Option<ValidOrder> {
+        // MISSING_FIELD: every row, every field.
+        for r in 0..self.rows.len() {
+            for f in self.fields().collect::<Vec<_>>() {
+                if self.get(r, f).is_empty() {
+                    let m = format!("{} is empty{}", f.name(), self.at(r));
+                    self.push(ErrorCode::MissingField, m);
+                }
+            }
+        }
+        let order = self.parse();
+        self.consistency();
+        if duplicate {
+            let m = format!(
+                "order_id {} already appeared earlier in this run's input",
+                show(self.get(0, Field::OrderId), false)
+            );
+            self.push(ErrorCode::DuplicateInInput, m);
+        }
+        self.card_numbers();
+        self.catalog(catalog);
+        order
+    }
+
+    /// INVALID_FIELD: order-level fields from the first row, item fields from every row.
+    fn parse(&mut self) -> Option<ValidOrder> {
+        let mut ok = true;
+        let mut check = |this: &mut Self, r: usize, f: Field, res: Result<(), String>| {
+            if let Err(rule) = res {
+                let v = this.get(r, f);
+                if !v.is_empty() {
+                    let m = format!(
+                        "{} {}{} {rule}",
+                        f.name(),
+                        show(v, f.is_free_text()),
+                        this.at(r)
+                    );
+                    this.push(ErrorCode::InvalidField, m);
+                }
+                ok = false;
+            }
+        };
+        let s = |r: Result<(), &'static str>| r.map_err(String::from);
+        check(
+            self,
+            0,
+            Field::OrderId,
+            s(fields::order_id(self.get(0, Field::OrderId))),
+        );
+        let placed = fields::placed_at(self.get(0, Field::PlacedAt));
+        check(
+            self,
+            0,
+            Field::PlacedAt,
+            s(placed.as_ref().map(|_| ()).map_err(|e| *e)),
+        );
+        check(
+            self,
+            0,
+            Field::CustomerEmail,
+            s(fields::email(self.get(0, Field::CustomerEmail))),
+        );
+        check(
+            self,
+            0,
+            Field::Currency,
+            s(fields::currency(self.get(0, Field::Currency))),
+        );
+        check(
+            self,
+            0,
+            Field::PaymentMethod,
+            s(fields::payment_method(self.get(0, Field::PaymentMethod))),
+        );
+        check(
+            self,
+            0,
+            Field::PaymentRef,
+            s(fields::payment_ref(self.get(0, Field::PaymentRef))),
+        );
+        let exp = currency_exponent(self.get(0, Field::Currency));
+        let amount = fields::amount(self.get(0, Field::PaymentAmount), exp);
+        check(
+            self,
+            0,
+            Field::PaymentAmount,
+            amount.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+
+        let mut lines = Vec::with_capacity(self.rows.len());
+        if !self.no_items {
+            for r in 0..self.rows.len() {
+                let sku = self.get(r, Field::Sku);
+                check(self, r, Field::Sku, s(fields::sku(sku)));
+                let q = fields::quantity(self.get(r, Field::Quantity));
+                check(self, r, Field::Quantity, s(q.map(|_| ())));
+                let p = fields::amount(self.get(r, Field::UnitPrice), exp);
+                check(
+                    self,
+                    r,
+                    Field::UnitPrice,
+                    p.as_ref().map(|_| ()).map_err(Clone::clone),
+                );
+                if let (Ok(quantity), Ok(unit_price)) = (q, p) {
+                    lines.push(Line {
+                        sku: self.get(r, Field::Sku).to_string(),
+                        quantity,
+                        unit_price,
+                    });
+                }
+            }
+        }
+        let total = lines.iter().try_fold(0i64, |acc, l| {
+            l.quantity
+                .checked_mul(l.unit_price)
+                .and_then(|x| acc.checked_add(x))
+        });
+        if total.is_none() {
+            self.push(
+                ErrorCode::InvalidField,
+                "the order total (sum of quantity x unit_price) is too large to compute".into(),
+            );
+            ok = false;
+        }
+        if !ok || self.no_items {
+            return None;
+        }
+        let placed_utc = placed.ok()?;
+        let units = lines.iter().map(|l| l.quantity).sum();
+        let order = ValidOrder {
+            order_id: self.get(0, Field::OrderId).to_string(),
+            placed_at: self.get(0, Field::PlacedAt).to_string(),
+            customer_email: self.get(0, Field::CustomerEmail).to_string(),
+            currency: self.get(0, Field::Currency).to_string(),
+            payment_method: self.get(0, Field::PaymentMethod).to_string(),
+            payment_ref: self.get(0, Field::PaymentRef).to_string(),
+            payment_amount: amount.ok()?,
+            total: total?,
+            units,
+            content_hash: [0; 16],
+            lines,
+        };
+        Some(ValidOrder {
+            content_hash: content_hash(&order, &placed_utc),
+            ..order
+        })
+    }
+
+    /// INCONSISTENT_ORDER: every row repeats the first row's order-level values.
+    fn consistency(&mut self) {
+        for f in Field::ALL.into_iter().filter(|f| !f.is_item()) {
+            let first = self.get(0, f);
+            for r in 1..self.rows.len() {
+                let v = self.get(r, f);
+                if !v.is_empty() && !first.is_empty() && v != first {
+                    let m = format!(
+                        "{} differs between the rows of the order: {} on line {}, {} on line {}",
+                        f.name(),
+                        show(first, f.is_free_text()),
+                        self.rows[0].line,
+                        show(v, f.is_free_text()),
+                        self.rows[r].line
+                    );
+                    self.push(ErrorCode::InconsistentOrder, m);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// PAN_DETECTED: free-text fields and extra columns, each distinct value once.
+    fn card_numbers(&mut self) {
+        let mut found = Vec::new();
+        for r in 0..self.rows.len() {
+            for f in [Field::CustomerEmail, Field::PaymentRef] {
+                let v = self.get(r, f);
+                if (r == 0 || v != self.get(0, f)) && pan::contains_pan(v) {
+                    found.push(format!(
+                        "{} holds a card number: {}{}",
+                        f.name(),
+                        show(v, true),
+                        self.at(r)
+                    ));
+                }
+            }
+            for (pos, name) in &self.cols.extras {
+                let v = self.rows[r].cell(self.cols, *pos);
+                if pan::contains_pan(v) {
+                    found.push(format!(
+                        "column {name} holds a card number: {}{}",
+                        show(v, true),
+                        self.at(r)
+                    ));
+                }
+            }
+        }
+        for m in found {
+            self.push(ErrorCode::PanDetected, m);
+        }
+    }
+
+    /// UNKNOWN_SKU, CURRENCY_MISMATCH, PRICE_MISMATCH, line by line.
+    fn catalog(&mut self, catalog: &Catalog) {
+        if self.no_items {
+            return;
+        }
+        let currency = self.get(0, Field::Currency).to_string();
+        let currency_ok = fields::currency(&currency).is_ok();
+        let exp = currency_exponent(&currency);
+        for r in 0..self.rows.len() {
+            let sku = self.get(r, Field::Sku);
+            if fields::sku(sku).is_err() {
+                continue;
+            }
+            let Some((price, cur)) = catalog.get(sku) else {
+                let m = format!(
+                    "sku {}{} is not in the catalog",
+                    show(sku, false),
+                    self.at(r)
+                );
+                self.push(ErrorCode::UnknownSku, m);
+                continue;
+            };
+            if !currency_ok {
+                continue;
+            }
+            if cur != currency {
+                let m = format!(
+                    "currency {currency} is not the catalog currency {cur} of sku {}{}",
+                    show(sku, false),
+                    self.at(r)
+                );
+                self.push(ErrorCode::CurrencyMismatch, m);
+                continue;
+            }
+            let text = self.get(r, Field::UnitPrice);
+            if let Ok(p) = fields::amount(text, exp) {
+                if p != price {
+                    let m = format!(
+                        "unit_price {} of sku {}{} is not the catalog price {}",
+                        show(text, false),
+                        show(sku, false),
+                        self.at(r),
+                        crate::model::money::format_amount(price, exp)
+                    );
+                    self.push(ErrorCode::PriceMismatch, m);
+                }
+            }
+        }
+    }
+}
+
+/// A value for a message: quoted, control characters escaped, cut when long,
+/// and masked when it comes from a free-text field.
+pub fn show(v: &str, free_text: bool) -> String {
+    const MAX: usize = 80;
+    let v = if free_text {
+        pan::mask_pans(v)
+    } else {
+        v.into()
+    };
+    if v.chars().count() > MAX {
+        let cut: String = v.chars().take(MAX).collect();
+        format!("{cut:?}...")
+    } else {
+        format!("{v:?}")
+    }
+}
+
+fn masked_raw(text: &str) -> String {
+    let mut cut = text;
+    if cut.len() > MAX_RAW {
+        let mut end = MAX_RAW;
+        while !cut.is_char_boundary(end) {
+            end -= 1;
+        }
+        cut = &cut[..end];
+    }
+    let mut out = pan::mask_pans(cut).into_owned();
+    if cut.len() < text.len() {
+        out.push_str(&format!(" ... ({} more bytes)", text.len() - cut.len()));
+    }
+    out
+}
+
+/// Fingerprint of an order's parsed content, for "applied before with the same content".
+fn content_hash(o: &ValidOrder, placed_utc: &str) -> [u8; 16] {
+    let mut h = Sha256::new();
+    for part in [
+        o.order_id.as_str(),
+        placed_utc,
+        &o.customer_email,
+        &o.currency,
+        &o.payment_method,
+        &o.payment_ref,
+        &o.payment_amount.to_string(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0x1f]);
+    }
+    for l in &o.lines {
+        h.update(l.sku.as_bytes());
+        h.update([0x1f]);
+        h.update(l.quantity.to_le_bytes());
+        h.update(l.unit_price.to_le_bytes());
+        h.update([0x1e]);
+    }
+    let full = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// The failed-order record of an order: its rows with card numbers masked, for
+/// the database and the failed report.
+pub fn failed_order(
+    raw: &RawOrder,
+    code: ErrorCode,
+    detail: String,
+    source_file: &str,
+) -> FailedOrder {
+    let body = match &raw.body {
+        RawBody::Malformed { raw: text, .. } => FailedBody {
+            raw: Some(masked_raw(text)),
+            ..FailedBody::default()
+        },
+        RawBody::Rows {
+            columns,
+            rows,
+            no_items,
+        } => FailedBody {
+            rows: rows
+                .iter()
+                .map(|row| FailedRow {
+                    values: Field::ALL
+                        .iter()
+                        .map(|f| {
+                            let v = row.get(columns, *f);
+                            if f.is_free_text() {
+                                pan::mask_pans(v).into_owned()
+                            } else {
+                                v.to_string()
+                            }
+                        })
+                        .collect(),
+                    extra: columns
+                        .extras
+                        .iter()
+                        .map(|(pos, name)| {
+                            (
+                                name.clone(),
+                                pan::mask_pans(row.cell(columns, *pos)).into_owned(),
+                            )
+                        })
+                        .collect(),
+                })
+                .collect(),
+            no_items: *no_items,
+            raw: None,
+        },
+    };
+    FailedOrder {
+        order_id: raw.order_id().map(str::to_string),
+        code,
+        detail,
+        source_file: source_file.to_string(),
+        source_line: raw.line,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests;
