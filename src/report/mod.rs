@@ -51,7 +51,7 @@ fn write_cells<W: Write>(w: &mut csv::Writer<W>, cells: &[&str]) -> io::Result<(
 
 /// Streams the accepted report, one row per accepted or skipped order.
 pub enum AcceptedWriter<W: Write> {
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Jsonl(W),
 }
 
@@ -61,7 +61,7 @@ impl<W: Write> AcceptedWriter<W> {
             Format::Csv => {
                 let mut w = csv_writer(out);
                 write_cells(&mut w, &ACCEPTED_COLUMNS)?;
-                AcceptedWriter::Csv(w)
+                AcceptedWriter::Csv(Box::new(w))
             }
             Format::Jsonl => AcceptedWriter::Jsonl(out),
         })
@@ -113,7 +113,7 @@ impl<W: Write> AcceptedWriter<W> {
 
     pub fn finish(self) -> io::Result<W> {
         match self {
-            AcceptedWriter::Csv(w) => w.into_inner().map_err(|e| e.into_error()),
+            AcceptedWriter::Csv(w) => (*w).into_inner().map_err(|e| e.into_error()),
             AcceptedWriter::Jsonl(mut w) => {
                 w.flush()?;
                 Ok(w)
@@ -144,7 +144,7 @@ impl ExtraColumns {
 /// Writes the failed report: one row per input row (CSV) or one line per
 /// order in the JSONL input layout; both are valid input again.
 pub enum FailedWriter<W: Write> {
-    Csv(csv::Writer<W>, Vec<String>),
+    Csv(Box<csv::Writer<W>>, Vec<String>),
     Jsonl(W),
 }
 
@@ -157,7 +157,7 @@ impl<W: Write> FailedWriter<W> {
                 header.extend(extras.names.iter().map(String::as_str));
                 header.extend(crate::model::order::REPORT_COLUMNS);
                 write_cells(&mut w, &header)?;
-                FailedWriter::Csv(w, extras.names)
+                FailedWriter::Csv(Box::new(w), extras.names)
             }
             Format::Jsonl => FailedWriter::Jsonl(out),
         })
@@ -235,7 +235,7 @@ impl<W: Write> FailedWriter<W> {
 
     pub fn finish(self) -> io::Result<W> {
         match self {
-            FailedWriter::Csv(w, _) => w.into_inner().map_err(|e| e.into_error()),
+            FailedWriter::Csv(w, _) => (*w).into_inner().map_err(|e| e.into_error()),
             FailedWriter::Jsonl(mut w) => {
                 w.flush()?;
                 Ok(w)
