@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Command, Config, ReportKind, RunOptions};
 use crate::read::Format;
@@ -83,6 +83,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +255,17 @@ impl Cli {
                 format: format.map(Into::into),
             },
             Cmd::Verify { json } => Command::Verify { json },
+            Cmd::Completions { shell } => {
+                let mut out = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "orderbatch", &mut out);
+                Command::Print(out)
+            }
+            Cmd::Man => {
+                let mut out = Vec::new();
+                // Rendering into memory cannot fail short of running out of memory.
+                let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
+                Command::Print(out)
+            }
         };
         Config {
             db: self.db,
@@ -263,7 +281,6 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_definition_is_consistent() {
@@ -316,5 +333,24 @@ mod tests {
         assert!(
             Cli::try_parse_from(["orderbatch", "process", "a.csv", "--delimiter", "ab"]).is_err()
         );
+    }
+
+    #[test]
+    fn completions_and_man_page_come_from_the_definition() {
+        let cfg = Cli::try_parse_from(["orderbatch", "completions", "bash"])
+            .unwrap()
+            .into_config();
+        let Command::Print(text) = cfg.command else {
+            panic!()
+        };
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("reprocess") && text.contains("--lock-timeout"));
+        let cfg = Cli::try_parse_from(["orderbatch", "man"])
+            .unwrap()
+            .into_config();
+        let Command::Print(text) = cfg.command else {
+            panic!()
+        };
+        assert!(String::from_utf8(text).unwrap().contains(".TH orderbatch"));
     }
 }

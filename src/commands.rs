@@ -149,11 +149,23 @@ pub fn runs_list(cfg: &Config, json_out: bool) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+fn pairs_json(p: &[(i64, i64)]) -> Value {
+    p.iter()
+        .map(|(run, n)| json!({"run": run, "orders": n}))
+        .collect()
+}
+
 pub fn runs_show(cfg: &Config, id: i64, json_out: bool) -> Result<Exit> {
-    let run = open(cfg)?
+    let mut store = open(cfg)?;
+    let run = store
         .run(id)?
         .ok_or_else(|| UsageError(format!("there is no run {id} in {}", cfg.db)))?;
-    let v = run_json(&run, true);
+    let res = store.resolutions(id)?;
+    let mut v = run_json(&run, true);
+    v["failed_still_open"] = res.open.into();
+    v["failed_resolved_by"] = pairs_json(&res.resolved_by);
+    v["failed_again_in"] = pairs_json(&res.superseded_by);
+    v["resolved_failures_of"] = pairs_json(&res.resolved_here);
     if json_out {
         print(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
         return Ok(Exit::Ok);
@@ -195,6 +207,29 @@ pub fn runs_show(cfg: &Config, id: i64, json_out: bool) -> Result<Exit> {
         }
     }
     text.push_str(&format!("retried_runs   {}\n", v["retried_runs"]));
+    let list = |p: &[(i64, i64)]| {
+        if p.is_empty() {
+            "-".to_string()
+        } else {
+            p.iter()
+                .map(|(r, n)| format!("run {r}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    text.push_str(&format!("failed orders still open          {}\n", res.open));
+    text.push_str(&format!(
+        "failed orders resolved by         {}\n",
+        list(&res.resolved_by)
+    ));
+    text.push_str(&format!(
+        "failed orders failed again in     {}\n",
+        list(&res.superseded_by)
+    ));
+    text.push_str(&format!(
+        "resolved failed orders of         {}\n",
+        list(&res.resolved_here)
+    ));
     print(&text)?;
     Ok(Exit::Ok)
 }

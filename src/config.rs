@@ -47,6 +47,8 @@ pub enum Command {
     Verify {
         json: bool,
     },
+    /// Text generated from the command-line definition (completions, man page).
+    Print(Vec<u8>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -87,5 +87,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
         Command::RunsShow { id, json } => commands::runs_show(cfg, *id, *json),
         Command::Report { kind, run, format } => commands::report(cfg, *kind, *run, *format),
         Command::Verify { json } => commands::verify(cfg, *json),
+        Command::Print(text) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text)?;
+            out.flush()?;
+            Ok(Exit::Ok)
+        }
     }
 }

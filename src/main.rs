@@ -3,6 +3,17 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A panic is a bug; still, say it in one line instead of a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info.payload_as_str().unwrap_or("panic");
+        eprintln!(
+            "orderbatch: internal error{at}: {what}; nothing of the current run was committed (please report this)"
+        );
+    }));
     let cfg = orderbatch::cli::parse();
     match orderbatch::run(&cfg) {
         Ok(exit) => ExitCode::from(exit.code()),

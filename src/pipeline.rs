@@ -312,11 +312,19 @@ impl RunCtx<'_> {
             })();
             // Stop the other stages: with the receiver gone their sends fail and they return.
             drop(chk_rx);
-            let read = reader.join().unwrap_or_default();
-            let validate = validator.join().unwrap_or_default();
-            self.timings.read = read;
-            self.timings.validate = validate;
-            res
+            // A stage that panicked must not pass for one that finished: the run would be partial.
+            let read = reader.join();
+            let validate = validator.join();
+            match (read, validate) {
+                (Ok(r), Ok(v)) => {
+                    self.timings.read = r;
+                    self.timings.validate = v;
+                    res
+                }
+                _ => res.and(Err(anyhow::anyhow!(
+                    "internal error: a reading or validation thread stopped unexpectedly; nothing was committed"
+                ))),
+            }
         });
         progress.finish();
         self.timings.apply = apply_time.saturating_sub(report_time);
@@ -542,14 +550,14 @@ fn read_stage(
                         let t = Instant::now();
                         let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                         if tx.send(Ok(full)).is_err() {
-                            return start.elapsed() - waiting;
+                            return start.elapsed().saturating_sub(waiting);
                         }
                         waiting += t.elapsed();
                     }
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));
-                    return start.elapsed() - waiting;
+                    return start.elapsed().saturating_sub(waiting);
                 }
             }
         }

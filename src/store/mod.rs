@@ -71,6 +71,19 @@ pub struct OpenFailure {
     pub order: FailedOrder,
 }
 
+/// The fate of failed orders, seen from one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolutions {
+    /// This run's failures that are still open.
+    pub open: i64,
+    /// This run's failures resolved later: (resolving run, count).
+    pub resolved_by: Vec<(i64, i64)>,
+    /// This run's failures that failed again in a later run: (run, count).
+    pub superseded_by: Vec<(i64, i64)>,
+    /// Failures of earlier runs that this run resolved: (failed run, count).
+    pub resolved_here: Vec<(i64, i64)>,
+}
+
 /// A stock ledger fault found by `verify`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerFault {
@@ -155,6 +168,8 @@ pub trait Store {
     ) -> Result<()>;
 
     fn runs(&mut self) -> Result<Vec<RunRecord>>;
+    /// What became of a run's failed orders, and which earlier failures it resolved.
+    fn resolutions(&mut self, run_id: i64) -> Result<Resolutions>;
     fn run(&mut self, id: i64) -> Result<Option<RunRecord>>;
 
     /// Skus whose stock is negative or differs from the sum of their ledger.

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Backoff, LedgerFault, OpenFailure, Result, RunInput, RunRecord, Store, StoreError};
+use super::{
+    Backoff, LedgerFault, OpenFailure, Resolutions, Result, RunInput, RunRecord, Store, StoreError,
+};
 use crate::model::order::{AcceptedRow, FailedBody, FailedOrder, Product, Status, ValidOrder};
 use crate::model::ErrorCode;
 
@@ -614,6 +616,38 @@ impl Store for SqliteStore {
                 Ok(r)
             })
             .collect()
+    }
+
+    fn resolutions(&mut self, run_id: i64) -> Result<Resolutions> {
+        let pairs = |sql: &str| -> Result<Vec<(i64, i64)>> {
+            let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))
+        };
+        Ok(Resolutions {
+            open: self
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM failed_orders WHERE run_id = ?1 AND resolved_by IS NULL AND superseded_by IS NULL",
+                    [run_id],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?,
+            resolved_by: pairs(
+                "SELECT resolved_by, count(*) FROM failed_orders WHERE run_id = ?1 AND resolved_by IS NOT NULL
+                 GROUP BY resolved_by ORDER BY resolved_by",
+            )?,
+            superseded_by: pairs(
+                "SELECT superseded_by, count(*) FROM failed_orders WHERE run_id = ?1 AND superseded_by IS NOT NULL
+                 AND resolved_by IS NULL GROUP BY superseded_by ORDER BY superseded_by",
+            )?,
+            resolved_here: pairs(
+                "SELECT run_id, count(*) FROM failed_orders WHERE resolved_by = ?1 GROUP BY run_id ORDER BY run_id",
+            )?,
+        })
     }
 
     fn run(&mut self, id: i64) -> Result<Option<RunRecord>> {
