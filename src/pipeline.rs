@@ -40,11 +40,32 @@ enum Plan {
 }
 
 pub fn process(cfg: &Config, opts: &RunOptions) -> Result<RunExit> {
-    run(cfg, opts, Plan::Files(opts.files.clone()))
+    with_metrics(opts, || run(cfg, opts, Plan::Files(opts.files.clone())))
 }
 
 pub fn reprocess(cfg: &Config, opts: &RunOptions, of_run: Option<i64>) -> Result<RunExit> {
-    run(cfg, opts, Plan::Retry(of_run))
+    with_metrics(opts, || run(cfg, opts, Plan::Retry(of_run)))
+}
+
+/// A run that fails, however early, still updates the metrics file: its exit
+/// code and time, with the last success kept.
+fn with_metrics(opts: &RunOptions, run: impl FnOnce() -> Result<RunExit>) -> Result<RunExit> {
+    let started_at = now_rfc3339();
+    let clock = Instant::now();
+    let res = run();
+    if let (Err(e), Some(path)) = (&res, &opts.metrics_file) {
+        let s = Summary::new(
+            0,
+            "failed",
+            &started_at,
+            &now_rfc3339(),
+            clock.elapsed().as_millis() as u64,
+            Vec::new(),
+            &Default::default(),
+        );
+        let _ = write_metrics(path, &s, i32::from(crate::exit_code_of(e)), false);
+    }
+    res
 }
 
 /// An input file opened and its header checked.
@@ -73,7 +94,8 @@ fn run(cfg: &Config, opts: &RunOptions, plan: Plan) -> Result<RunExit> {
         Plan::Retry(_) => Vec::new(),
     };
     let catalog_file = match &opts.catalog {
-        Some(path) => Some((path.clone(), read_catalog(path, None, opts.delimiter)?)),
+        // The catalog is its own file, comma-separated like `inventory export` writes it.
+        Some(path) => Some((path.clone(), read_catalog(path, None, b',')?)),
         None => None,
     };
     let mut store = SqliteStore::open(&cfg.db, cfg.lock_timeout)?;
@@ -107,21 +129,11 @@ fn run(cfg: &Config, opts: &RunOptions, plan: Plan) -> Result<RunExit> {
             finished_at: Some(now_rfc3339()),
             duration_ms: Some(clock.elapsed().as_millis() as i64),
             summary: Some(format!("{e:#}")),
+            errors_by_code: "{}".into(),
+            retried_runs: "[]".into(),
             ..RunRecord::default()
         };
         let _ = store.mark_run(&record);
-        if let Some(path) = &opts.metrics_file {
-            let s = Summary::new(
-                run_id,
-                "failed",
-                &ctx.started_at,
-                &now_rfc3339(),
-                ctx.elapsed_ms(),
-                Vec::new(),
-                &Default::default(),
-            );
-            let _ = write_metrics(path, &s, i32::from(crate::exit_code_of(e)), false);
-        }
     }
     res
 }
@@ -263,6 +275,7 @@ impl RunCtx<'_> {
 
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.jobs)
+            .thread_name(|i| format!("validate-{i}"))
             .build()
             .context("cannot start the validation threads")?;
         let (raw_tx, raw_rx) = sync_channel::<Result<Vec<RawOrder>, InputError>>(IN_FLIGHT);
@@ -270,11 +283,17 @@ impl RunCtx<'_> {
         let mut apply_time = Duration::ZERO;
         let mut report_time = Duration::ZERO;
         let outcome: Result<()> = std::thread::scope(|scope| {
-            let reader = scope.spawn(move || read_stage(readers, raw_tx));
-            let validator = scope.spawn({
-                let catalog = Arc::clone(&catalog);
-                move || validate_stage(raw_rx, chk_tx, &catalog, &pool)
-            });
+            let reader = std::thread::Builder::new()
+                .name("read".into())
+                .spawn_scoped(scope, move || read_stage(readers, raw_tx))
+                .context("cannot start the reading thread")?;
+            let validator = std::thread::Builder::new()
+                .name("validate".into())
+                .spawn_scoped(scope, {
+                    let catalog = Arc::clone(&catalog);
+                    move || validate_stage(raw_rx, chk_tx, &catalog, &pool)
+                })
+                .context("cannot start the validation thread")?;
             let res = (|| -> Result<()> {
                 for chunk in chk_rx.iter() {
                     let chunk = chunk?;

@@ -8,10 +8,14 @@ use csv::{ByteRecord, StringRecord};
 
 use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
 use crate::model::order::{Field, REPORT_COLUMNS};
+use crate::report::escape::unescape_cell;
 
 pub(super) struct CsvOrders {
     path: String,
+    delimiter: u8,
     rdr: csv::Reader<Tee>,
+    /// Stream offset where the current CSV parser started (it restarts after broken quoting).
+    offset: u64,
     columns: Arc<Columns>,
     width: usize,
     group: Vec<RawRow>,
@@ -19,21 +23,21 @@ pub(super) struct CsvOrders {
     done: bool,
 }
 
+fn parser(delimiter: u8, tee: Tee) -> csv::Reader<Tee> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .buffer_capacity(256 * 1024)
+        .from_reader(tee)
+}
+
 impl CsvOrders {
     pub(super) fn new(source: Source, delimiter: u8) -> Result<Self, InputError> {
         let path = source.path.clone();
         let mut reader = source.reader;
         skip_bom(&mut reader).map_err(|e| read_err(&path, 1, e))?;
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            .buffer_capacity(256 * 1024)
-            .from_reader(Tee {
-                inner: reader,
-                buf: Vec::new(),
-                base: 0,
-            });
+        let mut rdr = parser(delimiter, Tee::new(reader, 0, 1));
         let mut header = ByteRecord::new();
         loop {
             match rdr.read_byte_record(&mut header) {
@@ -47,11 +51,14 @@ impl CsvOrders {
             .map_err(|_| InputError::HeaderEncoding { path: path.clone() })?;
         let columns = map_header(&path, &header)?;
         let end = rdr.position().byte();
+        rdr.get_mut().line_at(end);
         rdr.get_mut().discard_to(end);
         Ok(CsvOrders {
             path,
+            delimiter,
             width: header.len(),
             rdr,
+            offset: 0,
             columns: Arc::new(columns),
             group: Vec::new(),
             out: VecDeque::new(),
@@ -78,33 +85,73 @@ impl CsvOrders {
         });
     }
 
+    /// Start a fresh CSV parser at stream offset `at`, over the bytes already
+    /// read past it and the rest of the input.
+    fn restart(&mut self, at: u64) {
+        let fresh = parser(self.delimiter, Tee::new(Box::new(io::empty()), 0, 1));
+        let mut old = std::mem::replace(&mut self.rdr, fresh).into_inner();
+        let line = old.line_at(at);
+        let rest = old.slice(at, u64::MAX).to_vec();
+        let inner: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(rest).chain(old.inner));
+        self.rdr = parser(self.delimiter, Tee::new(inner, at, line));
+        self.offset = at;
+    }
+
     /// Read one record and queue what it completes. False at end of input.
     fn step(&mut self) -> Result<bool, InputError> {
         let mut rec = ByteRecord::with_capacity(256, self.width);
-        let more = self
-            .rdr
-            .read_byte_record(&mut rec)
-            .map_err(|e| read_err(&self.path, self.rdr.position().line(), csv_io(e)))?;
+        let more = self.rdr.read_byte_record(&mut rec).map_err(|e| {
+            let line = self.rdr.get_ref().line;
+            read_err(&self.path, line, csv_io(e))
+        })?;
         if !more {
             self.flush();
             return Ok(false);
         }
-        let (start, line) = rec
-            .position()
-            .map(|p| (p.byte(), p.line()))
-            .unwrap_or((0, 0));
-        let end = self.rdr.position().byte();
+        let mut start = self.offset + rec.position().map(|p| p.byte()).unwrap_or(0);
+        let end = self.offset + self.rdr.position().byte();
+        let tee = self.rdr.get_mut();
+        // The parser's record position can sit on the blank lines it skipped.
+        let blank = tee
+            .slice(start, end)
+            .iter()
+            .take_while(|b| matches!(b, b'\n' | b'\r'))
+            .count();
+        start += blank as u64;
+        let line = tee.line_at(start);
         if is_blank(&rec) {
-            self.rdr.get_mut().discard_to(end);
+            tee.line_at(end);
+            tee.discard_to(end);
             return Ok(true);
         }
-        if rec.len() != self.width {
+        let raw = tee.slice(start, end);
+        let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        let broken = memchr(b'"', body) && !well_quoted(body, self.delimiter);
+        if broken {
+            if let Some(nl) = body.iter().position(|b| *b == b'\n') {
+                // An unclosed quote swallowed the lines after it: only its own
+                // line is the bad record; parse again from the next line.
+                let bad = RawOrder::malformed(
+                    line,
+                    &body[..nl],
+                    "broken quoting (a quote is not closed on its line)",
+                );
+                self.flush();
+                self.out.push_back(bad);
+                self.restart(start + nl as u64 + 1);
+                return Ok(true);
+            }
+            let bad = RawOrder::malformed(line, body, "broken quoting");
+            self.flush();
+            self.out.push_back(bad);
+        } else if rec.len() != self.width {
             let reason = format!(
                 "wrong number of fields: {} where the header has {}",
                 rec.len(),
                 self.width
             );
-            let bad = RawOrder::malformed(line, self.rdr.get_ref().slice(start, end), reason);
+            let bad = RawOrder::malformed(line, body, reason);
             self.flush();
             self.out.push_back(bad);
         } else {
@@ -123,15 +170,66 @@ impl CsvOrders {
                     self.group.push(row);
                 }
                 Err(_) => {
-                    let raw = self.rdr.get_ref().slice(start, end);
-                    let bad = RawOrder::malformed(line, raw, "not valid UTF-8");
+                    let bad = RawOrder::malformed(line, body, "not valid UTF-8");
                     self.flush();
                     self.out.push_back(bad);
                 }
             }
         }
-        self.rdr.get_mut().discard_to(end);
+        let tee = self.rdr.get_mut();
+        tee.line_at(end);
+        tee.discard_to(end);
         Ok(true)
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> bool {
+    hay.contains(&needle)
+}
+
+/// RFC 4180 quoting of one record (without its line terminator): a quoted
+/// field is closed, doubled quotes inside it, and followed by a delimiter or
+/// the end; an unquoted field holds no quote at all.
+fn well_quoted(rec: &[u8], delimiter: u8) -> bool {
+    let n = rec.len();
+    let mut i = 0;
+    loop {
+        if i < n && rec[i] == b'"' {
+            i += 1;
+            loop {
+                match rec[i..].iter().position(|b| *b == b'"') {
+                    None => return false,
+                    Some(k) => {
+                        i += k + 1;
+                        if i < n && rec[i] == b'"' {
+                            i += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            if i == n {
+                return true;
+            }
+            if rec[i] != delimiter {
+                return false;
+            }
+            i += 1;
+        } else {
+            let len = rec[i..]
+                .iter()
+                .position(|b| *b == delimiter)
+                .unwrap_or(n - i);
+            if rec[i..i + len].contains(&b'"') {
+                return false;
+            }
+            i += len;
+            if i == n {
+                return true;
+            }
+            i += 1;
+        }
     }
 }
 
@@ -166,7 +264,7 @@ fn map_header(path: &str, header: &StringRecord) -> Result<Columns, InputError> 
     let mut extras = Vec::new();
     let mut seen = HashSet::new();
     for (pos, name) in header.iter().enumerate() {
-        let name = name.trim().to_ascii_lowercase();
+        let name = unescape_cell(name.trim()).to_ascii_lowercase();
         let name = if name.is_empty() {
             format!("column_{}", pos + 1)
         } else {
@@ -231,25 +329,55 @@ fn read_err(path: &str, line: u64, source: io::Error) -> InputError {
     }
 }
 
-/// Keeps a copy of the bytes the CSV parser reads, so a record that cannot be
-/// parsed can be reported with its raw text.
+/// Keeps a copy of the bytes the CSV parser reads, so that a record that cannot
+/// be parsed can be reported with its raw text, and counts physical lines (the
+/// CSV parser does not count the blank lines it skips).
 struct Tee {
     inner: Box<dyn BufRead + Send>,
     buf: Vec<u8>,
     /// Stream offset of `buf[0]`.
     base: u64,
+    /// Lines are counted up to this stream offset...
+    cursor: u64,
+    /// ...where this physical line (1-based) starts or runs.
+    line: u64,
 }
 
 impl Tee {
+    fn new(inner: Box<dyn BufRead + Send>, at: u64, line: u64) -> Tee {
+        Tee {
+            inner,
+            buf: Vec::new(),
+            base: at,
+            cursor: at,
+            line,
+        }
+    }
+
     fn slice(&self, start: u64, end: u64) -> &[u8] {
         let s = start.saturating_sub(self.base) as usize;
-        let e = (end.saturating_sub(self.base) as usize).min(self.buf.len());
+        let e = (end.saturating_sub(self.base).min(self.buf.len() as u64)) as usize;
         &self.buf[s.min(e)..e]
     }
 
-    /// Forget bytes before `pos`; done in large steps to keep the copying cheap.
+    /// The physical line at stream offset `pos` (at or after the last one asked).
+    fn line_at(&mut self, pos: u64) -> u64 {
+        if pos > self.cursor {
+            let newlines = self
+                .slice(self.cursor, pos)
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            self.line += newlines as u64;
+            self.cursor = pos;
+        }
+        self.line
+    }
+
+    /// Forget bytes before `pos` (never past the line cursor); done in large
+    /// steps to keep the copying cheap.
     fn discard_to(&mut self, pos: u64) {
-        let k = pos.saturating_sub(self.base) as usize;
+        let k = pos.min(self.cursor).saturating_sub(self.base) as usize;
         if k >= 64 * 1024 || k == self.buf.len() {
             let k = k.min(self.buf.len());
             self.buf.drain(..k);
@@ -334,7 +462,7 @@ mod tests {
     fn ragged_rows_and_bad_utf8_are_malformed_records_with_raw_text() {
         let mut text = format!("{HEADER}\n{}\nX,1,2\n", row("A")).into_bytes();
         text.extend_from_slice(row("B").replace("a@b", "a\u{e9}@b").as_bytes());
-        let pos = text.len() - 30;
+        let pos = text.iter().position(|b| *b == 0xc3).unwrap();
         text[pos] = 0xff;
         text.extend_from_slice(format!("\n{}\n", row("C")).as_bytes());
         let orders = read_all(&text);
@@ -402,5 +530,64 @@ mod tests {
             panic!()
         };
         assert!(columns.extras.is_empty());
+    }
+
+    #[test]
+    fn an_unclosed_quote_costs_only_its_own_line() {
+        let text = format!(
+            "{HEADER},note\n{},\"open\n{},x\n\n{},\"two\nlines\"\n{},y\n",
+            row("A"),
+            row("B"),
+            row("C"),
+            row("D")
+        );
+        let orders = read_all(text.as_bytes());
+        let ids: Vec<_> = orders.iter().map(|o| (o.order_id(), o.line)).collect();
+        assert_eq!(
+            ids,
+            [(None, 2), (Some("B"), 3), (Some("C"), 5), (Some("D"), 7)],
+            "{orders:#?}"
+        );
+        match &orders[0].body {
+            RawBody::Malformed { raw, reason } => {
+                assert!(raw.ends_with(",\"open"), "{raw}");
+                assert!(reason.contains("quot"), "{reason}");
+            }
+            _ => panic!("expected malformed"),
+        }
+    }
+
+    #[test]
+    fn a_stray_quote_is_broken_quoting() {
+        let text = format!(
+            "{HEADER},note\n{},5\" screen\n{},\"ok \"\"quoted\"\"\"\n",
+            row("A"),
+            row("B")
+        );
+        let orders = read_all(text.as_bytes());
+        assert_eq!(orders.len(), 2);
+        assert!(
+            matches!(&orders[0].body, RawBody::Malformed { reason, .. } if reason.contains("quoting"))
+        );
+        let RawBody::Rows { columns, rows, .. } = &orders[1].body else {
+            panic!()
+        };
+        assert_eq!(rows[0].cell(columns, 10), "ok \"quoted\"");
+    }
+
+    #[test]
+    fn well_quoted_follows_rfc_4180() {
+        for ok in [
+            &b"a,b"[..],
+            b"\"a,b\",c",
+            b"\"a\"\"b\",",
+            b"\"x\ny\"",
+            b",,\"\"",
+        ] {
+            assert!(well_quoted(ok, b','), "{}", String::from_utf8_lossy(ok));
+        }
+        for bad in [&b"a\"b,c"[..], b"\"open", b"\"a\"b,c", b"a,\"b"] {
+            assert!(!well_quoted(bad, b','), "{}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 pub mod catalog;
 mod csv;
-mod jsonl;
+pub mod jsonl;
 mod source;
 
 use std::collections::HashSet;
@@ -63,13 +63,13 @@ impl Format {
 /// Problems with an input file itself (as opposed to one of its records).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: read failed near line {line}: {source}; nothing of this run was committed")]
+    #[error("{path}: reading failed near line {line}, so nothing of this run was committed")]
     Read {
         path: String,
         line: u64,

@@ -142,7 +142,8 @@ mod tests {
     fn a_directory_or_missing_file_is_an_open_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = open_source(dir.path().to_str().unwrap()).err().unwrap();
-        assert!(err.to_string().contains("directory"), "{err}");
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(cause.contains("directory"), "{cause}");
         let err = open_source("/nonexistent/x.csv").err().unwrap();
         assert!(matches!(err, InputError::Open { .. }));
     }

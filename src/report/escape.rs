@@ -9,19 +9,28 @@ fn starts_with_trigger(v: &str) -> bool {
     v.starts_with(TRIGGERS)
 }
 
-/// A cell starting with '=', '+', '-', '@', '\t', '\r' or '\n' gets a leading '\''. Cow::Borrowed otherwise.
+/// Quotes then a trigger: such a value would lose a quote on the way back in,
+/// so it gets one more, like a bare trigger does.
+fn quotes_then_trigger(v: &str) -> bool {
+    starts_with_trigger(v.trim_start_matches('\''))
+}
+
+/// A cell starting with '=', '+', '-', '@', '\t', '\r' or '\n' gets a leading '\''
+/// (and so does one starting with quotes before such a character, so that
+/// [`unescape_cell`] gives back exactly the value). Cow::Borrowed otherwise.
 pub fn escape_cell(v: &str) -> std::borrow::Cow<'_, str> {
-    if starts_with_trigger(v) {
+    if quotes_then_trigger(v) {
         Cow::Owned(format!("'{v}"))
     } else {
         Cow::Borrowed(v)
     }
 }
 
-/// Inverse on input: a leading '\'' followed by one of those characters is dropped; anything else unchanged.
+/// Inverse on input: a leading '\'' followed by one of those characters (or by
+/// more quotes and then one) is dropped; anything else unchanged.
 pub fn unescape_cell(v: &str) -> &str {
     match v.strip_prefix('\'') {
-        Some(rest) if starts_with_trigger(rest) => rest,
+        Some(rest) if quotes_then_trigger(rest) => rest,
         _ => v,
     }
 }
@@ -52,7 +61,7 @@ mod tests {
 
     #[test]
     fn leaves_safe_cells_borrowed() {
-        for v in ["", "abc", "12.50", " =1", "'=1", "'", "é=", "SUM(1)"] {
+        for v in ["", "abc", "12.50", " =1", "'", "'a=", "é=", "SUM(1)"] {
             assert!(matches!(escape_cell(v), Cow::Borrowed(_)), "{v:?}");
             assert!(!is_live_formula(v));
         }
@@ -64,7 +73,9 @@ mod tests {
         assert_eq!(unescape_cell("'\n"), "\n");
         assert_eq!(unescape_cell("'abc"), "'abc");
         assert_eq!(unescape_cell("'"), "'");
-        assert_eq!(unescape_cell("''=1"), "''=1");
+        // A quote before quotes and a trigger is ours too: escape_cell adds it.
+        assert_eq!(unescape_cell("''=1"), "'=1");
+        assert_eq!(escape_cell("'=1"), "''=1");
         assert_eq!(unescape_cell("=1"), "=1");
         assert_eq!(unescape_cell(""), "");
     }

@@ -133,12 +133,25 @@ impl ExtraColumns {
     pub fn add(&mut self, f: &FailedOrder) {
         for row in &f.body.rows {
             for (name, _) in &row.extra {
-                if !self.names.contains(name) {
-                    self.names.push(name.clone());
+                if let Some(key) = extra_key(name) {
+                    if !self.names.contains(&key) {
+                        self.names.push(key);
+                    }
                 }
             }
         }
     }
+}
+
+/// The report name of an extra column: as the CSV reader names columns
+/// (trimmed, lower case), and `None` for a name of ours, which would clash
+/// with a real column (or `items`) when the report is read back.
+fn extra_key(name: &str) -> Option<String> {
+    let key = name.trim().to_ascii_lowercase();
+    let ours = key == "items"
+        || Field::from_name(&key).is_some()
+        || crate::model::order::REPORT_COLUMNS.contains(&key.as_str());
+    (!ours).then_some(key)
 }
 
 /// Writes the failed report: one row per input row (CSV) or one line per
@@ -185,7 +198,7 @@ impl<W: Write> FailedWriter<W> {
                         let v = row
                             .extra
                             .iter()
-                            .find(|(n, _)| n == name)
+                            .find(|(n, _)| extra_key(n).as_ref() == Some(name))
                             .map(|(_, v)| v.as_str());
                         cells.push(v.unwrap_or(""));
                     }
@@ -220,7 +233,9 @@ impl<W: Write> FailedWriter<W> {
                     };
                     obj.insert("items".into(), Value::Array(items));
                     for (name, v) in &first.extra {
-                        obj.insert(name.clone(), Value::String(v.clone()));
+                        if let Some(key) = extra_key(name) {
+                            obj.entry(key).or_insert_with(|| Value::String(v.clone()));
+                        }
                     }
                 }
                 obj.insert("error_code".into(), f.code.as_str().into());
@@ -288,9 +303,19 @@ impl ReportDir {
         if self.target.exists() {
             // A directory of that name from an earlier database: keep it, aside.
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
-            let aside = self
-                .target
-                .with_file_name(format!("{}.replaced-{stamp}", file_stem(&self.target)));
+            let stem = file_stem(&self.target);
+            let aside = (0..)
+                .map(|n| {
+                    let suffix = if n == 0 {
+                        String::new()
+                    } else {
+                        format!("-{n}")
+                    };
+                    self.target
+                        .with_file_name(format!("{stem}.replaced-{stamp}{suffix}"))
+                })
+                .find(|p| !p.exists())
+                .unwrap_or_default();
             fs::rename(&self.target, aside)?;
         }
         fs::rename(&self.partial, &self.target)?;

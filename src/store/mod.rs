@@ -12,8 +12,8 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the database {path} stayed locked by another run for {secs} s (--lock-timeout); nothing was done: try again later")]
-    Locked { path: String, secs: u64 },
-    #[error("database {path}: {source}")]
+    Locked { path: String, secs: f64 },
+    #[error("database {path}")]
     Sqlite {
         path: String,
         #[source]

@@ -85,7 +85,7 @@ impl SqliteStore {
                     if left.is_zero() {
                         return Err(StoreError::Locked {
                             path: self.path.clone(),
-                            secs: self.backoff.timeout.as_secs(),
+                            secs: self.backoff.timeout.as_secs_f64(),
                         });
                     }
                     std::thread::sleep(self.backoff.delay(attempt, &mut self.seed).min(left));

@@ -76,7 +76,11 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
         RawBody::Malformed { raw: text, reason } => {
             return Verdict::Invalid {
                 code: ErrorCode::MalformedRecord,
-                detail: format!("{reason}: {}", masked_raw(text)),
+                detail: format!(
+                    "{}: {reason}: {}",
+                    ErrorCode::MalformedRecord,
+                    masked_raw(text)
+                ),
                 parsed: None,
             }
         }
@@ -146,12 +150,16 @@ impl OrderCheck<'_> {
         self.rows[row].get(self.cols, f)
     }
 
-    /// " (line N)" when the order has several rows, so the detail points at one.
+    /// " (line N)" when the order has several rows, so the detail points at
+    /// one; " (item N)" for the items of a JSONL order, which share a line.
     fn at(&self, row: usize) -> String {
-        if self.rows.len() > 1 {
-            format!(" (line {})", self.rows[row].line)
-        } else {
+        let n = self.rows.len();
+        if n < 2 {
             String::new()
+        } else if self.rows[0].line == self.rows[n - 1].line {
+            format!(" (item {})", row + 1)
+        } else {
+            format!(" (line {})", self.rows[row].line)
         }
     }
 
@@ -167,6 +175,13 @@ impl OrderCheck<'_> {
 
     /// Run every check up to the catalog checks; the parsed order when all values parsed.
     fn run(&mut self, duplicate: bool, catalog: &Catalog) -> Option<ValidOrder> {
+        let not_array = self
+            .problems
+            .iter()
+            .any(|p| p.message == crate::read::jsonl::ITEMS_NOT_ARRAY);
+        if self.no_items && !not_array {
+            self.push(ErrorCode::MissingField, "items is missing or empty".into());
+        }
         // MISSING_FIELD: every row, every field.
         for r in 0..self.rows.len() {
             for f in self.fields().collect::<Vec<_>>() {
@@ -436,19 +451,26 @@ pub fn show(v: &str, free_text: bool) -> String {
 }
 
 fn masked_raw(text: &str) -> String {
-    let mut cut = text;
-    if cut.len() > MAX_RAW {
-        let mut end = MAX_RAW;
-        while !cut.is_char_boundary(end) {
-            end -= 1;
-        }
-        cut = &cut[..end];
-    }
-    let mut out = pan::mask_pans(cut).into_owned();
-    if cut.len() < text.len() {
-        out.push_str(&format!(" ... ({} more bytes)", text.len() - cut.len()));
+    // Mask before cutting, over a window a little past the cut, so that a card
+    // number across the cut is never left half in clear.
+    let window = &text[..floor_boundary(text, MAX_RAW + 64)];
+    let masked = pan::mask_pans(window);
+    let mut out = masked[..floor_boundary(&masked, MAX_RAW)].to_string();
+    if out.len() < masked.len() || window.len() < text.len() {
+        out.push_str(&format!(" ... ({} bytes in all)", text.len()));
     }
     out
+}
+
+fn floor_boundary(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 /// Fingerprint of an order's parsed content, for "applied before with the same content".
