@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS run_skips (
     payment_method TEXT NOT NULL,
     PRIMARY KEY (run_id, run_seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_skips_order ON run_skips (order_id, run_id);
 
 -- Failed orders, with their input rows (card numbers masked) so that the
 -- failed report can be rebuilt and the order reprocessed.

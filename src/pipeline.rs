@@ -15,12 +15,12 @@ use anyhow::{Context, Result};
 
 use crate::apply::{Applier, Outcome};
 use crate::config::{Config, RunOptions};
-use crate::model::order::{FailedOrder, Product};
+use crate::model::order::{AcceptedRow, FailedOrder, Product, Status};
 use crate::progress::Progress;
 use crate::read::catalog::read_catalog;
 use crate::read::{
     open_orders, open_source, Columns, Format, InputError, InputMeter, OrderReader, RawBody,
-    RawOrder, RawRow, SeenIds,
+    RawOrder, RawRow,
 };
 use crate::report::summary::{InputSummary, Summary};
 use crate::report::{file_name, metrics, AcceptedWriter, ExtraColumns, FailedWriter, ReportDir};
@@ -303,12 +303,22 @@ impl RunCtx<'_> {
                             .get(checked.raw.file as usize)
                             .map(String::as_str)
                             .unwrap_or("-");
+                        let line = checked.raw.line;
                         let outcome = applier.apply(checked, file)?;
                         let tr = Instant::now();
                         match &outcome {
-                            Outcome::Accepted(row) | Outcome::Skipped(row) => {
-                                accepted.write(row)?
-                            }
+                            Outcome::Accepted(order) => accepted.write(&AcceptedRow::new(
+                                order,
+                                Status::Accepted,
+                                file,
+                                line,
+                            ))?,
+                            Outcome::Skipped(order) => accepted.write(&AcceptedRow::new(
+                                order,
+                                Status::Skipped,
+                                file,
+                                line,
+                            ))?,
                             Outcome::Failed(_) => {
                                 if opts.max_errors.is_some_and(|n| applier.counts.failed > n) {
                                     aborted = true;
@@ -351,8 +361,6 @@ impl RunCtx<'_> {
         outcome?;
 
         let counts = applier.counts.clone();
-        let deltas = applier.stock_deltas();
-        drop(applier);
         let inputs: Vec<InputSummary> = names
             .iter()
             .zip(formats.iter().chain(std::iter::repeat(&Format::Csv)))
@@ -366,6 +374,7 @@ impl RunCtx<'_> {
             .collect();
 
         if aborted {
+            drop(applier);
             store.rollback()?;
             let summary = self.summary("aborted", inputs, &counts);
             store.mark_run(&self.record(&summary, &[]))?;
@@ -374,7 +383,7 @@ impl RunCtx<'_> {
         }
 
         let t = Instant::now();
-        store.move_stock(&deltas, run_id, reason, &now_rfc3339())?;
+        applier.finish(reason, &now_rfc3339())?;
         if !retried.is_empty() {
             let ids: Vec<i64> = retried.iter().map(|f| f.id).collect();
             store.supersede_failures(None, &ids, run_id)?;
@@ -547,7 +556,7 @@ pub fn render_failed<W: Write>(
     Ok(w.finish()?)
 }
 
-/// Reader stage: every input in order, duplicate order ids marked, in chunks.
+/// Reader stage: every input in order, in chunks.
 /// Returns the time spent.
 fn read_stage(
     readers: Vec<OrderReader>,
@@ -555,15 +564,11 @@ fn read_stage(
 ) -> Duration {
     let start = Instant::now();
     let mut waiting = Duration::ZERO;
-    let mut seen = SeenIds::default();
     let mut chunk = Vec::with_capacity(CHUNK);
     for reader in readers {
         for item in reader {
             match item {
-                Ok(mut raw) => {
-                    if let Some(id) = raw.order_id() {
-                        raw.duplicate = seen.check(id);
-                    }
+                Ok(raw) => {
                     chunk.push(raw);
                     if chunk.len() == CHUNK {
                         let t = Instant::now();
@@ -665,7 +670,6 @@ fn retry_orders(open: &[OpenFailure], names: &mut Vec<String>) -> Vec<RawOrder> 
                 file,
                 line: o.source_line,
                 body,
-                duplicate: false,
                 notes: Vec::new(),
             }
         })

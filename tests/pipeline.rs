@@ -442,3 +442,63 @@ fn report_command_reproduces_the_run_files() {
         .read("reports/run-1/failed.csv")
         .contains(",hi,INSUFFICIENT_STOCK,"));
 }
+
+#[test]
+fn duplicates_are_found_whatever_became_of_the_first_appearance() {
+    let env = Env::new();
+    setup(&env, 2);
+    let text = csv_file(&[
+        order_rows("A-1", &[(0, 1)]),                            // accepted
+        order_rows("B-1", &[(1, 5)]),                            // fails for stock
+        order_rows("A-1", &[(0, 1)]),                            // duplicate of an accepted order
+        order_rows("B-1", &[(1, 1)]), // duplicate of a failed order (would fit the stock)
+        order_rows("C-1", &[(0, 1)]).replace("SKU-0", "SKU-9"), // unknown sku
+        order_rows("D-1", &[(2, 1)]), // accepted (keeps the C-1 rows apart)
+        order_rows("C-1", &[(0, 1)]).replace("SKU-0", "SKU-9"), // duplicate + unknown sku
+        order_rows("A-1", &[(0, 1)]).replace("buyer@", "buyer"), // invalid email + duplicate
+    ]);
+    env.write("orders.csv", text);
+    env.ok(&["process", "orders.csv"], 3);
+    let failed = env.read("reports/run-1/failed.csv");
+    let code_of = |line: u32| {
+        failed
+            .lines()
+            .find(|l| l.ends_with(&format!(",orders.csv,{line}")))
+            .map(|l| l.split(',').nth(10).unwrap().to_string())
+            .unwrap_or_else(|| panic!("line {line} not failed: {failed}"))
+    };
+    assert_eq!(code_of(3), "INSUFFICIENT_STOCK");
+    assert_eq!(code_of(4), "DUPLICATE_IN_INPUT");
+    assert_eq!(code_of(5), "DUPLICATE_IN_INPUT");
+    assert_eq!(code_of(6), "UNKNOWN_SKU");
+    assert_eq!(code_of(8), "DUPLICATE_IN_INPUT");
+    assert_eq!(code_of(9), "INVALID_FIELD");
+    let line8 = failed
+        .lines()
+        .find(|l| l.ends_with(",orders.csv,8"))
+        .unwrap();
+    assert!(
+        line8.contains("UNKNOWN_SKU:"),
+        "detail lists the catalog failure too: {line8}"
+    );
+    let line9 = failed
+        .lines()
+        .find(|l| l.ends_with(",orders.csv,9"))
+        .unwrap();
+    assert!(line9.contains("DUPLICATE_IN_INPUT:"), "{line9}");
+    assert_eq!(env.stock()["SKU-0"], 1);
+    assert_eq!(env.stock()["SKU-1"], 2);
+
+    // A re-run: the first A-1 is skipped, its repeats are still duplicates.
+    env.ok(&["process", "orders.csv"], 3);
+    let accepted = env.read("reports/run-2/accepted.csv");
+    assert_eq!(accepted.lines().count(), 3, "{accepted}");
+    assert!(accepted.contains("A-1,skipped,orders.csv,2,"));
+    let failed2 = env.read("reports/run-2/failed.csv");
+    assert!(
+        failed2.contains("DUPLICATE_IN_INPUT,\"DUPLICATE_IN_INPUT: order_id \"\"A-1\"\""),
+        "{failed2}"
+    );
+    assert_eq!(env.stock()["SKU-0"], 1);
+    env.ok(&["verify"], 0);
+}

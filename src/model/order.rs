@@ -147,37 +147,38 @@ impl Status {
     }
 }
 
-/// One row of the accepted report.
+/// One row of the accepted report: borrowed (`&str`) on the hot path, owned
+/// when read back from the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcceptedRow {
-    pub order_id: String,
+pub struct AcceptedRow<S = String> {
+    pub order_id: S,
     pub status: Status,
-    pub source_file: String,
+    pub source_file: S,
     pub source_line: u64,
-    pub placed_at: String,
-    pub customer_email: String,
-    pub currency: String,
+    pub placed_at: S,
+    pub customer_email: S,
+    pub currency: S,
     pub lines: u64,
     pub units: i64,
     /// Minor units; rendered with the currency's exponent.
     pub total: i64,
-    pub payment_method: String,
+    pub payment_method: S,
 }
 
-impl AcceptedRow {
-    pub fn new(o: &ValidOrder, status: Status, source_file: &str, source_line: u64) -> Self {
+impl<'a> AcceptedRow<&'a str> {
+    pub fn new(o: &'a ValidOrder, status: Status, source_file: &'a str, source_line: u64) -> Self {
         AcceptedRow {
-            order_id: o.order_id.clone(),
+            order_id: &o.order_id,
             status,
-            source_file: source_file.to_string(),
+            source_file,
             source_line,
-            placed_at: o.placed_at.clone(),
-            customer_email: o.customer_email.clone(),
-            currency: o.currency.clone(),
+            placed_at: &o.placed_at,
+            customer_email: &o.customer_email,
+            currency: &o.currency,
             lines: o.lines.len() as u64,
             units: o.units,
             total: o.total,
-            payment_method: o.payment_method.clone(),
+            payment_method: &o.payment_method,
         }
     }
 }

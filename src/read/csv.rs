@@ -80,7 +80,6 @@ impl CsvOrders {
                 rows,
                 no_items: false,
             },
-            duplicate: false,
             notes: Vec::new(),
         });
     }

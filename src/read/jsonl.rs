@@ -166,7 +166,6 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
             rows,
             no_items,
         },
-        duplicate: false,
         notes,
     }
 }

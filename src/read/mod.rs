@@ -6,8 +6,6 @@ mod csv;
 pub mod jsonl;
 mod source;
 
-use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -164,8 +162,6 @@ pub struct RawOrder {
     /// Physical line of the order's first row (1-based; the CSV header is line 1).
     pub line: u64,
     pub body: RawBody,
-    /// Its order_id already appeared earlier in this run's input.
-    pub duplicate: bool,
     /// Problems found while reading (JSON value types, missing items).
     pub notes: Vec<Problem>,
 }
@@ -181,7 +177,6 @@ impl RawOrder {
                 raw: raw.to_string(),
                 reason: reason.into(),
             },
-            duplicate: false,
             notes: Vec::new(),
         }
     }
@@ -214,31 +209,6 @@ pub fn open_orders(
     }
 }
 
-/// Marks orders whose order_id already appeared earlier in the run's input.
-///
-/// Keeps a 128-bit fingerprint per id instead of the id itself, so memory stays
-/// small on large inputs; a false match needs a 128-bit collision.
-#[derive(Default)]
-pub struct SeenIds {
-    seen: HashSet<u128>,
-}
-
-impl SeenIds {
-    /// True when `id` was seen before; records it either way.
-    pub fn check(&mut self, id: &str) -> bool {
-        let fp = fingerprint(id);
-        !self.seen.insert(fp)
-    }
-}
-
-fn fingerprint(id: &str) -> u128 {
-    let mut a = DefaultHasher::new();
-    (0u8, id).hash(&mut a);
-    let mut b = DefaultHasher::new();
-    (1u8, id).hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,14 +228,5 @@ mod tests {
             Format::resolve("x.txt", Some(Format::Csv)).unwrap(),
             Format::Csv
         );
-    }
-
-    #[test]
-    fn seen_ids_flag_the_second_appearance_only() {
-        let mut s = SeenIds::default();
-        assert!(!s.check("A-1"));
-        assert!(!s.check("A-2"));
-        assert!(s.check("A-1"));
-        assert!(s.check("A-1"));
     }
 }

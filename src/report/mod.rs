@@ -43,10 +43,12 @@ fn csv_err(e: csv::Error) -> io::Error {
     }
 }
 
-/// Writes CSV cells with formula escaping.
+/// Writes CSV cells with formula escaping (no copy unless a cell needs the quote).
 fn write_cells<W: Write>(w: &mut csv::Writer<W>, cells: &[&str]) -> io::Result<()> {
-    w.write_record(cells.iter().map(|c| escape_cell(c).into_owned()))
-        .map_err(csv_err)
+    for c in cells {
+        w.write_field(escape_cell(c).as_bytes()).map_err(csv_err)?;
+    }
+    w.write_record(None::<&[u8]>).map_err(csv_err)
 }
 
 /// Streams the accepted report, one row per accepted or skipped order.
@@ -67,43 +69,44 @@ impl<W: Write> AcceptedWriter<W> {
         })
     }
 
-    pub fn write(&mut self, r: &AcceptedRow) -> io::Result<()> {
-        let total = format_amount(r.total, currency_exponent(&r.currency));
+    pub fn write<S: AsRef<str>>(&mut self, r: &AcceptedRow<S>) -> io::Result<()> {
+        let currency = r.currency.as_ref();
+        let total = format_amount(r.total, currency_exponent(currency));
         match self {
             AcceptedWriter::Csv(w) => {
-                let line = r.source_line.to_string();
-                let lines = r.lines.to_string();
-                let units = r.units.to_string();
+                let mut n = itoa::Buffer::new();
+                let mut lines = itoa::Buffer::new();
+                let mut units = itoa::Buffer::new();
                 write_cells(
                     w,
                     &[
-                        &r.order_id,
+                        r.order_id.as_ref(),
                         r.status.as_str(),
-                        &r.source_file,
-                        &line,
-                        &r.placed_at,
-                        &r.customer_email,
-                        &r.currency,
-                        &lines,
-                        &units,
+                        r.source_file.as_ref(),
+                        n.format(r.source_line),
+                        r.placed_at.as_ref(),
+                        r.customer_email.as_ref(),
+                        currency,
+                        lines.format(r.lines),
+                        units.format(r.units),
                         &total,
-                        &r.payment_method,
+                        r.payment_method.as_ref(),
                     ],
                 )
             }
             AcceptedWriter::Jsonl(w) => {
                 let v = serde_json::json!({
-                    "order_id": r.order_id,
+                    "order_id": r.order_id.as_ref(),
                     "status": r.status.as_str(),
-                    "source_file": r.source_file,
+                    "source_file": r.source_file.as_ref(),
                     "source_line": r.source_line,
-                    "placed_at": r.placed_at,
-                    "customer_email": r.customer_email,
-                    "currency": r.currency,
+                    "placed_at": r.placed_at.as_ref(),
+                    "customer_email": r.customer_email.as_ref(),
+                    "currency": currency,
                     "lines": r.lines,
                     "units": r.units,
                     "total": total,
-                    "payment_method": r.payment_method,
+                    "payment_method": r.payment_method.as_ref(),
                 });
                 serde_json::to_writer(&mut *w, &v)?;
                 w.write_all(b"\n")

@@ -129,6 +129,7 @@ pub trait Store {
 
     /// The content fingerprint of an applied order with this id, and the run that applied it.
     fn applied(&mut self, order_id: &str) -> Result<Option<([u8; 16], i64)>>;
+    /// Store an applied order; false (and nothing written) when its id is already applied.
     fn insert_order(
         &mut self,
         run_id: i64,
@@ -136,8 +137,10 @@ pub trait Store {
         order: &ValidOrder,
         source_file: &str,
         source_line: u64,
-    ) -> Result<()>;
-    fn insert_skip(&mut self, run_id: i64, seq: u64, row: &AcceptedRow) -> Result<()>;
+    ) -> Result<bool>;
+    /// Whether this run already reported `order_id` as skipped.
+    fn skipped_in_run(&mut self, run_id: i64, order_id: &str) -> Result<bool>;
+    fn insert_skip(&mut self, run_id: i64, seq: u64, row: &AcceptedRow<&str>) -> Result<()>;
     fn insert_failed(&mut self, run_id: i64, seq: u64, order: &FailedOrder) -> Result<()>;
     /// Order ids with an unresolved failure (the set is small: failures are rare).
     fn open_failure_ids(&mut self) -> Result<std::collections::HashSet<String>>;

@@ -390,45 +390,67 @@ impl Store for SqliteStore {
         o: &ValidOrder,
         source_file: &str,
         source_line: u64,
-    ) -> Result<()> {
-        let items = serde_json::to_string(
-            &o.lines
-                .iter()
-                .map(|l| (l.sku.as_str(), l.quantity, l.unit_price))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap_or_default();
+    ) -> Result<bool> {
+        // [["sku",quantity,unit_price],...]; skus need no JSON escaping (A-Z a-z 0-9 . _ -).
+        let mut items = String::with_capacity(2 + o.lines.len() * 32);
+        items.push('[');
+        for (i, l) in o.lines.iter().enumerate() {
+            if i > 0 {
+                items.push(',');
+            }
+            let mut q = itoa::Buffer::new();
+            let mut p = itoa::Buffer::new();
+            items.push_str("[\"");
+            items.push_str(&l.sku);
+            items.push_str("\",");
+            items.push_str(q.format(l.quantity));
+            items.push(',');
+            items.push_str(p.format(l.unit_price));
+            items.push(']');
+        }
+        items.push(']');
         let mut st = self
             .conn
             .prepare_cached(
                 "INSERT INTO orders (order_id, content_hash, run_id, run_seq, source_file, source_line, placed_at,
                  customer_email, currency, payment_method, payment_ref, payment_amount, total, lines, units, items)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT (order_id) DO NOTHING",
             )
             .map_err(|e| self.err(e))?;
-        st.execute(params![
-            o.order_id,
-            &o.content_hash[..],
-            run_id,
-            seq as i64,
-            source_file,
-            source_line as i64,
-            o.placed_at,
-            o.customer_email,
-            o.currency,
-            o.payment_method,
-            o.payment_ref,
-            o.payment_amount,
-            o.total,
-            o.lines.len() as i64,
-            o.units,
-            items
-        ])
-        .map_err(|e| self.err(e))?;
-        Ok(())
+        let n = st
+            .execute(params![
+                o.order_id,
+                &o.content_hash[..],
+                run_id,
+                seq as i64,
+                source_file,
+                source_line as i64,
+                o.placed_at,
+                o.customer_email,
+                o.currency,
+                o.payment_method,
+                o.payment_ref,
+                o.payment_amount,
+                o.total,
+                o.lines.len() as i64,
+                o.units,
+                items
+            ])
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
     }
 
-    fn insert_skip(&mut self, run_id: i64, seq: u64, r: &AcceptedRow) -> Result<()> {
+    fn skipped_in_run(&mut self, run_id: i64, order_id: &str) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM run_skips WHERE order_id = ?1 AND run_id = ?2")
+            .map_err(|e| self.err(e))?;
+        st.exists(params![order_id, run_id])
+            .map_err(|e| self.err(e))
+    }
+
+    fn insert_skip(&mut self, run_id: i64, seq: u64, r: &AcceptedRow<&str>) -> Result<()> {
         let mut st = self
             .conn
             .prepare_cached(
@@ -492,7 +514,7 @@ impl Store for SqliteStore {
             .conn
             .prepare_cached(
                 "UPDATE failed_orders SET resolved_by = ?2
-                 WHERE order_id = ?1 AND resolved_by IS NULL AND superseded_by IS NULL",
+                 WHERE order_id = ?1 AND run_id != ?2 AND resolved_by IS NULL AND superseded_by IS NULL",
             )
             .map_err(|e| self.err(e))?;
         st.execute(params![order_id, run_id])

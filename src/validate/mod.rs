@@ -44,10 +44,41 @@ pub enum Verdict {
     Invalid {
         code: ErrorCode,
         detail: String,
+        /// Every failure found, in order of precedence (`code` and `detail` sum them up).
+        problems: Vec<Problem>,
         /// The parsed order when only catalog checks failed: if it was applied
         /// before with the same content it is skipped, whatever the catalog says now.
         parsed: Option<Box<ValidOrder>>,
     },
+}
+
+impl Verdict {
+    /// An invalid verdict from its problems (at least one).
+    pub fn invalid(mut problems: Vec<Problem>, parsed: Option<Box<ValidOrder>>) -> Verdict {
+        let (code, detail) = summarize(&mut problems);
+        Verdict::Invalid {
+            code,
+            detail,
+            problems,
+            parsed,
+        }
+    }
+}
+
+/// The code of the first failure by precedence, and every failure as
+/// `CODE: message; CODE: message` (sorts `problems`, stably).
+pub fn summarize(problems: &mut [Problem]) -> (ErrorCode, String) {
+    problems.sort_by_key(|p| p.code);
+    let code = problems
+        .first()
+        .map(|p| p.code)
+        .unwrap_or(ErrorCode::InvalidField);
+    let detail = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.code, p.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    (code, detail)
 }
 
 /// An order as read, with what validation made of it.
@@ -74,15 +105,11 @@ const MAX_RAW: usize = 1 << 20;
 pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
     let (columns, rows, no_items) = match &raw.body {
         RawBody::Malformed { raw: text, reason } => {
-            return Verdict::Invalid {
-                code: ErrorCode::MalformedRecord,
-                detail: format!(
-                    "{}: {reason}: {}",
-                    ErrorCode::MalformedRecord,
-                    masked_raw(text)
-                ),
-                parsed: None,
-            }
+            let p = Problem::new(
+                ErrorCode::MalformedRecord,
+                format!("{reason}: {}", masked_raw(text)),
+            );
+            return Verdict::invalid(vec![p], None);
         }
         RawBody::Rows {
             columns,
@@ -96,45 +123,32 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
         no_items,
         problems: raw.notes.clone(),
     };
-    let parsed = c.run(raw.duplicate, catalog);
+    let parsed = c.run(catalog);
     if !c.problems.is_empty() {
-        c.problems.sort_by_key(|p| p.code);
-        let code = c.problems[0].code;
-        let detail = c
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.code, p.message))
-            .collect::<Vec<_>>()
-            .join("; ");
         let only_catalog = c.problems.iter().all(|p| p.code.is_catalog_check());
-        return Verdict::Invalid {
-            code,
-            detail,
-            parsed: parsed.filter(|_| only_catalog).map(Box::new),
-        };
+        let parsed = parsed.filter(|_| only_catalog).map(Box::new);
+        return Verdict::invalid(c.problems, parsed);
     }
     match parsed {
         Some(order) if order.payment_amount != order.total => {
             let e = currency_exponent(&order.currency);
-            Verdict::Invalid {
-                code: ErrorCode::PaymentMismatch,
-                detail: format!(
-                    "{}: payment_amount {} is not the order total {} (sum of quantity x unit_price over {} line(s))",
-                    ErrorCode::PaymentMismatch,
-                    crate::model::money::format_amount(order.payment_amount, e),
-                    crate::model::money::format_amount(order.total, e),
-                    order.lines.len()
-                ),
-                parsed: None,
-            }
+            let m = format!(
+                "payment_amount {} is not the order total {} (sum of quantity x unit_price over {} line(s))",
+                crate::model::money::format_amount(order.payment_amount, e),
+                crate::model::money::format_amount(order.total, e),
+                order.lines.len()
+            );
+            Verdict::invalid(vec![Problem::new(ErrorCode::PaymentMismatch, m)], None)
         }
         Some(order) => Verdict::Valid(order),
         // Unreachable in practice: no problems means every value parsed.
-        None => Verdict::Invalid {
-            code: ErrorCode::InvalidField,
-            detail: "INVALID_FIELD: the order could not be parsed".into(),
-            parsed: None,
-        },
+        None => Verdict::invalid(
+            vec![Problem::new(
+                ErrorCode::InvalidField,
+                "the order could not be parsed",
+            )],
+            None,
+        ),
     }
 }
 
@@ -174,7 +188,7 @@ impl OrderCheck<'_> {
     }
 
     /// Run every check up to the catalog checks; the parsed order when all values parsed.
-    fn run(&mut self, duplicate: bool, catalog: &Catalog) -> Option<ValidOrder> {
+    fn run(&mut self, catalog: &Catalog) -> Option<ValidOrder> {
         let not_array = self
             .problems
             .iter()
@@ -193,13 +207,6 @@ impl OrderCheck<'_> {
         }
         let order = self.parse();
         self.consistency();
-        if duplicate {
-            let m = format!(
-                "order_id {} already appeared earlier in this run's input",
-                show(self.get(0, Field::OrderId), false)
-            );
-            self.push(ErrorCode::DuplicateInInput, m);
-        }
         self.card_numbers();
         self.catalog(catalog);
         order

@@ -157,6 +157,7 @@ fn invalid(raw: &RawOrder) -> (ErrorCode, String, Option<Box<ValidOrder>>) {
             code,
             detail,
             parsed,
+            ..
         } => (code, detail, parsed),
         Verdict::Valid(o) => panic!("expected an invalid order, got {o:?}"),
     }
@@ -297,8 +298,6 @@ fn csv_and_jsonl_give_the_same_order() {
 
 #[test]
 fn each_code_comes_from_a_minimal_order() {
-    let mut dup = one(&[]);
-    dup.duplicate = true;
     let cases: Vec<(ErrorCode, RawOrder)> = vec![
         (
             ErrorCode::MalformedRecord,
@@ -316,7 +315,6 @@ fn each_code_comes_from_a_minimal_order() {
             ErrorCode::InconsistentOrder,
             csv_order(&[], &[row(&[]), row(&[(Field::PaymentRef, "ref-2")])]),
         ),
-        (ErrorCode::DuplicateInInput, dup),
         (ErrorCode::PanDetected, one(&[(Field::PaymentRef, VISA)])),
         (ErrorCode::UnknownSku, one(&[(Field::Sku, "NOPE")])),
         (
@@ -808,18 +806,7 @@ fn inconsistent_card_numbers_are_masked_in_the_detail() {
 
 // ---------------------------------------------------------------- DUPLICATE_IN_INPUT
 
-#[test]
-fn duplicate_flag_gives_duplicate_in_input() {
-    let mut raw = one(&[]);
-    raw.duplicate = true;
-    let (code, detail, parsed) = invalid(&raw);
-    assert_eq!(code, ErrorCode::DuplicateInInput);
-    assert_eq!(
-        detail,
-        "DUPLICATE_IN_INPUT: order_id \"A-1\" already appeared earlier in this run's input"
-    );
-    assert!(parsed.is_none());
-}
+// DUPLICATE_IN_INPUT is decided in input order by apply (see tests/pipeline.rs).
 
 // ---------------------------------------------------------------- PAN_DETECTED
 
@@ -1020,8 +1007,7 @@ fn detail_lists_every_failure_in_precedence_order() {
         // CURRENCY_MISMATCH can not be on the same order as PRICE_MISMATCH of an EUR
         // product, so it is left out here.
     ];
-    let mut raw = csv_order(&[], &rows);
-    raw.duplicate = true;
+    let raw = csv_order(&[], &rows);
     let (code, detail, parsed) = invalid(&raw);
     assert_eq!(code, ErrorCode::InvalidField);
     assert_eq!(
@@ -1029,7 +1015,6 @@ fn detail_lists_every_failure_in_precedence_order() {
         vec![
             ErrorCode::InvalidField,
             ErrorCode::InconsistentOrder,
-            ErrorCode::DuplicateInInput,
             ErrorCode::PanDetected,
             ErrorCode::UnknownSku,
             ErrorCode::PriceMismatch,
@@ -1083,11 +1068,6 @@ fn payment_mismatch_only_when_nothing_earlier_failed() {
         assert_ne!(code, ErrorCode::PaymentMismatch, "{detail}");
         assert!(!detail.contains("PAYMENT_MISMATCH"), "{detail}");
     }
-    let mut dup = one(&[(Field::PaymentAmount, "1.23")]);
-    dup.duplicate = true;
-    let (code, detail, _) = invalid(&dup);
-    assert_eq!(code, ErrorCode::DuplicateInInput);
-    assert!(!detail.contains("PAYMENT_MISMATCH"), "{detail}");
 }
 
 #[test]
@@ -1135,10 +1115,7 @@ fn parsed_comes_along_only_when_only_catalog_checks_failed() {
         other => panic!("{other:?}"),
     }
 
-    let mut dup = one(&[(Field::Sku, "NOPE")]);
-    dup.duplicate = true;
     let cases = vec![
-        dup,
         one(&[(Field::Sku, "NOPE"), (Field::PaymentRef, VISA)]),
         one(&[(Field::Sku, "NOPE"), (Field::CustomerEmail, "")]),
         one(&[(Field::Sku, "NOPE"), (Field::Quantity, "0")]),

@@ -123,3 +123,106 @@ pub fn csv_file(orders: &[String]) -> String {
 pub fn file_bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
+
+// Helpers added for tests/hostile.rs and tests/faults.rs.
+
+/// The built binary, for running it through a shell or spawning it.
+pub fn bin_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_orderbatch"))
+}
+
+impl Env {
+    /// The binary as a spawnable std Command, in the temp dir, with no
+    /// ORDERBATCH_DB from outside and no output captured.
+    pub fn spawnable(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(bin_path());
+        c.current_dir(self.dir.path())
+            .env_remove("ORDERBATCH_DB")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    }
+
+    /// `PRAGMA integrity_check` of the database ("ok" when sound).
+    pub fn integrity(&self) -> String {
+        let c = self.db();
+        let mut st = c.prepare("PRAGMA integrity_check").unwrap();
+        let rows: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows.join("\n")
+    }
+
+    /// run id -> status, from the run history.
+    pub fn run_statuses(&self) -> BTreeMap<i64, String> {
+        let c = self.db();
+        let mut st = c.prepare("SELECT id, status FROM runs").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Names of the entries of `dir` (relative to the temp dir) that start
+    /// with `prefix`, sorted; empty when `dir` does not exist.
+    pub fn entries(&self, dir: &str, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = match std::fs::read_dir(self.path(dir)) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+    }
+
+    /// `orderbatch verify` exits 0.
+    pub fn verify_ok(&self) {
+        self.ok(&["verify"], 0);
+    }
+}
+
+/// Stderr of a run holds no panic and no internal error.
+pub fn assert_no_panic(out: &Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "stderr: {err}"
+    );
+}
+
+/// A fatal error: exactly one line on stderr, `orderbatch: error: ...`,
+/// holding every one of `needles`.
+pub fn assert_one_error_line(out: &Output, needles: &[&str]) {
+    assert_no_panic(out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {err}");
+    assert!(lines[0].starts_with("orderbatch: error: "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{n:?} in {err}");
+    }
+}
+
+/// A CSV report parsed strictly (every row as wide as the header), as maps
+/// from column name to value.
+pub fn parse_csv(text: &[u8]) -> Vec<BTreeMap<String, String>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text);
+    let header = rdr.headers().expect("a header row").clone();
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap_or_else(|e| panic!("not valid CSV: {e}"));
+            header
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
