@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Benchmark: orderbatch against SQLite's own CSV loader on the same data.
+#
+#   bench/run.sh [--orders N] [--pairs P] [--scale] [--out FILE]
+#
+# Generates (and caches under bench/data/) a catalog and order files with
+# ../shared/bench/gen_orders.py (--skus 20000 --bad-rate 0.02 --stock ample),
+# then times, alternating, P pairs of:
+#   import : sqlite3 fresh.db '.mode csv' '.import orders.csv t'   (the floor)
+#   process: orderbatch process orders.csv  (fresh database, catalog loaded beforehand, untimed)
+# and likewise JSONL and --dry-run. Prints the median wall time, orders/s,
+# MB/s and peak RSS of each, and the ratio to the import.
+# --scale adds a 4N-order file (memory and throughput at 4x) and four N-order
+# slices of it processed one after the other into one database.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+gen="$root/../shared/bench/gen_orders.py"
+orders=1000000
+pairs=3
+scale=0
+out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --orders) orders=$2; shift 2 ;;
+        --pairs) pairs=$2; shift 2 ;;
+        --scale) scale=1; shift ;;
+        --out) out=$2; shift 2 ;;
+        *) echo "usage: $0 [--orders N] [--pairs P] [--scale] [--out FILE]" >&2; exit 2 ;;
+    esac
+done
+for tool in sqlite3 python3 /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "needs $tool (Debian: apt-get install sqlite3 time python3)" >&2; exit 2; }
+done
+[ -f "$gen" ] || { echo "generator not found: $gen" >&2; exit 2; }
+
+(cd "$root" && cargo build --release --quiet)
+bin="$root/target/release/orderbatch"
+data="$here/data/$orders"
+if [ ! -f "$data/orders.jsonl" ]; then
+    echo "generating $orders orders in $data ..." >&2
+    python3 "$gen" "$data" --orders "$orders" --skus 20000 --bad-rate 0.02 --stock ample --format both
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# time_cmd LABEL CMD...: appends "LABEL wall_s rss_kb" to $work/times
+time_cmd() {
+    local label=$1; shift
+    /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || {
+        local rc=$?
+        # orderbatch exits 3 when some orders failed: that is a completed run.
+        if [ "$rc" -ne 3 ]; then cat "$work/err" >&2; exit 1; fi
+    }
+    echo "$label $(tail -n 1 "$work/t")" >> "$work/times"
+}
+
+fresh_db() {  # a database with the catalog loaded
+    rm -f "$work"/ob.db*
+    "$bin" --db "$work/ob.db" -q inventory load "$data/catalog.csv"
+}
+
+for i in $(seq "$pairs"); do
+    rm -f "$work/imp.db"
+    time_cmd import sqlite3 "$work/imp.db" '.mode csv' ".import $data/orders.csv t"
+    fresh_db; time_cmd process-csv "$bin" --db "$work/ob.db" -q --no-progress process "$data/orders.csv" --out "$work/r"
+    fresh_db; time_cmd process-jsonl "$bin" --db "$work/ob.db" -q --no-progress process "$data/orders.jsonl" --out "$work/r"
+    fresh_db; time_cmd dry-run-csv "$bin" --db "$work/ob.db" -q --no-progress process "$data/orders.csv" --dry-run --out "$work/r"
+    rm -rf "$work/r"
+done
+
+if [ "$scale" = 1 ]; then
+    big=$((orders * 4))
+    bigdata="$here/data/$big"
+    if [ ! -f "$bigdata/orders.csv" ]; then
+        echo "generating $big orders in $bigdata ..." >&2
+        python3 "$gen" "$bigdata" --orders "$big" --skus 20000 --bad-rate 0.02 --stock ample --format csv
+    fi
+    # Four slices of N orders each (distinct order ids), header on each.
+    if [ ! -f "$bigdata/slice-4.csv" ]; then
+        awk -F, -v n="$orders" -v dir="$bigdata" '
+            NR == 1 { header = $0; next }
+            { id = substr($1, 5) + 0; s = int(id / n) + 1; f = dir "/slice-" s ".csv"
+              if (!(f in seen)) { print header > f; seen[f] = 1 }
+              print > f }' "$bigdata/orders.csv"
+    fi
+    rm -f "$work"/ob.db*
+    "$bin" --db "$work/ob.db" -q inventory load "$bigdata/catalog.csv"
+    time_cmd process-4x "$bin" --db "$work/ob.db" -q --no-progress process "$bigdata/orders.csv" --out "$work/r"
+    rm -rf "$work/r" "$work"/ob.db*
+    "$bin" --db "$work/ob.db" -q inventory load "$bigdata/catalog.csv"
+    for s in 1 2 3 4; do
+        time_cmd "slice-$s" "$bin" --db "$work/ob.db" -q --no-progress process "$bigdata/slice-$s.csv" --out "$work/r"
+    done
+fi
+
+python3 - "$work/times" "$orders" "$data" "$pairs" <<'PY' | tee ${out:+"$out"}
+import os, statistics, sys
+times, n, data, pairs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rows = {}
+for line in open(times):
+    label, wall, rss = line.split()
+    rows.setdefault(label, []).append((float(wall), int(rss)))
+size = {"csv": os.path.getsize(os.path.join(data, "orders.csv")),
+        "jsonl": os.path.getsize(os.path.join(data, "orders.jsonl"))}
+imp = statistics.median(w for w, _ in rows["import"])
+print(f"{n} orders, {size['csv'] / 1e6:.0f} MB CSV, {size['jsonl'] / 1e6:.0f} MB JSONL; median of {pairs} runs; "
+      f"{os.cpu_count()} CPUs")
+print(f"{'what':<14} {'wall s':>8} {'orders/s':>10} {'MB/s':>7} {'peak RSS MB':>12} {'x import':>9}")
+for label, vals in rows.items():
+    wall = statistics.median(w for w, _ in vals)
+    rss = max(r for _, r in vals) / 1024
+    orders = n * 4 if label == "process-4x" else n
+    mb = (size["jsonl"] if "jsonl" in label else size["csv"]) * (4 if label == "process-4x" else 1) / 1e6
+    if label.startswith("slice-"):
+        mb = size["csv"] / 1e6
+    print(f"{label:<14} {wall:8.2f} {orders / wall:10.0f} {mb / wall:7.1f} {rss:12.0f} {wall / imp:9.2f}")
+PY
