@@ -3,6 +3,8 @@
 //! stock, and the records the database keeps of every order.
 
 use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxHashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::model::order::{AcceptedRow, FailedOrder, Problem, Status, ValidOrder};
@@ -30,7 +32,7 @@ struct Level {
 pub struct Applier<'s> {
     store: &'s mut dyn Store,
     run_id: i64,
-    stock: HashMap<String, Level>,
+    stock: FxHashMap<String, Level>,
     /// Unresolved failures of earlier runs (and of this one), by order id.
     open_failures: HashSet<String>,
     /// Fingerprints of the order ids that failed in this run. Accepted and

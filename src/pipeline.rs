@@ -29,9 +29,9 @@ use crate::validate::{validate_chunk, Catalog, Checked};
 use crate::{now_rfc3339, Exit as RunExit};
 
 /// Orders per chunk handed from stage to stage.
-const CHUNK: usize = 4096;
+const CHUNK: usize = 2048;
 /// Chunks in flight between two stages: bounds memory whatever the input size.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 2;
 
 /// Where a run's orders come from.
 enum Plan {

@@ -18,6 +18,8 @@ pub(super) struct CsvOrders {
     offset: u64,
     columns: Arc<Columns>,
     width: usize,
+    /// The record being read, reused.
+    scratch: ByteRecord,
     group: Vec<RawRow>,
     out: VecDeque<RawOrder>,
     done: bool,
@@ -57,6 +59,7 @@ impl CsvOrders {
             path,
             delimiter,
             width: header.len(),
+            scratch: ByteRecord::new(),
             rdr,
             offset: 0,
             columns: Arc::new(columns),
@@ -98,8 +101,9 @@ impl CsvOrders {
 
     /// Read one record and queue what it completes. False at end of input.
     fn step(&mut self) -> Result<bool, InputError> {
-        let mut rec = ByteRecord::with_capacity(256, self.width);
-        let more = self.rdr.read_byte_record(&mut rec).map_err(|e| {
+        let mut rec = std::mem::take(&mut self.scratch);
+        let res = self.rdr.read_byte_record(&mut rec);
+        let more = res.map_err(|e| {
             let line = self.rdr.get_ref().line;
             read_err(&self.path, line, csv_io(e))
         })?;
@@ -107,6 +111,13 @@ impl CsvOrders {
             self.flush();
             return Ok(false);
         }
+        let out = self.handle(&rec);
+        self.scratch = rec;
+        out
+    }
+
+    /// Queue what one record completes.
+    fn handle(&mut self, rec: &ByteRecord) -> Result<bool, InputError> {
         let mut start = self.offset + rec.position().map(|p| p.byte()).unwrap_or(0);
         let end = self.offset + self.rdr.position().byte();
         let tee = self.rdr.get_mut();
@@ -118,7 +129,7 @@ impl CsvOrders {
             .count();
         start += blank as u64;
         let line = tee.line_at(start);
-        if is_blank(&rec) {
+        if is_blank(rec) {
             tee.line_at(end);
             tee.discard_to(end);
             return Ok(true);
@@ -154,7 +165,9 @@ impl CsvOrders {
             self.flush();
             self.out.push_back(bad);
         } else {
-            match StringRecord::from_byte_record(rec) {
+            // A copy sized to the row (the scratch record keeps its capacity for the next one).
+            let row = rec.clone();
+            match StringRecord::from_byte_record(row) {
                 Ok(record) => {
                     let row = RawRow { line, record };
                     let id = row.get(&self.columns, Field::OrderId);

@@ -5,7 +5,7 @@
 pub mod fields;
 pub mod pan;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -20,7 +20,8 @@ use crate::read::{Columns, RawBody, RawOrder, RawRow};
 /// What validation needs of the catalog: price and currency per sku.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
-    products: HashMap<String, (i64, String)>,
+    // Fx: sku lookups are on the hot path and need no DoS resistance.
+    products: FxHashMap<String, (i64, String)>,
 }
 
 impl Catalog {
@@ -181,12 +182,6 @@ impl OrderCheck<'_> {
         self.problems.push(Problem::new(code, message));
     }
 
-    fn fields(&self) -> impl Iterator<Item = Field> + '_ {
-        Field::ALL
-            .into_iter()
-            .filter(move |f| !(self.no_items && f.is_item()))
-    }
-
     /// Run every check up to the catalog checks; the parsed order when all values parsed.
     fn run(&mut self, catalog: &Catalog) -> Option<ValidOrder> {
         let not_array = self
@@ -198,7 +193,10 @@ impl OrderCheck<'_> {
         }
         // MISSING_FIELD: every row, every field.
         for r in 0..self.rows.len() {
-            for f in self.fields().collect::<Vec<_>>() {
+            for f in Field::ALL {
+                if self.no_items && f.is_item() {
+                    continue;
+                }
                 if self.get(r, f).is_empty() {
                     let m = format!("{} is empty{}", f.name(), self.at(r));
                     self.push(ErrorCode::MissingField, m);
