@@ -24,12 +24,14 @@ CREATE TABLE IF NOT EXISTS stock_ledger (
 CREATE INDEX IF NOT EXISTS stock_ledger_sku ON stock_ledger (sku);
 
 -- Run history. A row is written when a run starts (status 'running') and
--- completed inside the run's own transaction; a row left 'running' is a run
--- that was interrupted.
+-- completed inside the run's own transaction; a row left 'running' whose
+-- process is gone is marked 'interrupted' by the next run.
 CREATE TABLE IF NOT EXISTS runs (
     id             INTEGER PRIMARY KEY,
     command        TEXT NOT NULL,    -- process | reprocess
-    status         TEXT NOT NULL,    -- running | completed | dry_run | aborted | failed
+    status         TEXT NOT NULL,    -- running | completed | dry_run | aborted | failed | interrupted
+    pid            INTEGER,          -- the process of a run, to tell a running one from an interrupted one
+    host           TEXT,
     started_at     TEXT NOT NULL,
     finished_at    TEXT,
     duration_ms    INTEGER,

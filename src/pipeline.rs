@@ -89,6 +89,19 @@ fn run(cfg: &Config, opts: &RunOptions, plan: Plan) -> Result<RunExit> {
     let clock = Instant::now();
     let started_at = now_rfc3339();
     // Everything about the input files is checked before the database is touched.
+    if let Some(path) = &opts.metrics_file {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            return Err(crate::UsageError(format!(
+                "the directory of --metrics-file {} does not exist",
+                path.display()
+            ))
+            .into());
+        }
+    }
     let opened = match &plan {
         Plan::Files(files) => open_inputs(files, opts)?,
         Plan::Retry(_) => Vec::new(),
@@ -108,7 +121,14 @@ fn run(cfg: &Config, opts: &RunOptions, plan: Plan) -> Result<RunExit> {
         Plan::Files(_) => "process",
         Plan::Retry(_) => "reprocess",
     };
-    let run_id = store.start_run(command, &started_at, opts.report_format.as_str())?;
+    reap_interrupted(&mut store, &opts.out)?;
+    let run_id = store.start_run(
+        command,
+        &started_at,
+        opts.report_format.as_str(),
+        std::process::id(),
+        &host_name(),
+    )?;
     let mut ctx = RunCtx {
         cfg,
         opts,
@@ -118,9 +138,10 @@ fn run(cfg: &Config, opts: &RunOptions, plan: Plan) -> Result<RunExit> {
         clock,
         timings: Timings::default(),
         last: None,
+        committed: false,
     };
     let res = ctx.execute(&mut store, opened, catalog_file, plan);
-    if let Err(e) = &res {
+    if let (Err(e), false) = (&res, ctx.committed) {
         // Nothing of the run is committed; the history says how it ended.
         let _ = store.rollback();
         let record = RunRecord {
@@ -136,6 +157,42 @@ fn run(cfg: &Config, opts: &RunOptions, plan: Plan) -> Result<RunExit> {
         let _ = store.mark_run(&record);
     }
     res
+}
+
+/// Runs left 'running' by a process that is gone (killed, crashed, machine
+/// restarted) are marked 'interrupted', and their partial reports removed.
+fn reap_interrupted(store: &mut SqliteStore, out: &std::path::Path) -> Result<()> {
+    let host = host_name();
+    let dead: Vec<i64> = store
+        .running_runs()?
+        .into_iter()
+        .filter(|(_, pid, h)| {
+            h.as_deref() == Some(host.as_str()) && pid.is_some_and(|p| !process_alive(p))
+        })
+        .map(|(id, _, _)| id)
+        .collect();
+    store.mark_interrupted(&dead)?;
+    for id in dead {
+        let _ = std::fs::remove_dir_all(out.join(format!(".run-{id}.partial")));
+    }
+    Ok(())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether an orderbatch process with this pid runs here. Without /proc
+/// nothing can be told, and a run is taken for alive.
+fn process_alive(pid: i64) -> bool {
+    if !std::path::Path::new("/proc/self").exists() {
+        return true;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|comm| comm.trim() == "orderbatch")
+        .unwrap_or(false)
 }
 
 fn open_inputs(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
@@ -174,6 +231,8 @@ struct RunCtx<'a> {
     timings: Timings,
     /// The summary of the finished run, for the closing line.
     last: Option<Summary>,
+    /// The run's transaction committed: nothing after can undo or fail it.
+    committed: bool,
 }
 
 impl RunCtx<'_> {
@@ -198,12 +257,32 @@ impl RunCtx<'_> {
         let res = self.execute_in(store, &reports, opened, catalog_file, plan);
         match res {
             Ok((exit, true)) => {
-                let dir = reports.publish().with_context(|| {
-                    format!("run {} is committed, but its reports could not be moved into place under {}; \
+                // The run is decided (and committed unless a dry run): what follows
+                // can only warn, it cannot change the outcome.
+                let dir = match reports.publish() {
+                    Ok(dir) => Some(dir.display().to_string()),
+                    Err(e) => {
+                        eprintln!(
+                            "orderbatch: warning: run {} is done, but its reports could not be moved into place under {}: {e}; \
                              `orderbatch report accepted|failed --run {}` prints them from the database",
-                            self.run_id, opts.out.display(), self.run_id)
-                })?;
-                self.finish_message(&exit, Some(&dir.display().to_string()));
+                            self.run_id,
+                            opts.out.display(),
+                            self.run_id
+                        );
+                        None
+                    }
+                };
+                if let Some(s) = self.last.clone() {
+                    if let Err(e) = self.emit(&s, exit, !opts.dry_run) {
+                        if !crate::is_broken_pipe(&e) {
+                            eprintln!(
+                                "orderbatch: warning: run {} is done, but {e:#}",
+                                self.run_id
+                            );
+                        }
+                    }
+                }
+                self.finish_message(&exit, dir.as_deref());
                 Ok(exit)
             }
             Ok((exit, false)) => {
@@ -408,6 +487,7 @@ impl RunCtx<'_> {
         } else {
             store.finish_run(&record)?;
             store.commit()?;
+            self.committed = true;
         }
         self.timings.commit = t.elapsed();
         let exit = if counts.failed > 0 {
@@ -415,7 +495,7 @@ impl RunCtx<'_> {
         } else {
             RunExit::Ok
         };
-        self.emit(&summary, exit, !opts.dry_run)?;
+        self.last = Some(summary);
         Ok((exit, true))
     }
 
@@ -468,16 +548,17 @@ impl RunCtx<'_> {
 
     /// The --json summary on stdout and the metrics file.
     fn emit(&mut self, s: &Summary, exit: RunExit, success: bool) -> Result<()> {
+        self.last = Some(s.clone());
+        let metrics = match &self.opts.metrics_file {
+            Some(path) => write_metrics(path, s, i32::from(exit.code()), success),
+            None => Ok(()),
+        };
         if self.opts.json {
             let mut out = std::io::stdout().lock();
             out.write_all(s.to_json().as_bytes())?;
             out.flush()?;
         }
-        if let Some(path) = &self.opts.metrics_file {
-            write_metrics(path, s, i32::from(exit.code()), success)?;
-        }
-        self.last = Some(s.clone());
-        Ok(())
+        metrics
     }
 
     /// The one-line summary on stderr (and the stage timings with -v).

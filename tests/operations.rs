@@ -360,3 +360,26 @@ fn verbose_prints_stage_timings() {
         assert!(err.contains(stage), "{err}");
     }
 }
+
+#[test]
+fn a_run_whose_process_is_gone_is_marked_interrupted_and_its_partial_reports_removed() {
+    let env = Env::new();
+    setup(&env, 10);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    // What a run killed mid-way leaves: a 'running' row and a partial report directory.
+    env.db()
+        .execute(
+            "INSERT INTO runs (id, command, status, started_at, pid, host) VALUES (1, 'process', 'running', 'x', ?1, ?2)",
+            rusqlite::params![i64::from(u32::MAX), host.trim()],
+        )
+        .unwrap();
+    env.write("reports/.run-1.partial/accepted.csv", "half");
+    env.write("orders.csv", csv_file(&[order_rows("A-1", &[(0, 1)])]));
+    env.ok(&["process", "orders.csv"], 0);
+    let list = json(&env.ok(&["runs", "list", "--json"], 0));
+    assert_eq!(list[1]["id"], 1);
+    assert_eq!(list[1]["status"], "interrupted");
+    assert_eq!(list[0]["status"], "completed");
+    assert!(!env.exists("reports/.run-1.partial"));
+    assert!(env.exists("reports/run-2/accepted.csv"));
+}

@@ -86,6 +86,10 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
         Ok(_) => return RawOrder::malformed(line, text, "not a JSON object"),
         Err(e) => return RawOrder::malformed(line, text, format!("invalid JSON: {e}")),
     };
+    // A key given twice is ambiguous (another reader may take the other value).
+    if let Err(e) = no_duplicate_keys(text) {
+        return RawOrder::malformed(line, text, format!("invalid JSON: {e}"));
+    }
     let mut notes = Vec::new();
     let mut order = [""; 10].map(String::from);
     for f in ORDER_FIELDS {
@@ -167,6 +171,69 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
             no_items,
         },
         notes,
+    }
+}
+
+/// Fails on an object, at any depth, that has a key twice.
+fn no_duplicate_keys(text: &[u8]) -> Result<(), serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(text);
+    NoDuplicateKeys.deserialize(&mut de)?;
+    de.end()
+}
+
+#[derive(Clone, Copy)]
+struct NoDuplicateKeys;
+
+impl<'de> serde::de::DeserializeSeed<'de> for NoDuplicateKeys {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if keys.contains(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.next_value_seed(self)?;
+            keys.push(key);
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,13 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("the database {path} stayed locked by another run for {secs} s (--lock-timeout); nothing was done: try again later")]
     Locked { path: String, secs: f64 },
+    #[error("cannot write the database {path}: {what}; nothing of this run was committed: make room and run the same command again")]
+    Disk {
+        path: String,
+        what: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("database {path}")]
     Sqlite {
         path: String,
@@ -62,6 +69,9 @@ pub struct RunInput {
     pub sha256: String,
 }
 
+/// A run still marked running: its id, and the process and host it ran on.
+pub type RunningRun = (i64, Option<i64>, Option<String>);
+
 /// A failed order still waiting to be resolved, as `reprocess` retries it.
 #[derive(Debug, Clone)]
 pub struct OpenFailure {
@@ -103,7 +113,18 @@ pub trait Store {
 
     /// Record a run as started, in a transaction of its own, so that an
     /// interrupted run still shows in the history.
-    fn start_run(&mut self, command: &str, started_at: &str, report_format: &str) -> Result<i64>;
+    fn start_run(
+        &mut self,
+        command: &str,
+        started_at: &str,
+        report_format: &str,
+        pid: u32,
+        host: &str,
+    ) -> Result<i64>;
+    /// Runs still marked running: (id, pid, host).
+    fn running_runs(&mut self) -> Result<Vec<RunningRun>>;
+    /// Mark runs whose process is gone as interrupted (in a transaction of its own).
+    fn mark_interrupted(&mut self, ids: &[i64]) -> Result<()>;
     /// Complete a run's history row (inside the run's transaction).
     fn finish_run(&mut self, run: &RunRecord) -> Result<()>;
     /// Mark a run's outcome outside any transaction (dry run, aborted, failed).

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    Backoff, LedgerFault, OpenFailure, Resolutions, Result, RunInput, RunRecord, Store, StoreError,
+    Backoff, LedgerFault, OpenFailure, Resolutions, Result, RunInput, RunRecord, RunningRun, Store,
+    StoreError,
 };
 use crate::model::order::{AcceptedRow, FailedBody, FailedOrder, Product, Status, ValidOrder};
 use crate::model::ErrorCode;
@@ -67,10 +68,15 @@ impl SqliteStore {
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        let path = self.path.clone();
+        let what = match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => "the disk is full",
+            Some(rusqlite::ErrorCode::SystemIoFailure) => {
+                "a disk write failed (disk full, file too large, or a failing disk)"
+            }
+            _ => return StoreError::Sqlite { path, source },
+        };
+        StoreError::Disk { path, what, source }
     }
 
     /// Run `f`, retrying while the database is busy, up to the lock timeout.
@@ -230,11 +236,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn start_run(&mut self, command: &str, started_at: &str, report_format: &str) -> Result<i64> {
+    fn start_run(
+        &mut self,
+        command: &str,
+        started_at: &str,
+        report_format: &str,
+        pid: u32,
+        host: &str,
+    ) -> Result<i64> {
         self.begin()?;
         let res = self.conn.execute(
-            "INSERT INTO runs (command, status, started_at, report_format) VALUES (?1, 'running', ?2, ?3)",
-            params![command, started_at, report_format],
+            "INSERT INTO runs (command, status, started_at, report_format, pid, host) VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
+            params![command, started_at, report_format, pid, host],
         );
         match res {
             Ok(_) => {
@@ -242,6 +255,41 @@ impl Store for SqliteStore {
                 self.commit()?;
                 Ok(id)
             }
+            Err(e) => {
+                let _ = self.rollback();
+                Err(self.err(e))
+            }
+        }
+    }
+
+    fn running_runs(&mut self) -> Result<Vec<RunningRun>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, pid, host FROM runs WHERE status = 'running' ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    fn mark_interrupted(&mut self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.begin()?;
+        let res = (|| -> rusqlite::Result<()> {
+            let mut st = self.conn.prepare(
+                "UPDATE runs SET status = 'interrupted' WHERE id = ?1 AND status = 'running'",
+            )?;
+            for id in ids {
+                st.execute([id])?;
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => self.commit(),
             Err(e) => {
                 let _ = self.rollback();
                 Err(self.err(e))

@@ -211,9 +211,7 @@ pub fn assert_one_error_line(out: &Output, needles: &[&str]) {
 /// A CSV report parsed strictly (every row as wide as the header), as maps
 /// from column name to value.
 pub fn parse_csv(text: &[u8]) -> Vec<BTreeMap<String, String>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(text);
+    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text);
     let header = rdr.headers().expect("a header row").clone();
     rdr.records()
         .map(|r| {

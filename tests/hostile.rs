@@ -1,0 +1,538 @@
+//! Hostile input is data: every case ends in a failed record (exit 3) or one
+//! clear error naming the file (exit 2), never a panic or a hang, and the
+//! stock ledger holds afterwards.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Output;
+
+use common::*;
+
+const STOCK: i64 = 100;
+
+fn setup() -> Env {
+    let env = Env::new();
+    env.write("catalog.csv", catalog(5, STOCK));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+    env
+}
+
+/// Run, insist on the exit code and on no panic; returns the output.
+fn run(env: &Env, args: &[&str], code: i32) -> Output {
+    let out = env.run(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "orderbatch {args:?}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_panic(&out);
+    out
+}
+
+fn failed_report(env: &Env, run: u32) -> Vec<BTreeMap<String, String>> {
+    parse_csv(&file_bytes(
+        &env.path(&format!("reports/run-{run}/failed.csv")),
+    ))
+}
+
+/// order_id -> status of the accepted report.
+fn accepted_report(env: &Env, run: u32) -> BTreeMap<String, String> {
+    parse_csv(&file_bytes(
+        &env.path(&format!("reports/run-{run}/accepted.csv")),
+    ))
+    .into_iter()
+    .map(|r| (r["order_id"].clone(), r["status"].clone()))
+    .collect()
+}
+
+/// source_line -> (order_id, error_code, error_detail) of the failed report.
+fn failures(env: &Env, run: u32) -> BTreeMap<u64, (String, String, String)> {
+    failed_report(env, run)
+        .into_iter()
+        .map(|r| {
+            (
+                r["source_line"].parse().unwrap(),
+                (
+                    r["order_id"].clone(),
+                    r["error_code"].clone(),
+                    r["error_detail"].clone(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn summary(env: &Env, run: u32) -> serde_json::Value {
+    serde_json::from_str(&env.read(&format!("reports/run-{run}/summary.json"))).unwrap()
+}
+
+/// Nothing of any run reached the database, and the stock is as loaded.
+fn assert_nothing_applied(env: &Env) {
+    assert_eq!(env.count("SELECT count(*) FROM orders"), 0);
+    assert_eq!(env.count("SELECT count(*) FROM failed_orders"), 0);
+    assert!(
+        env.stock().values().all(|n| *n == STOCK),
+        "{:?}",
+        env.stock()
+    );
+    assert!(env.entries("reports", "run-").is_empty());
+}
+
+/// One JSONL order of one item of SKU-0 (10.00 EUR); the arguments are raw JSON text.
+fn jline(id: &str, payment_amount: &str, quantity: &str, unit_price: &str) -> String {
+    format!(
+        r#"{{"order_id":{id},"placed_at":"2026-11-25T22:14:03Z","customer_email":"a@b.co","currency":"EUR","payment_method":"card","payment_ref":"r","payment_amount":{payment_amount},"items":[{{"sku":"SKU-0","quantity":{quantity},"unit_price":{unit_price}}}]}}"#
+    )
+}
+
+fn good_jline(id: &str) -> String {
+    jline(&format!("\"{id}\""), "10.00", "1", "\"10.00\"")
+}
+
+// ---------------------------------------------------------------- JSONL
+
+#[test]
+fn jsonl_nested_100000_deep_is_a_malformed_record() {
+    let env = setup();
+    let n = 100_000;
+    let lines = [
+        format!("{}{}", "[".repeat(n), "]".repeat(n)),
+        format!(r#"{{"order_id":{}{}}}"#, "[".repeat(n), "]".repeat(n)),
+        format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n)),
+        good_jline("OK-1"),
+    ];
+    env.write("deep.jsonl", lines.join("\n") + "\n");
+    run(&env, &["process", "deep.jsonl"], 3);
+    let f = failures(&env, 1);
+    assert_eq!(f.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    for (id, code, _) in f.values() {
+        assert_eq!((id.as_str(), code.as_str()), ("", "MALFORMED_RECORD"));
+    }
+    assert_eq!(accepted_report(&env, 1)["OK-1"], "accepted");
+    assert_eq!(env.stock()["SKU-0"], STOCK - 1);
+    env.verify_ok();
+}
+
+#[test]
+fn jsonl_odd_numbers_are_invalid_fields_as_numbers_and_as_strings() {
+    let env = setup();
+    let big = "99999999999999999999999";
+    // (id, payment_amount, quantity, unit_price, the field at fault)
+    let cases = [
+        ("N-1", "1e400", "1", "\"10.00\"", "payment_amount"),
+        ("N-2", "\"1e400\"", "1", "\"10.00\"", "payment_amount"),
+        ("N-3", "\"10.00\"", "-0", "\"10.00\"", "quantity"),
+        ("N-4", "\"10.00\"", "\"-0\"", "\"10.00\"", "quantity"),
+        ("N-5", "\"1500.00\"", "1", "1.5e3", "unit_price"),
+        ("N-6", "\"1500.00\"", "1", "\"1.5e3\"", "unit_price"),
+        ("N-7", "\"10.00\"", big, "\"10.00\"", "quantity"),
+        (
+            "N-8",
+            "\"10.00\"",
+            &format!("\"{big}\""),
+            "\"10.00\"",
+            "quantity",
+        ),
+        ("N-9", "-0", "1", "\"10.00\"", "payment_amount"),
+        ("N-10", "\"0.00\"", "1", "-0", "unit_price"),
+        (
+            "N-11",
+            &format!("{big}.00"),
+            "1",
+            &format!("{big}.00"),
+            "unit_price",
+        ),
+        ("N-12", "1.5e3", "1", "\"10.00\"", "payment_amount"),
+    ];
+    let mut lines: Vec<String> = cases
+        .iter()
+        .map(|(id, pa, q, up, _)| jline(&format!("\"{id}\""), pa, q, up))
+        .collect();
+    // Exact numbers are fine as JSON numbers.
+    lines.push(jline("\"OK-1\"", "20.00", "2", "10.00"));
+    lines.push(jline("\"OK-2\"", "10", "1", "\"10.00\""));
+    env.write("nums.jsonl", lines.join("\n") + "\n");
+    run(&env, &["process", "nums.jsonl"], 3);
+    let by_id: BTreeMap<String, (String, String)> = failures(&env, 1)
+        .into_values()
+        .map(|(id, code, detail)| (id, (code, detail)))
+        .collect();
+    for (id, _, _, _, field) in &cases {
+        let (code, detail) = by_id
+            .get(*id)
+            .unwrap_or_else(|| panic!("{id} must fail: {by_id:?}"));
+        assert_eq!(code, "INVALID_FIELD", "{id}: {detail}");
+        assert!(detail.contains(field), "{id}: {detail}");
+    }
+    assert_eq!(by_id.len(), cases.len(), "{by_id:?}");
+    let acc = accepted_report(&env, 1);
+    assert_eq!(acc.len(), 2, "{acc:?}");
+    assert_eq!(env.stock()["SKU-0"], STOCK - 3);
+    env.verify_ok();
+}
+
+#[test]
+fn jsonl_nul_bytes_escaped_and_raw_are_data() {
+    let env = setup();
+    let mut text = Vec::new();
+    // 1: an escaped NUL in a free-text field.
+    text.extend(good_jline("U-1").replace(r#""r""#, r#""r\u0000x""#).bytes());
+    text.push(b'\n');
+    // 2: an escaped NUL in the order_id breaks the order_id rule.
+    text.extend(jline(r#""U-2\u0000""#, "10.00", "1", "\"10.00\"").bytes());
+    text.push(b'\n');
+    // 3: a raw NUL inside a string is invalid JSON.
+    text.extend(good_jline("U-3").replace(r#""r""#, "\"r\0x\"").bytes());
+    text.push(b'\n');
+    // 4: a raw NUL after the object.
+    text.extend(good_jline("U-4").bytes());
+    text.extend(b"\0\n");
+    // 5: nothing but NULs.
+    text.extend(b"\0\0\0\n");
+    // 6: an escaped NUL in an extra key.
+    text.extend(
+        good_jline("U-6")
+            .replace(r#""items""#, r#""note":"a\u0000b","items""#)
+            .bytes(),
+    );
+    text.push(b'\n');
+    env.write("nul.jsonl", &text);
+    run(&env, &["process", "nul.jsonl"], 3);
+    let f = failures(&env, 1);
+    assert_eq!(f[&2].0, "U-2\0");
+    assert_eq!(f[&2].1, "INVALID_FIELD");
+    for line in [3, 4, 5] {
+        assert_eq!(f[&line].1, "MALFORMED_RECORD", "line {line}: {f:?}");
+    }
+    let acc = accepted_report(&env, 1);
+    // A NUL in free text is not forbidden by any field rule: accepted, or at most INVALID_FIELD.
+    for (line, id) in [(1, "U-1"), (6, "U-6")] {
+        match f.get(&line) {
+            Some((_, code, _)) => assert_eq!(code, "INVALID_FIELD"),
+            None => assert_eq!(acc[id], "accepted"),
+        }
+    }
+    // The database gives the same report back, NUL bytes included.
+    assert_eq!(
+        env.ok(&["report", "failed", "--run", "1"], 0),
+        env.read("reports/run-1/failed.csv")
+    );
+    env.verify_ok();
+}
+
+#[test]
+fn jsonl_duplicate_keys_get_one_clear_outcome() {
+    let env = setup();
+    let lines = [
+        good_jline("D-1").replace(
+            r#""order_id":"D-1","#,
+            r#""order_id":"D-1","order_id":"D-2","#,
+        ),
+        good_jline("D-3").replace(r#""quantity":1,"#, r#""quantity":1,"quantity":2,"#),
+        good_jline("D-4").replace(
+            r#""items":["#,
+            r#""items":[{"sku":"SKU-1","quantity":1,"unit_price":"11.00"}],"items":["#,
+        ),
+    ];
+    env.write("dup.jsonl", lines.join("\n") + "\n");
+    let out = env.run(&["process", "dup.jsonl"]);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{out:?}");
+    assert_no_panic(&out);
+    // Each line is one order, reported exactly once, in one report or the other.
+    let f = failures(&env, 1);
+    let acc = accepted_report(&env, 1);
+    assert_eq!(f.len() + acc.len(), 3, "{f:?} {acc:?}");
+    assert_eq!(summary(&env, 1)["orders"], 3);
+    env.verify_ok();
+}
+
+#[test]
+fn jsonl_duplicate_keys_are_not_accepted() {
+    let env = setup();
+    // Last-key-wins reads quantity 1 and a consistent payment; first-key-wins reads 5.
+    let line = good_jline("D-1").replace(r#""quantity":1,"#, r#""quantity":5,"quantity":1,"#);
+    env.write("dup.jsonl", format!("{line}\n"));
+    run(&env, &["process", "dup.jsonl"], 3);
+    let f = failures(&env, 1);
+    let code = &f[&1].1;
+    assert!(
+        code == "MALFORMED_RECORD" || code == "INVALID_FIELD",
+        "{f:?}"
+    );
+    assert_eq!(env.stock()["SKU-0"], STOCK);
+}
+
+// ---------------------------------------------------------------- CSV
+
+#[test]
+fn csv_100_mb_line_without_newline_is_one_failed_record() {
+    let env = setup();
+    let p = env.path("long.csv");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+        writeln!(f, "{HEADER}").unwrap();
+        let block = vec![b'A'; 1 << 20];
+        for _ in 0..100 {
+            f.write_all(&block).unwrap();
+        }
+        f.flush().unwrap();
+    }
+    run(&env, &["process", "long.csv"], 3);
+    let s = summary(&env, 1);
+    assert_eq!(
+        (s["orders"].as_u64(), s["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(s["errors_by_code"]["MALFORMED_RECORD"], 1);
+    let f = failures(&env, 1);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[&2].1, "MALFORMED_RECORD");
+    assert!(f[&2].2.contains("AAAA"), "raw text kept (maybe shortened)");
+    assert_eq!(env.count("SELECT count(*) FROM orders"), 0);
+    env.verify_ok();
+}
+
+#[test]
+fn csv_10_mb_field_is_accepted_and_a_failed_one_is_reported_as_valid_csv() {
+    let env = setup();
+    let big_ok = "n".repeat(10 << 20);
+    let big_bad = "m".repeat(10 << 20);
+    let text = format!(
+        "{HEADER},note\n{}{}",
+        order_rows("B-1", &[(0, 1)]).replace('\n', &format!(",{big_ok}\n")),
+        order_rows("B-2", &[(9, 1)]).replace('\n', &format!(",\"{big_bad}\"\n")),
+    );
+    env.write("bignote.csv", text);
+    run(&env, &["process", "bignote.csv"], 3);
+    assert_eq!(accepted_report(&env, 1)["B-1"], "accepted");
+    let failed = failed_report(&env, 1);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["order_id"], "B-2");
+    assert_eq!(failed[0]["error_code"], "UNKNOWN_SKU");
+    assert_eq!(
+        failed[0]["note"], big_bad,
+        "the 10 MB cell comes back whole"
+    );
+    assert_eq!(env.stock()["SKU-0"], STOCK - 1);
+    env.verify_ok();
+}
+
+#[test]
+fn csv_nul_bytes_inside_fields_are_data() {
+    let env = setup();
+    let row = |id: &str| order_rows(id, &[(0, 1)]).replace('\n', ",x\n");
+    let mut text = format!("{HEADER},note\n");
+    text += &row("C-1")
+        .replace("ref-C-1", "ref\0C-1")
+        .replace(",x\n", ",a\0b\n");
+    text += &row("C-2").replacen("C-2", "C-2\0", 1);
+    text += &row("C-3").replace(",1,10.00,", ",1\0,10.00,");
+    text += "\0\0\0\n";
+    text += &row("C-5").replace(",x\n", ",\"q\0\"\n");
+    env.write("nul.csv", text);
+    run(&env, &["process", "nul.csv"], 3);
+    let f = failures(&env, 1);
+    assert_eq!(
+        f[&3],
+        ("C-2\0".into(), "INVALID_FIELD".into(), f[&3].2.clone())
+    );
+    assert_eq!(f[&4].1, "INVALID_FIELD");
+    assert!(f[&4].2.contains("quantity"), "{}", f[&4].2);
+    assert_eq!(f[&5].1, "MALFORMED_RECORD");
+    let acc = accepted_report(&env, 1);
+    for (line, id) in [(2, "C-1"), (6, "C-5")] {
+        match f.get(&line) {
+            Some((_, code, _)) => assert_eq!(code, "INVALID_FIELD"),
+            None => assert_eq!(acc[id], "accepted"),
+        }
+    }
+    assert_eq!(
+        env.ok(&["report", "failed", "--run", "1"], 0),
+        env.read("reports/run-1/failed.csv")
+    );
+    // The failed report goes back in, NUL bytes and all.
+    std::fs::copy(env.path("reports/run-1/failed.csv"), env.path("again.csv")).unwrap();
+    run(&env, &["process", "again.csv"], 3);
+    assert_eq!(
+        failures(&env, 2)
+            .values()
+            .filter(|(id, code, _)| id == "C-2\0" && code == "INVALID_FIELD")
+            .count(),
+        1
+    );
+    env.verify_ok();
+}
+
+#[test]
+fn csv_header_only_is_zero_orders_and_exit_0() {
+    let env = setup();
+    env.write("ho.csv", format!("{HEADER}\n"));
+    run(&env, &["process", "ho.csv"], 0);
+    assert_eq!(summary(&env, 1)["orders"], 0);
+    env.verify_ok();
+}
+
+#[test]
+fn csv_empty_file_is_exit_2_no_header() {
+    let env = setup();
+    env.write("empty.csv", "");
+    let out = run(&env, &["process", "empty.csv"], 2);
+    assert_one_error_line(&out, &["empty.csv", "no header"]);
+    assert_nothing_applied(&env);
+    env.verify_ok();
+}
+
+#[test]
+fn csv_duplicate_header_names_are_exit_2_naming_the_column() {
+    let env = setup();
+    env.write(
+        "dup.csv",
+        format!("{HEADER}, SKU \n") + &order_rows("A-1", &[(0, 1)]).replace('\n', ",x\n"),
+    );
+    let out = run(&env, &["process", "dup.csv"], 2);
+    assert_one_error_line(&out, &["dup.csv", "'sku'"]);
+    assert_nothing_applied(&env);
+    env.verify_ok();
+}
+
+#[test]
+fn csv_invalid_utf8_in_the_header_is_exit_2() {
+    let env = setup();
+    let mut text = format!("{HEADER},n").into_bytes();
+    text.extend(b"\xff\xfeote\n");
+    text.extend(order_rows("A-1", &[(0, 1)]).replace('\n', ",x\n").bytes());
+    env.write("badhead.csv", text);
+    let out = run(&env, &["process", "badhead.csv"], 2);
+    assert_one_error_line(&out, &["badhead.csv", "UTF-8"]);
+    assert_nothing_applied(&env);
+    env.verify_ok();
+}
+
+// ---------------------------------------------------------------- Files
+
+#[test]
+fn a_directory_is_exit_2() {
+    let env = setup();
+    std::fs::create_dir(env.path("dir.csv")).unwrap();
+    let out = run(&env, &["process", "dir.csv"], 2);
+    assert_one_error_line(&out, &["dir.csv", "directory"]);
+    assert_nothing_applied(&env);
+    env.verify_ok();
+}
+
+#[test]
+fn a_fifo_is_read_like_a_file() {
+    let env = setup();
+    let fifo = env.path("fifo.csv");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = csv_file(&[order_rows("F-1", &[(0, 2)]), order_rows("F-2", &[(1, 1)])]);
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            // Blocks until orderbatch opens the FIFO for reading.
+            let mut f = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+            // A reader that stops early shows in the exit code, not here.
+            let _ = f.write_all(text.as_bytes());
+        })
+    };
+    let out = env.run(&["process", "fifo.csv"]);
+    // Should orderbatch never open the FIFO, this open (read and write, which
+    // never blocks on Linux) lets the writer through instead of hanging.
+    let unblock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    writer.join().unwrap();
+    drop(unblock);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_panic(&out);
+    let acc = accepted_report(&env, 1);
+    assert_eq!(acc.len(), 2);
+    assert_eq!(env.stock()["SKU-0"], STOCK - 2);
+    assert_eq!(
+        summary(&env, 1)["inputs"][0]["sha256"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
+    env.verify_ok();
+}
+
+#[test]
+fn a_missing_file_is_exit_2() {
+    let env = setup();
+    let out = run(&env, &["process", "missing.csv"], 2);
+    assert_one_error_line(&out, &["missing.csv"]);
+    assert_nothing_applied(&env);
+    assert_eq!(env.count("SELECT count(*) FROM runs"), 0);
+    env.verify_ok();
+}
+
+#[test]
+fn a_gzip_file_truncated_in_the_middle_is_exit_2_with_nothing_committed() {
+    let env = setup();
+    let orders: Vec<String> = (0..20_000)
+        .map(|i| order_rows(&format!("G-{i}-{}", i * 7919 % 10007), &[(i % 5, 1)]))
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(csv_file(&orders).as_bytes()).unwrap();
+    let bytes = gz.finish().unwrap();
+    env.write("cut.csv.gz", &bytes[..bytes.len() / 2]);
+    let out = run(&env, &["process", "cut.csv.gz"], 2);
+    assert_one_error_line(&out, &["cut.csv.gz"]);
+    assert_nothing_applied(&env);
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM runs WHERE status IN ('completed', 'dry_run') OR orders > 0"
+        ),
+        0
+    );
+    env.verify_ok();
+}
+
+#[test]
+fn a_gz_name_that_is_not_gzip_is_exit_2() {
+    let env = setup();
+    env.write("plain.csv.gz", csv_file(&[order_rows("A-1", &[(0, 1)])]));
+    let out = run(&env, &["process", "plain.csv.gz"], 2);
+    assert_one_error_line(&out, &["plain.csv.gz"]);
+    assert_nothing_applied(&env);
+    // Too short for a gzip header at all.
+    env.write("tiny.csv.gz", "x\n");
+    let out = run(&env, &["process", "tiny.csv.gz"], 2);
+    assert_one_error_line(&out, &["tiny.csv.gz"]);
+    assert_nothing_applied(&env);
+    env.verify_ok();
+}
+
+#[test]
+fn a_second_input_missing_a_column_stops_everything_before_a_run() {
+    let env = setup();
+    env.write("good.csv", csv_file(&[order_rows("A-1", &[(0, 1)])]));
+    env.write(
+        "bad.csv",
+        csv_file(&[order_rows("B-1", &[(0, 1)])]).replace(",currency,", ",curr,"),
+    );
+    let out = run(&env, &["process", "good.csv", "bad.csv"], 2);
+    assert_one_error_line(&out, &["bad.csv", "'currency'"]);
+    assert_nothing_applied(&env);
+    assert_eq!(
+        env.count("SELECT count(*) FROM runs"),
+        0,
+        "no run rows at all"
+    );
+    env.verify_ok();
+}
