@@ -1,0 +1,9 @@
+//! Fuzz target: the input bytes are an orders CSV file.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use orderbatch::read::Format;
+
+fuzz_target!(|data: &[u8]| {
+    orderbatch_fuzz::check_input(data, Format::Csv);
+});
