@@ -95,24 +95,33 @@ fn good_jline(id: &str) -> String {
 // ---------------------------------------------------------------- JSONL
 
 #[test]
-fn jsonl_nested_100000_deep_is_a_malformed_record() {
+fn jsonl_nested_100000_deep_is_data_not_a_crash() {
     let env = setup();
     let n = 100_000;
+    let deep_array = format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let deep_object = format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+    let with_extra = good_jline("OK-2").replacen('{', &format!(r#"{{"note":{deep_object},"#), 1);
     let lines = [
-        format!("{}{}", "[".repeat(n), "]".repeat(n)),
-        format!(r#"{{"order_id":{}{}}}"#, "[".repeat(n), "]".repeat(n)),
-        format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n)),
+        deep_array.clone(),
+        jline(&deep_array, "10.00", "1", "\"10.00\""),
+        deep_object.clone(),
+        with_extra,
         good_jline("OK-1"),
     ];
     env.write("deep.jsonl", lines.join("\n") + "\n");
     run(&env, &["process", "deep.jsonl"], 3);
     let f = failures(&env, 1);
     assert_eq!(f.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
-    for (id, code, _) in f.values() {
-        assert_eq!((id.as_str(), code.as_str()), ("", "MALFORMED_RECORD"));
-    }
+    // Not an object at all: unparseable as an order.
+    assert_eq!(f[&1].1, "MALFORMED_RECORD");
+    // A deep value where a string belongs: that field is invalid.
+    assert_eq!(f[&2].1, "INVALID_FIELD");
+    // An object whose only key holds a deep value: no order fields at all.
+    assert_eq!(f[&3].1, "MISSING_FIELD");
+    // A deep value in an extra key is kept as data; the order itself is good.
+    assert_eq!(accepted_report(&env, 1)["OK-2"], "accepted");
     assert_eq!(accepted_report(&env, 1)["OK-1"], "accepted");
-    assert_eq!(env.stock()["SKU-0"], STOCK - 1);
+    assert_eq!(env.stock()["SKU-0"], STOCK - 2);
     env.verify_ok();
 }
 

@@ -5,7 +5,9 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 use csv::StringRecord;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 
 use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
 use crate::model::order::{Field, Problem, REPORT_COLUMNS};
@@ -80,24 +82,33 @@ const ITEM_FIELDS: [Field; 3] = [Field::Sku, Field::Quantity, Field::UnitPrice];
 
 /// Turn one JSON line into an order with one row per item, in the same shape
 /// as CSV rows, so one validation serves both formats.
+///
+/// Values are taken as their raw JSON text (numbers exactly as written) and
+/// borrowed from the line where they can be: no JSON tree is built.
 fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
-    let map = match serde_json::from_slice::<Value>(text) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return RawOrder::malformed(line, text, "not a JSON object"),
+    let Ok(text_str) = std::str::from_utf8(text) else {
+        return RawOrder::malformed(line, text, "invalid JSON: not valid UTF-8");
+    };
+    let object = match serde_json::from_str::<Object>(text_str) {
+        Ok(o) => o,
+        Err(e)
+            if e.is_data()
+                && text_str.trim_start().starts_with([
+                    '[', '"', 't', 'f', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+                ]) =>
+        {
+            return RawOrder::malformed(line, text, "not a JSON object")
+        }
         Err(e) => return RawOrder::malformed(line, text, format!("invalid JSON: {e}")),
     };
-    // A key given twice is ambiguous (another reader may take the other value).
-    if let Err(e) = no_duplicate_keys(text) {
-        return RawOrder::malformed(line, text, format!("invalid JSON: {e}"));
-    }
     let mut notes = Vec::new();
-    let mut order = [""; 10].map(String::from);
+    let mut order: [Cow<str>; 10] = Default::default();
     for f in ORDER_FIELDS {
-        order[f.index()] = scalar(map.get(f.name()), f.name(), &mut notes);
+        order[f.index()] = scalar(object.get(f.name()), f.name(), &mut notes);
     }
-    let mut extras = Vec::new();
-    let mut extra_values = Vec::new();
-    for (k, v) in &map {
+    let mut extras: Vec<String> = Vec::new();
+    let mut extra_values: Vec<Cow<str>> = Vec::new();
+    for (k, v) in &object.0 {
         // Extra names as the CSV reader makes them: trimmed, lower case, unique,
         // and never one of ours (which would clash in a report).
         let name = k.trim().to_ascii_lowercase();
@@ -106,33 +117,45 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
             || REPORT_COLUMNS.contains(&name.as_str());
         if !reserved && !extras.contains(&name) {
             extras.push(name);
-            extra_values.push(match v {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
+            extra_values.push(match Json::of(v) {
+                Json::Str(s) => s,
+                Json::Null => Cow::Borrowed(""),
+                _ => Cow::Borrowed(v.get()),
             });
         }
     }
-    let mut items: Vec<[String; 3]> = Vec::new();
+    let mut items: Vec<[Cow<str>; 3]> = Vec::new();
     let mut no_items = false;
-    match map.get("items") {
+    match object.get("items").map(Json::of) {
         // Validation reports an order without items (MISSING_FIELD).
-        None | Some(Value::Null) => no_items = true,
-        Some(Value::Array(a)) if a.is_empty() => no_items = true,
-        Some(Value::Array(a)) => {
-            for (i, item) in a.iter().enumerate() {
-                match item {
-                    Value::Object(obj) => items.push(item_values(obj, i, &mut notes)),
-                    _ => {
-                        notes.push(Problem::new(
-                            ErrorCode::InvalidField,
-                            format!("items[{i}] is not an object"),
-                        ));
-                        items.push(Default::default());
+        None | Some(Json::Null) => no_items = true,
+        Some(Json::Array(raw)) => match serde_json::from_str::<Vec<&RawValue>>(raw) {
+            Ok(list) if list.is_empty() => no_items = true,
+            Ok(list) => {
+                for (i, item) in list.into_iter().enumerate() {
+                    match Json::of(item) {
+                        Json::Object(raw) => match serde_json::from_str::<Object>(raw) {
+                            Ok(obj) => items.push(item_values(&obj, i, &mut notes)),
+                            Err(e) => {
+                                return RawOrder::malformed(
+                                    line,
+                                    text,
+                                    format!("invalid JSON: {e}"),
+                                )
+                            }
+                        },
+                        _ => {
+                            notes.push(Problem::new(
+                                ErrorCode::InvalidField,
+                                format!("items[{i}] is not an object"),
+                            ));
+                            items.push(Default::default());
+                        }
                     }
                 }
             }
-        }
+            Err(e) => return RawOrder::malformed(line, text, format!("invalid JSON: {e}")),
+        },
         Some(_) => {
             no_items = true;
             notes.push(Problem::new(ErrorCode::InvalidField, ITEMS_NOT_ARRAY));
@@ -174,70 +197,99 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
     }
 }
 
-/// Fails on an object, at any depth, that has a key twice.
-fn no_duplicate_keys(text: &[u8]) -> Result<(), serde_json::Error> {
-    use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_slice(text);
-    NoDuplicateKeys.deserialize(&mut de)?;
-    de.end()
-}
+/// A JSON object's members in order, values as raw JSON text. A key given
+/// twice is an error: it is ambiguous (another reader may take the other value).
+struct Object<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
-#[derive(Clone, Copy)]
-struct NoDuplicateKeys;
-
-impl<'de> serde::de::DeserializeSeed<'de> for NoDuplicateKeys {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
+impl<'a> Object<'a> {
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(self)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut keys: Vec<String> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if keys.contains(&key) {
-                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+impl<'de> serde::Deserialize<'de> for Object<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Object<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
             }
-            map.next_value_seed(self)?;
-            keys.push(key);
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Object<'de>, A::Error> {
+                let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    if members.iter().any(|(m, _)| *m == k) {
+                        return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                    }
+                    members.push((k, map.next_value()?));
+                }
+                Ok(Object(members))
+            }
         }
-        Ok(())
+        d.deserialize_map(V)
     }
 }
 
-fn item_values(obj: &Map<String, Value>, i: usize, notes: &mut Vec<Problem>) -> [String; 3] {
+/// An object key, borrowed from the line unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A raw JSON value by kind.
+enum Json<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    Number(&'a str),
+    Bool,
+    Array(&'a str),
+    Object(&'a str),
+}
+
+impl<'a> Json<'a> {
+    fn of(v: &'a RawValue) -> Json<'a> {
+        let raw = v.get();
+        match raw.as_bytes().first() {
+            Some(b'"') => {
+                let inner = &raw[1..raw.len() - 1];
+                if inner.contains('\\') {
+                    // Escapes: let serde_json decode them (the text is already valid JSON).
+                    Json::Str(Cow::Owned(
+                        serde_json::from_str::<String>(raw).unwrap_or_default(),
+                    ))
+                } else {
+                    Json::Str(Cow::Borrowed(inner))
+                }
+            }
+            Some(b'n') => Json::Null,
+            Some(b't' | b'f') => Json::Bool,
+            Some(b'[') => Json::Array(raw),
+            Some(b'{') => Json::Object(raw),
+            _ => Json::Number(raw),
+        }
+    }
+}
+
+fn item_values<'a>(obj: &Object<'a>, i: usize, notes: &mut Vec<Problem>) -> [Cow<'a, str>; 3] {
     ITEM_FIELDS.map(|f| {
         scalar(
             obj.get(f.name()),
@@ -249,28 +301,23 @@ fn item_values(obj: &Map<String, Value>, i: usize, notes: &mut Vec<Problem>) -> 
 
 /// A JSON value as field text: strings as they are, numbers as their exact
 /// text, absent or null as empty (a missing field); anything else is invalid.
-fn scalar(v: Option<&Value>, name: &str, notes: &mut Vec<Problem>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(other) => {
-            notes.push(Problem::new(
-                ErrorCode::InvalidField,
-                format!("{name} must be a string or a number, not {}", kind(other)),
-            ));
-            other.to_string()
-        }
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Bool(_) => "a boolean",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-        _ => "this value",
-    }
+fn scalar<'a>(v: Option<&'a RawValue>, name: &str, notes: &mut Vec<Problem>) -> Cow<'a, str> {
+    let Some(v) = v else {
+        return Cow::Borrowed("");
+    };
+    let kind = match Json::of(v) {
+        Json::Null => return Cow::Borrowed(""),
+        Json::Str(s) => return s,
+        Json::Number(n) => return Cow::Borrowed(n),
+        Json::Bool => "a boolean",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    };
+    notes.push(Problem::new(
+        ErrorCode::InvalidField,
+        format!("{name} must be a string or a number, not {kind}"),
+    ));
+    Cow::Borrowed(v.get())
 }
 
 #[cfg(test)]
