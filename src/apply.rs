@@ -74,10 +74,26 @@ impl<'s> Applier<'s> {
         })
     }
 
-    pub fn apply(&mut self, checked: Checked, source_file: &str) -> store::Result<Outcome> {
+    /// Decide one order. The raw order comes back with the outcome, so the
+    /// caller can free both away from this (busiest) thread.
+    pub fn apply(
+        &mut self,
+        checked: Checked,
+        source_file: &str,
+    ) -> store::Result<(Outcome, RawOrder)> {
         self.seq += 1;
         self.counts.orders += 1;
         let Checked { raw, verdict } = checked;
+        let outcome = self.decide(&raw, verdict, source_file)?;
+        Ok((outcome, raw))
+    }
+
+    fn decide(
+        &mut self,
+        raw: &RawOrder,
+        verdict: Verdict,
+        source_file: &str,
+    ) -> store::Result<Outcome> {
         match verdict {
             Verdict::Invalid {
                 mut problems,
@@ -97,9 +113,9 @@ impl<'s> Applier<'s> {
                         problems.push(duplicate(id));
                     }
                 }
-                self.fail(&raw, problems, source_file)
+                self.fail(raw, problems, source_file)
             }
-            Verdict::Valid(order) => self.apply_valid(&raw, order, source_file),
+            Verdict::Valid(order) => self.apply_valid(raw, order, source_file),
         }
     }
 

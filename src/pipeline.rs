@@ -373,6 +373,12 @@ impl RunCtx<'_> {
                     move || validate_stage(raw_rx, chk_tx, &catalog, &pool)
                 })
                 .context("cannot start the validation thread")?;
+            let (trash_tx, trash_rx) = sync_channel::<Vec<(RawOrder, Outcome)>>(IN_FLIGHT);
+            let dropper = std::thread::Builder::new()
+                .name("free".into())
+                .spawn_scoped(scope, move || trash_rx.iter().for_each(drop))
+                .context("cannot start a worker thread")?;
+            let mut trash = Vec::with_capacity(CHUNK);
             let res = (|| -> Result<()> {
                 for chunk in chk_rx.iter() {
                     let chunk = chunk?;
@@ -383,7 +389,7 @@ impl RunCtx<'_> {
                             .map(String::as_str)
                             .unwrap_or("-");
                         let line = checked.raw.line;
-                        let outcome = applier.apply(checked, file)?;
+                        let (outcome, raw) = applier.apply(checked, file)?;
                         let tr = Instant::now();
                         match &outcome {
                             Outcome::Accepted(order) => accepted.write(&AcceptedRow::new(
@@ -401,12 +407,17 @@ impl RunCtx<'_> {
                             Outcome::Failed(_) => {
                                 if opts.max_errors.is_some_and(|n| applier.counts.failed > n) {
                                     aborted = true;
-                                    break;
                                 }
                             }
                         }
+                        trash.push((raw, outcome));
                         report_time += tr.elapsed();
+                        if aborted {
+                            break;
+                        }
                     }
+                    // Freeing a chunk's orders is real work: do it on another thread.
+                    let _ = trash_tx.send(std::mem::take(&mut trash));
                     apply_time += t.elapsed();
                     progress.update(
                         meters.iter().map(|m| m.bytes_read()).sum(),
@@ -420,6 +431,8 @@ impl RunCtx<'_> {
             })();
             // Stop the other stages: with the receiver gone their sends fail and they return.
             drop(chk_rx);
+            drop(trash_tx);
+            let _ = dropper.join();
             // A stage that panicked must not pass for one that finished: the run would be partial.
             let read = reader.join();
             let validate = validator.join();

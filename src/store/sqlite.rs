@@ -60,7 +60,7 @@ impl SqliteStore {
         // FULL: a committed run survives power loss, and costs one fsync per run.
         s.conn
             .execute_batch(
-                "PRAGMA synchronous=FULL; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;",
+                "PRAGMA synchronous=FULL; PRAGMA cache_size=-24576; PRAGMA temp_store=MEMORY;",
             )
             .map_err(|e| s.err(e))?;
         s.migrate()?;
