@@ -103,7 +103,7 @@ fn stages(c: &mut Criterion) {
                 let mut applier = Applier::new(&mut store, 1, stock).unwrap();
                 let mut accepted = 0;
                 for c in checked {
-                    if let Outcome::Accepted(_) = applier.apply(c, "bench.csv").unwrap() {
+                    if let (Outcome::Accepted(_), _) = applier.apply(c, "bench.csv").unwrap() {
                         accepted += 1;
                     }
                 }
