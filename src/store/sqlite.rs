@@ -53,6 +53,11 @@ impl SqliteStore {
         };
         // Busy waits are ours (backoff with jitter), not SQLite's.
         s.conn.busy_timeout(Duration::ZERO).map_err(|e| s.err(e))?;
+        // Larger pages for a new database: fewer pages to write and index per order.
+        // (No effect on an existing database.)
+        s.conn
+            .execute_batch("PRAGMA page_size=16384")
+            .map_err(|e| s.err(e))?;
         s.retry(|c| {
             c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
                 .map(|_| ())
