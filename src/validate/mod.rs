@@ -121,6 +121,10 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
     let mut c = OrderCheck {
         cols: columns,
         rows,
+        values: rows
+            .iter()
+            .map(|r| Field::ALL.map(|f| r.get(columns, f)))
+            .collect(),
         no_items,
         problems: raw.notes.clone(),
     };
@@ -156,13 +160,15 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
 struct OrderCheck<'a> {
     cols: &'a Columns,
     rows: &'a [RawRow],
+    /// Each row's ten values, trimmed and unescaped once.
+    values: Vec<[&'a str; 10]>,
     no_items: bool,
     problems: Vec<Problem>,
 }
 
-impl OrderCheck<'_> {
-    fn get(&self, row: usize, f: Field) -> &str {
-        self.rows[row].get(self.cols, f)
+impl<'a> OrderCheck<'a> {
+    fn get(&self, row: usize, f: Field) -> &'a str {
+        self.values[row][f.index()]
     }
 
     /// " (line N)" when the order has several rows, so the detail points at
@@ -313,7 +319,7 @@ impl OrderCheck<'_> {
         if !ok || self.no_items {
             return None;
         }
-        let placed_utc = placed.ok()?;
+        let placed_instant = placed.ok()?;
         let units = lines.iter().map(|l| l.quantity).sum();
         let order = ValidOrder {
             order_id: self.get(0, Field::OrderId).to_string(),
@@ -329,7 +335,7 @@ impl OrderCheck<'_> {
             lines,
         };
         Some(ValidOrder {
-            content_hash: content_hash(&order, &placed_utc),
+            content_hash: content_hash(&order, placed_instant),
             ..order
         })
     }
@@ -479,20 +485,25 @@ fn floor_boundary(s: &str, max: usize) -> usize {
 }
 
 /// Fingerprint of an order's parsed content, for "applied before with the same content".
-fn content_hash(o: &ValidOrder, placed_utc: &str) -> [u8; 16] {
+fn content_hash(o: &ValidOrder, placed: (i64, u32)) -> [u8; 16] {
     let mut h = Sha256::new();
+    h.update(o.order_id.as_bytes());
+    h.update([0x1f]);
+    // The instant, not its text: the same moment in another offset is the same content.
+    h.update(placed.0.to_le_bytes());
+    h.update(placed.1.to_le_bytes());
+    h.update([0x1f]);
     for part in [
-        o.order_id.as_str(),
-        placed_utc,
         &o.customer_email,
         &o.currency,
         &o.payment_method,
         &o.payment_ref,
-        &o.payment_amount.to_string(),
     ] {
         h.update(part.as_bytes());
         h.update([0x1f]);
     }
+    h.update(o.payment_amount.to_le_bytes());
+    h.update([0x1f]);
     for l in &o.lines {
         h.update(l.sku.as_bytes());
         h.update([0x1f]);
