@@ -84,6 +84,37 @@ impl SqliteStore {
         StoreError::Disk { path, what, source }
     }
 
+    /// A short write of its own: `f` in a transaction that commits when it
+    /// succeeds and rolls back when it fails.
+    fn in_transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.begin()?;
+        match f(self) {
+            Ok(v) => {
+                self.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Every row of a query, each turned into a `T`.
+    fn query_all<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let run = || -> rusqlite::Result<Vec<T>> {
+            let mut st = self.conn.prepare_cached(sql)?;
+            let rows = st.query_map(params, row)?;
+            rows.collect()
+        };
+        run().map_err(|e| self.err(e))
+    }
+
     /// Run `f`, retrying while the database is busy, up to the lock timeout.
     fn retry<T>(&mut self, mut f: impl FnMut(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let start = Instant::now();
@@ -121,23 +152,18 @@ impl SqliteStore {
                 known: SCHEMA_VERSION,
             });
         }
-        self.begin()?;
-        let res = (|| {
-            // Another process may have migrated while we waited for the lock.
-            if version(&self.conn)? < SCHEMA_VERSION {
-                self.conn.execute_batch(SCHEMA)?;
-                self.conn
-                    .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-            }
-            Ok(())
-        })();
-        match res {
-            Ok(()) => self.commit(),
-            Err(e) => {
-                let _ = self.rollback();
-                Err(self.err(e))
-            }
-        }
+        self.in_transaction(|s| {
+            let run = || -> rusqlite::Result<()> {
+                // Another process may have migrated while we waited for the lock.
+                if version(&s.conn)? < SCHEMA_VERSION {
+                    s.conn.execute_batch(SCHEMA)?;
+                    s.conn
+                        .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+                }
+                Ok(())
+            };
+            run().map_err(|e| s.err(e))
+        })
     }
 
     fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
@@ -163,23 +189,17 @@ impl SqliteStore {
     }
 
     fn inputs_of(&self, run_id: i64) -> Result<Vec<RunInput>> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT path, format, sha256 FROM run_inputs WHERE run_id = ?1 ORDER BY seq",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([run_id], |r| {
+        self.query_all(
+            "SELECT path, format, sha256 FROM run_inputs WHERE run_id = ?1 ORDER BY seq",
+            [run_id],
+            |r| {
                 Ok(RunInput {
                     path: r.get(0)?,
                     format: r.get(1)?,
                     sha256: r.get(2)?,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+            },
+        )
     }
 
     fn failed_from_row(&self, r: &rusqlite::Row<'_>) -> Result<FailedOrder> {
@@ -249,57 +269,41 @@ impl Store for SqliteStore {
         pid: u32,
         host: &str,
     ) -> Result<i64> {
-        self.begin()?;
-        let res = self.conn.execute(
-            "INSERT INTO runs (command, status, started_at, report_format, pid, host) VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
-            params![command, started_at, report_format, pid, host],
-        );
-        match res {
-            Ok(_) => {
-                let id = self.conn.last_insert_rowid();
-                self.commit()?;
-                Ok(id)
-            }
-            Err(e) => {
-                let _ = self.rollback();
-                Err(self.err(e))
-            }
-        }
+        self.in_transaction(|s| {
+            s.conn
+                .execute(
+                    "INSERT INTO runs (command, status, started_at, report_format, pid, host) VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
+                    params![command, started_at, report_format, pid, host],
+                )
+                .map_err(|e| s.err(e))?;
+            Ok(s.conn.last_insert_rowid())
+        })
     }
 
     fn running_runs(&mut self) -> Result<Vec<RunningRun>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, pid, host FROM runs WHERE status = 'running' ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+        self.query_all(
+            "SELECT id, pid, host FROM runs WHERE status = 'running' ORDER BY id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     fn mark_interrupted(&mut self, ids: &[i64]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.begin()?;
-        let res = (|| -> rusqlite::Result<()> {
-            let mut st = self.conn.prepare(
-                "UPDATE runs SET status = 'interrupted' WHERE id = ?1 AND status = 'running'",
-            )?;
-            for id in ids {
-                st.execute([id])?;
-            }
-            Ok(())
-        })();
-        match res {
-            Ok(()) => self.commit(),
-            Err(e) => {
-                let _ = self.rollback();
-                Err(self.err(e))
-            }
-        }
+        self.in_transaction(|s| {
+            let run = || -> rusqlite::Result<()> {
+                let mut st = s.conn.prepare(
+                    "UPDATE runs SET status = 'interrupted' WHERE id = ?1 AND status = 'running'",
+                )?;
+                for id in ids {
+                    st.execute([id])?;
+                }
+                Ok(())
+            };
+            run().map_err(|e| s.err(e))
+        })
     }
 
     fn finish_run(&mut self, run: &RunRecord) -> Result<()> {
@@ -329,25 +333,14 @@ impl Store for SqliteStore {
     }
 
     fn mark_run(&mut self, run: &RunRecord) -> Result<()> {
-        self.begin()?;
-        match self.finish_run(run) {
-            Ok(()) => self.commit(),
-            Err(e) => {
-                let _ = self.rollback();
-                Err(e)
-            }
-        }
+        self.in_transaction(|s| s.finish_run(run))
     }
 
     fn products(&mut self) -> Result<Vec<Product>> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT sku, name, unit_price, currency, on_hand FROM products ORDER BY sku",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
+        self.query_all(
+            "SELECT sku, name, unit_price, currency, on_hand FROM products ORDER BY sku",
+            [],
+            |r| {
                 Ok(Product {
                     sku: r.get(0)?,
                     name: r.get(1)?,
@@ -355,10 +348,8 @@ impl Store for SqliteStore {
                     currency: r.get(3)?,
                     on_hand: r.get(4)?,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+            },
+        )
     }
 
     fn load_products(
@@ -553,13 +544,13 @@ impl Store for SqliteStore {
     }
 
     fn open_failure_ids(&mut self) -> Result<HashSet<String>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT DISTINCT order_id FROM failed_orders WHERE resolved_by IS NULL AND superseded_by IS NULL AND order_id IS NOT NULL")
-            .map_err(|e| self.err(e))?;
-        let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+        let ids = self.query_all(
+            "SELECT DISTINCT order_id FROM failed_orders
+             WHERE resolved_by IS NULL AND superseded_by IS NULL AND order_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(ids.into_iter().collect())
     }
 
     fn resolve_failures(&mut self, order_id: &str, run_id: i64) -> Result<()> {
@@ -678,13 +669,7 @@ impl Store for SqliteStore {
 
     fn runs(&mut self) -> Result<Vec<RunRecord>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC");
-        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let runs: Vec<RunRecord> = st
-            .query_map([], Self::row_to_run)
-            .map_err(|e| self.err(e))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))?;
-        drop(st);
+        let runs = self.query_all(&sql, [], Self::row_to_run)?;
         runs.into_iter()
             .map(|mut r| {
                 r.inputs = self.inputs_of(r.id)?;
@@ -694,14 +679,7 @@ impl Store for SqliteStore {
     }
 
     fn resolutions(&mut self, run_id: i64) -> Result<Resolutions> {
-        let pairs = |sql: &str| -> Result<Vec<(i64, i64)>> {
-            let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
-            let rows = st
-                .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(|e| self.err(e))?;
-            rows.collect::<rusqlite::Result<_>>()
-                .map_err(|e| self.err(e))
-        };
+        let pairs = |sql: &str| self.query_all(sql, [run_id], |r| Ok((r.get(0)?, r.get(1)?)));
         Ok(Resolutions {
             open: self
                 .conn
@@ -749,18 +727,13 @@ impl Store for SqliteStore {
                    GROUP BY sku
                    HAVING max(on_hand) IS NULL OR max(on_hand) < 0 OR max(on_hand) != sum(delta)
                    ORDER BY sku";
-        let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(LedgerFault {
-                    sku: r.get(0)?,
-                    on_hand: r.get(1)?,
-                    ledger_sum: r.get(2)?,
-                })
+        self.query_all(sql, [], |r| {
+            Ok(LedgerFault {
+                sku: r.get(0)?,
+                on_hand: r.get(1)?,
+                ledger_sum: r.get(2)?,
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+        })
     }
 }
 
