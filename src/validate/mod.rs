@@ -112,6 +112,11 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
             );
             return Verdict::invalid(vec![p], None);
         }
+        RawBody::Rows { rows, .. } if rows.is_empty() => {
+            // Readers never make one; a damaged stored failure could.
+            let p = Problem::new(ErrorCode::MalformedRecord, "the record has no rows");
+            return Verdict::invalid(vec![p], None);
+        }
         RawBody::Rows {
             columns,
             rows,

@@ -1333,3 +1333,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_record_without_rows_is_malformed_not_a_panic() {
+    let raw = RawOrder {
+        file: 0,
+        line: 7,
+        body: crate::read::RawBody::Rows {
+            columns: std::sync::Arc::new(crate::read::Columns::positional(Vec::new(), false)),
+            rows: Vec::new(),
+            no_items: false,
+        },
+        notes: Vec::new(),
+    };
+    let (code, detail, _) = invalid(&raw);
+    assert_eq!(code, ErrorCode::MalformedRecord);
+    assert!(detail.contains("no rows"), "{detail}");
+}
