@@ -29,7 +29,7 @@ use crate::validate::{validate_chunk, Catalog, Checked};
 use crate::{now_rfc3339, Exit as RunExit};
 
 /// Orders per chunk handed from stage to stage.
-const CHUNK: usize = 2048;
+const CHUNK: usize = 1024;
 /// Chunks in flight between two stages: bounds memory whatever the input size.
 const IN_FLIGHT: usize = 2;
 
@@ -340,7 +340,7 @@ impl RunCtx<'_> {
             "orders",
         );
 
-        let mut accepted = AcceptedWriter::new(
+        let accepted = AcceptedWriter::new(
             reports.file(&file_name("accepted", opts.report_format))?,
             opts.report_format,
         )?;
@@ -360,8 +360,7 @@ impl RunCtx<'_> {
         let (raw_tx, raw_rx) = sync_channel::<Result<Vec<RawOrder>, InputError>>(IN_FLIGHT);
         let (chk_tx, chk_rx) = sync_channel::<Result<Vec<Checked>, InputError>>(IN_FLIGHT);
         let mut apply_time = Duration::ZERO;
-        let mut report_time = Duration::ZERO;
-        let outcome: Result<()> = std::thread::scope(|scope| {
+        let outcome = std::thread::scope(|scope| -> Result<AcceptedWriter<_>> {
             let reader = std::thread::Builder::new()
                 .name("read".into())
                 .spawn_scoped(scope, move || read_stage(readers, raw_tx))
@@ -373,12 +372,15 @@ impl RunCtx<'_> {
                     move || validate_stage(raw_rx, chk_tx, &catalog, &pool)
                 })
                 .context("cannot start the validation thread")?;
-            let (trash_tx, trash_rx) = sync_channel::<Vec<(RawOrder, Outcome)>>(IN_FLIGHT);
-            let dropper = std::thread::Builder::new()
-                .name("free".into())
-                .spawn_scoped(scope, move || trash_rx.iter().for_each(drop))
-                .context("cannot start a worker thread")?;
-            let mut trash = Vec::with_capacity(CHUNK);
+            // Decided orders go to a report thread, which writes the accepted
+            // report and frees them: both are real work, kept off this thread.
+            let (done_tx, done_rx) = sync_channel::<Vec<(RawOrder, Outcome)>>(IN_FLIGHT);
+            let names = &names;
+            let reporter = std::thread::Builder::new()
+                .name("report".into())
+                .spawn_scoped(scope, move || report_stage(done_rx, accepted, names))
+                .context("cannot start the report thread")?;
+            let mut done = Vec::with_capacity(CHUNK);
             let res = (|| -> Result<()> {
                 for chunk in chk_rx.iter() {
                     let chunk = chunk?;
@@ -388,36 +390,20 @@ impl RunCtx<'_> {
                             .get(checked.raw.file as usize)
                             .map(String::as_str)
                             .unwrap_or("-");
-                        let line = checked.raw.line;
                         let (outcome, raw) = applier.apply(checked, file)?;
-                        let tr = Instant::now();
-                        match &outcome {
-                            Outcome::Accepted(order) => accepted.write(&AcceptedRow::new(
-                                order,
-                                Status::Accepted,
-                                file,
-                                line,
-                            ))?,
-                            Outcome::Skipped(order) => accepted.write(&AcceptedRow::new(
-                                order,
-                                Status::Skipped,
-                                file,
-                                line,
-                            ))?,
-                            Outcome::Failed(_) => {
-                                if opts.max_errors.is_some_and(|n| applier.counts.failed > n) {
-                                    aborted = true;
-                                }
-                            }
+                        if matches!(outcome, Outcome::Failed(_))
+                            && opts.max_errors.is_some_and(|n| applier.counts.failed > n)
+                        {
+                            aborted = true;
                         }
-                        trash.push((raw, outcome));
-                        report_time += tr.elapsed();
+                        done.push((raw, outcome));
                         if aborted {
                             break;
                         }
                     }
-                    // Freeing a chunk's orders is real work: do it on another thread.
-                    let _ = trash_tx.send(std::mem::take(&mut trash));
+                    if done_tx.send(std::mem::take(&mut done)).is_err() {
+                        break; // the report thread stopped on an error: it says which below
+                    }
                     apply_time += t.elapsed();
                     progress.update(
                         meters.iter().map(|m| m.bytes_read()).sum(),
@@ -431,26 +417,27 @@ impl RunCtx<'_> {
             })();
             // Stop the other stages: with the receiver gone their sends fail and they return.
             drop(chk_rx);
-            drop(trash_tx);
-            let _ = dropper.join();
+            drop(done_tx);
             // A stage that panicked must not pass for one that finished: the run would be partial.
             let read = reader.join();
             let validate = validator.join();
-            match (read, validate) {
-                (Ok(r), Ok(v)) => {
+            let report = reporter.join();
+            match (read, validate, report) {
+                (Ok(r), Ok(v), Ok((written, busy))) => {
                     self.timings.read = r;
                     self.timings.validate = v;
-                    res
+                    self.timings.report = busy;
+                    res?;
+                    Ok(written.context("cannot write the accepted report")?)
                 }
                 _ => res.and(Err(anyhow::anyhow!(
-                    "internal error: a reading or validation thread stopped unexpectedly; nothing was committed"
+                    "internal error: a worker thread stopped unexpectedly; nothing was committed"
                 ))),
             }
         });
         progress.finish();
-        self.timings.apply = apply_time.saturating_sub(report_time);
-        self.timings.report = report_time;
-        outcome?;
+        self.timings.apply = apply_time;
+        let accepted = outcome?;
 
         let counts = applier.counts.clone();
         let inputs: Vec<InputSummary> = names
@@ -648,6 +635,38 @@ pub fn render_failed<W: Write>(
         return Err(e.into());
     }
     Ok(w.finish()?)
+}
+
+/// Report stage: the accepted report row of each accepted or skipped order,
+/// then the orders freed. Returns the writer (or the first write error) and
+/// the time spent.
+fn report_stage<W: Write>(
+    rx: Receiver<Vec<(RawOrder, Outcome)>>,
+    mut writer: AcceptedWriter<W>,
+    names: &[String],
+) -> (std::io::Result<AcceptedWriter<W>>, Duration) {
+    let mut busy = Duration::ZERO;
+    for batch in rx.iter() {
+        let t = Instant::now();
+        for (raw, outcome) in &batch {
+            let file = names
+                .get(raw.file as usize)
+                .map(String::as_str)
+                .unwrap_or("-");
+            let row = match outcome {
+                Outcome::Accepted(o) => AcceptedRow::new(o, Status::Accepted, file, raw.line),
+                Outcome::Skipped(o) => AcceptedRow::new(o, Status::Skipped, file, raw.line),
+                Outcome::Failed(_) => continue,
+            };
+            if let Err(e) = writer.write(&row) {
+                // Dropping the receiver stops the apply loop at its next send.
+                return (Err(e), busy + t.elapsed());
+            }
+        }
+        drop(batch);
+        busy += t.elapsed();
+    }
+    (Ok(writer), busy)
 }
 
 /// Reader stage: every input in order, in chunks.
