@@ -249,12 +249,15 @@ impl<'s> Applier<'s> {
         let (code, detail) = summarize(&mut problems);
         let f = failed_order(raw, code, detail, source_file);
         if let Some(id) = f.order_id.as_deref() {
-            // The newest failure of an order is the open one.
-            if self.open_failures.contains(id) {
-                self.store.supersede_failures(Some(id), &[], self.run_id)?;
-            }
-            self.open_failures.insert(id.to_string());
             self.failed_here.insert(fingerprint(id));
+            // The newest failure of an order is the open one; a duplicate is
+            // never open (its earlier appearance is the order).
+            if f.code != ErrorCode::DuplicateInInput {
+                if self.open_failures.contains(id) {
+                    self.store.supersede_failures(Some(id), &[], self.run_id)?;
+                }
+                self.open_failures.insert(id.to_string());
+            }
         }
         self.store.insert_failed(self.run_id, self.seq, &f)?;
         self.counts.failed += 1;

@@ -107,6 +107,14 @@ fn run(cfg: &Config, opts: &RunOptions, plan: Plan) -> Result<RunExit> {
         Plan::Retry(_) => Vec::new(),
     };
     let catalog_file = match &opts.catalog {
+        Some(path) if path == "-" => {
+            return Err(crate::UsageError(
+                "--catalog needs a file: standard input is for the orders \
+                 (`orderbatch inventory load - --format csv` loads a catalog from standard input)"
+                    .into(),
+            )
+            .into())
+        }
         // The catalog is its own file, comma-separated like `inventory export` writes it.
         Some(path) => Some((path.clone(), read_catalog(path, None, b',')?)),
         None => None,
@@ -141,7 +149,10 @@ fn run(cfg: &Config, opts: &RunOptions, plan: Plan) -> Result<RunExit> {
         committed: false,
     };
     let res = ctx.execute(&mut store, opened, catalog_file, plan);
-    if let (Err(e), false) = (&res, ctx.committed) {
+    // After a lock timeout the history row cannot be written either (the lock
+    // is still held): waiting for it a second time would only double the wait.
+    let locked = res.as_ref().is_err_and(|e| crate::exit_code_of(e) == 75);
+    if let (Err(e), false, false) = (&res, ctx.committed, locked) {
         // Nothing of the run is committed; the history says how it ended.
         let _ = store.rollback();
         let record = RunRecord {
@@ -167,7 +178,9 @@ fn reap_interrupted(store: &mut SqliteStore, out: &std::path::Path) -> Result<()
         .running_runs()?
         .into_iter()
         .filter(|(_, pid, h)| {
-            h.as_deref() == Some(host.as_str()) && pid.is_some_and(|p| !process_alive(p))
+            // Our own pid on an old row is a reused pid: that run is gone.
+            h.as_deref() == Some(host.as_str())
+                && pid.is_some_and(|p| p == i64::from(std::process::id()) || !process_alive(p))
         })
         .map(|(id, _, _)| id)
         .collect();
@@ -457,7 +470,11 @@ impl RunCtx<'_> {
             store.rollback()?;
             let summary = self.summary("aborted", inputs, &counts);
             store.mark_run(&self.record(&summary, &[]))?;
-            self.emit(&summary, RunExit::Aborted, false)?;
+            if let Err(e) = self.emit(&summary, RunExit::Aborted, false) {
+                if !crate::is_broken_pipe(&e) {
+                    eprintln!("orderbatch: warning: {e:#}");
+                }
+            }
             return Ok((RunExit::Aborted, false));
         }
 
@@ -767,7 +784,7 @@ fn retry_orders(open: &[OpenFailure], names: &mut Vec<String>) -> Vec<RawOrder> 
                                 record.push_field(v);
                             }
                             RawRow {
-                                line: o.source_line,
+                                line: if r.line > 0 { r.line } else { o.source_line },
                                 record,
                             }
                         })

@@ -70,10 +70,17 @@ fn card_numbers_in_every_free_text_field_never_appear_in_clear() {
     csv += &order_rows("OK-1", &[(2, 1)]).replace('\n', ",fine\n");
     env.write("orders.csv", csv);
     let jsonl = format!(
-        "{{\"order_id\":\"J-1\",\"placed_at\":\"2026-11-25T22:14:03Z\",\"customer_email\":\"a@b.co\",\"currency\":\"EUR\",\"payment_method\":\"card\",\"payment_ref\":\"{c5}\",\"payment_amount\":\"10.00\",\"gift\":\"{c0}\",\"items\":[{{\"sku\":\"SKU-0\",\"quantity\":1,\"unit_price\":\"10.00\"}}]}}\n{{\"order_id\":\"J-2\",\"broken\":\"{c1}\"\n"
+        "{{\"order_id\":\"J-1\",\"placed_at\":\"2026-11-25T22:14:03Z\",\"customer_email\":\"a@b.co\",\"currency\":\"EUR\",\"payment_method\":\"card\",\"payment_ref\":\"{c5}\",\"payment_amount\":\"10.00\",\"gift\":\"{c0}\",\"items\":[{{\"sku\":\"SKU-0\",\"quantity\":1,\"unit_price\":\"10.00\"}}]}}\n{{\"order_id\":\"J-2\",\"broken\":\"{c1}\"\n{{\"order_id\":\"J-3\",\"{c2}\":1,\"{c2}\":2}}\n"
     );
     env.write("orders.jsonl", jsonl);
 
+    env.write(
+        "named.csv",
+        format!(
+            "{HEADER},{c3}\n{}",
+            order_rows("N-1", &[(9, 1)]).replace('\n', ",x\n")
+        ),
+    );
     let mut outputs = Vec::new();
     for args in [
         &[
@@ -88,6 +95,7 @@ fn card_numbers_in_every_free_text_field_never_appear_in_clear() {
         &["report", "failed", "--run", "1"],
         &["report", "failed", "--run", "2", "--format", "csv"],
         &["runs", "show", "1", "--json"],
+        &["process", "named.csv"],
     ] {
         let out = env.run(args);
         assert!(

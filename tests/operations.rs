@@ -383,3 +383,71 @@ fn a_run_whose_process_is_gone_is_marked_interrupted_and_its_partial_reports_rem
     assert!(!env.exists("reports/.run-1.partial"));
     assert!(env.exists("reports/run-2/accepted.csv"));
 }
+
+#[test]
+fn a_duplicate_never_replaces_the_order_it_repeats() {
+    let env = Env::new();
+    setup(&env, 2);
+    // X-1 fails for stock; its later repeat (other content) is only a duplicate.
+    env.write(
+        "orders.csv",
+        csv_file(&[
+            order_rows("X-1", &[(0, 5)]),
+            order_rows("Y-1", &[(1, 1)]),
+            order_rows("X-1", &[(1, 1)]),
+        ]),
+    );
+    env.ok(&["process", "orders.csv"], 3);
+    let show = json(&env.ok(&["runs", "show", "1", "--json"], 0));
+    assert_eq!(
+        show["failed_still_open"], 1,
+        "only the order itself is open: {show}"
+    );
+    assert_eq!(show["failed_again_in"], serde_json::json!([]));
+    env.write("catalog.csv", catalog(5, 10));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+    let s = json(&env.ok(&["reprocess", "--json"], 0));
+    assert_eq!(
+        (s["orders"].as_u64(), s["accepted"].as_u64()),
+        (Some(1), Some(1))
+    );
+    // The order retried is the first X-1 (five of SKU-0), not its repeat.
+    assert_eq!(env.stock()["SKU-0"], 5);
+    assert_eq!(env.stock()["SKU-1"], 10, "the repeat's mug was never taken");
+    env.ok(&["verify"], 0);
+}
+
+#[test]
+fn a_retried_order_keeps_the_lines_of_its_rows() {
+    let env = Env::new();
+    setup(&env, 10);
+    let mut text = csv_file(&[order_rows("M-1", &[(0, 1), (1, 1)])]);
+    text = text.replacen(",21.00\n", ",99.00\n", 1); // payment_amount differs between the rows
+    env.write("orders.csv", text);
+    env.ok(&["process", "orders.csv"], 3);
+    env.ok(&["reprocess"], 3);
+    let failed = env.read("reports/run-2/failed.csv");
+    assert!(
+        failed.contains("on line 2") && failed.contains("on line 3"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn a_catalog_from_standard_input_is_refused_with_a_clear_message() {
+    let env = Env::new();
+    setup(&env, 10);
+    env.write("orders.csv", csv_file(&[order_rows("A-1", &[(0, 1)])]));
+    let out = env.run(&["process", "orders.csv", "--catalog", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--catalog needs a file"));
+    // inventory load takes standard input with --format.
+    let out = env
+        .cmd()
+        .args(["inventory", "load", "-", "--format", "csv"])
+        .write_stdin(catalog(2, 7))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(env.stock()["SKU-1"], 7);
+}

@@ -188,9 +188,16 @@ impl<'a> AcceptedRow<&'a str> {
 pub struct FailedRow {
     /// The ten columns of [`Field::ALL`], as read (trimmed).
     pub values: Vec<String>,
+    /// The row's physical line (0 when not known).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub line: u64,
     /// Extra input columns, name and value, in input order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<(String, String)>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What is kept of a failed order's input: enough to write it back as input.
@@ -251,6 +258,7 @@ mod tests {
         let body = FailedBody {
             rows: vec![FailedRow {
                 values: vec!["A".into(); 10],
+                line: 0,
                 extra: vec![("note".into(), "x".into())],
             }],
             no_items: false,

@@ -9,6 +9,7 @@ use csv::{ByteRecord, StringRecord};
 use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
 use crate::model::order::{Field, REPORT_COLUMNS};
 use crate::report::escape::unescape_cell;
+use crate::validate::pan::mask_pans;
 
 pub(super) struct CsvOrders {
     path: String,
@@ -277,10 +278,11 @@ fn map_header(path: &str, header: &StringRecord) -> Result<Columns, InputError> 
     let mut seen = HashSet::new();
     for (pos, name) in header.iter().enumerate() {
         let name = unescape_cell(name.trim()).to_ascii_lowercase();
+        // A column name is free text too: a card number in it is masked.
         let name = if name.is_empty() {
             format!("column_{}", pos + 1)
         } else {
-            name
+            mask_pans(&name).into_owned()
         };
         if !seen.insert(name.clone()) {
             return Err(InputError::DuplicateColumn {
@@ -302,7 +304,8 @@ fn map_header(path: &str, header: &StringRecord) -> Result<Columns, InputError> 
                 return Err(InputError::MissingColumn {
                     path: path.to_string(),
                     column: f.name().to_string(),
-                    found: header.iter().map(str::trim).collect::<Vec<_>>().join(","),
+                    found: mask_pans(&header.iter().map(str::trim).collect::<Vec<_>>().join(","))
+                        .into_owned(),
                 })
             }
         }

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
 use crate::model::order::{Field, Problem, REPORT_COLUMNS};
 use crate::model::ErrorCode;
+use crate::validate::pan::mask_pans;
 
 /// The note for `items` that is not an array.
 pub const ITEMS_NOT_ARRAY: &str = "items is not an array";
@@ -111,7 +112,7 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
     for (k, v) in &object.0 {
         // Extra names as the CSV reader makes them: trimmed, lower case, unique,
         // and never one of ours (which would clash in a report).
-        let name = k.trim().to_ascii_lowercase();
+        let name = mask_pans(&k.trim().to_ascii_lowercase()).into_owned();
         let reserved = name == "items"
             || Field::from_name(&name).is_some()
             || REPORT_COLUMNS.contains(&name.as_str());
@@ -202,9 +203,17 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
 struct Object<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'a> Object<'a> {
+    /// A member by name, matched as CSV headers are: trimmed, any case.
     fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+        self.0
+            .iter()
+            .find(|(k, _)| same_key(k, key))
+            .map(|(_, v)| *v)
     }
+}
+
+fn same_key(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
 }
 
 impl<'de> serde::Deserialize<'de> for Object<'de> {
@@ -221,7 +230,7 @@ impl<'de> serde::Deserialize<'de> for Object<'de> {
             ) -> Result<Object<'de>, A::Error> {
                 let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    if members.iter().any(|(m, _)| *m == k) {
+                    if members.iter().any(|(m, _)| same_key(m, &k)) {
                         return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
                     }
                     members.push((k, map.next_value()?));
@@ -384,5 +393,23 @@ mod tests {
         let deep = format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000));
         let orders = read_all(&deep);
         assert!(matches!(&orders[0].body, RawBody::Malformed { .. }));
+    }
+
+    #[test]
+    fn keys_match_as_csv_headers_do_and_twice_is_malformed() {
+        let orders = read_all(
+            "{\"Order_ID\":\"K1\",\" SKU \":\"x\",\"items\":[{\"SKU\":\"S1\",\"Quantity\":2}]}\n{\"order_id\":\"A\",\"ORDER_ID\":\"B\"}\n",
+        );
+        let RawBody::Rows { columns, rows, .. } = &orders[0].body else {
+            panic!()
+        };
+        assert_eq!(rows[0].get(columns, Field::OrderId), "K1");
+        assert_eq!(rows[0].get(columns, Field::Sku), "S1");
+        assert_eq!(rows[0].get(columns, Field::Quantity), "2");
+        assert!(
+            matches!(&orders[1].body, RawBody::Malformed { reason, .. } if reason.contains("duplicate key")),
+            "{:?}",
+            orders[1].body
+        );
     }
 }

@@ -148,11 +148,10 @@ impl ExtraColumns {
 
 /// The report name of an extra column: as the CSV reader names columns
 /// (trimmed, lower case), and `None` for a name of ours, which would clash
-/// with a real column (or `items`) when the report is read back.
+/// with a real column when the report is read back.
 fn extra_key(name: &str) -> Option<String> {
     let key = name.trim().to_ascii_lowercase();
-    let ours = key == "items"
-        || Field::from_name(&key).is_some()
+    let ours = Field::from_name(&key).is_some()
         || crate::model::order::REPORT_COLUMNS.contains(&key.as_str());
     (!ours).then_some(key)
 }
@@ -236,7 +235,8 @@ impl<W: Write> FailedWriter<W> {
                     };
                     obj.insert("items".into(), Value::Array(items));
                     for (name, v) in &first.extra {
-                        if let Some(key) = extra_key(name) {
+                        // A CSV column named `items` has no place beside the items array.
+                        if let Some(key) = extra_key(name).filter(|k| k != "items") {
                             obj.entry(key).or_insert_with(|| Value::String(v.clone()));
                         }
                     }

@@ -74,6 +74,7 @@ fn jsonl_values(bytes: &[u8]) -> Vec<serde_json::Value> {
 fn frow(values: &[&str], extra: &[(&str, &str)]) -> FailedRow {
     FailedRow {
         values: values.iter().map(|s| s.to_string()).collect(),
+        line: 0,
         extra: extra
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
@@ -595,6 +596,7 @@ proptest! {
             .into_iter()
             .map(|(values, extra)| FailedRow {
                 values,
+                line: 0,
                 extra: names
                     .iter()
                     .zip(extra)
@@ -653,7 +655,11 @@ proptest! {
                 values[Field::Sku.index()] = item[0].clone();
                 values[Field::Quantity.index()] = item[1].clone();
                 values[Field::UnitPrice.index()] = item[2].clone();
-                FailedRow { values, extra: extra.clone() }
+                FailedRow {
+                    values,
+                    line: 0,
+                    extra: extra.clone(),
+                }
             })
             .collect();
         let f = FailedOrder {
@@ -752,4 +758,19 @@ fn report_dir_keeps_an_older_directory_of_the_same_name_aside() {
         .collect();
     assert_eq!(aside.len(), 1);
     assert!(dir.path().join(&aside[0]).join("old.csv").exists());
+}
+
+#[test]
+fn a_csv_extra_column_named_items_is_kept_in_the_csv_failed_report() {
+    let f = failed(
+        vec![frow(&GOOD, &[("items", "3 boxes")])],
+        ErrorCode::UnknownSku,
+        "d",
+    );
+    let c = cells(&failed_report(Format::Csv, &[f]));
+    let at = c[0]
+        .iter()
+        .position(|h| h == "items")
+        .expect("items column");
+    assert_eq!(c[1][at], "3 boxes");
 }

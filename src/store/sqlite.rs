@@ -16,6 +16,13 @@ use crate::model::ErrorCode;
 const SCHEMA: &str = include_str!("../../schema.sql");
 const SCHEMA_VERSION: i64 = 1;
 
+/// A failure record still open: not resolved, not superseded by a newer
+/// failure of the order, about an order with an id (a record that could not be
+/// parsed cannot be retried: fix the file), and not a duplicate (the earlier
+/// appearance is the order).
+const OPEN: &str = "resolved_by IS NULL AND superseded_by IS NULL AND order_id IS NOT NULL \
+                    AND error_code != 'DUPLICATE_IN_INPUT'";
+
 pub struct SqliteStore {
     conn: Connection,
     path: String,
@@ -544,23 +551,15 @@ impl Store for SqliteStore {
     }
 
     fn open_failure_ids(&mut self) -> Result<HashSet<String>> {
-        let ids = self.query_all(
-            "SELECT DISTINCT order_id FROM failed_orders
-             WHERE resolved_by IS NULL AND superseded_by IS NULL AND order_id IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )?;
+        let sql = format!("SELECT DISTINCT order_id FROM failed_orders WHERE {OPEN}");
+        let ids = self.query_all(&sql, [], |r| r.get(0))?;
         Ok(ids.into_iter().collect())
     }
 
     fn resolve_failures(&mut self, order_id: &str, run_id: i64) -> Result<()> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "UPDATE failed_orders SET resolved_by = ?2
-                 WHERE order_id = ?1 AND run_id != ?2 AND resolved_by IS NULL AND superseded_by IS NULL",
-            )
-            .map_err(|e| self.err(e))?;
+        let sql =
+            format!("UPDATE failed_orders SET resolved_by = ?2 WHERE order_id = ?1 AND run_id != ?2 AND {OPEN}");
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         st.execute(params![order_id, run_id])
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -574,17 +573,17 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let c = &self.conn;
         let run = (|| -> rusqlite::Result<()> {
+            // A run never supersedes its own records: the order's first
+            // appearance in a run is the one that stands.
             if let Some(id) = order_id {
-                c.prepare_cached(
-                    "UPDATE failed_orders SET superseded_by = ?2
-                     WHERE order_id = ?1 AND resolved_by IS NULL AND superseded_by IS NULL",
-                )?
+                c.prepare_cached(&format!(
+                    "UPDATE failed_orders SET superseded_by = ?2 WHERE order_id = ?1 AND run_id != ?2 AND {OPEN}"
+                ))?
                 .execute(params![id, run_id])?;
             }
-            let mut st = c.prepare_cached(
-                "UPDATE failed_orders SET superseded_by = ?2
-                 WHERE id = ?1 AND resolved_by IS NULL AND superseded_by IS NULL",
-            )?;
+            let mut st = c.prepare_cached(&format!(
+                "UPDATE failed_orders SET superseded_by = ?2 WHERE id = ?1 AND run_id != ?2 AND {OPEN}"
+            ))?;
             for id in ids {
                 st.execute(params![id, run_id])?;
             }
@@ -594,9 +593,11 @@ impl Store for SqliteStore {
     }
 
     fn open_failures(&mut self, of_run: Option<i64>) -> Result<Vec<OpenFailure>> {
-        let sql = "SELECT order_id, error_code, error_detail, source_file, source_line, body, run_id, id FROM failed_orders
-                   WHERE resolved_by IS NULL AND superseded_by IS NULL AND (?1 IS NULL OR run_id = ?1) ORDER BY id";
-        let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let sql = format!(
+            "SELECT order_id, error_code, error_detail, source_file, source_line, body, run_id, id FROM failed_orders
+             WHERE {OPEN} AND (?1 IS NULL OR run_id = ?1) ORDER BY id"
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let mut rows = st.query([of_run]).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
@@ -684,7 +685,7 @@ impl Store for SqliteStore {
             open: self
                 .conn
                 .query_row(
-                    "SELECT count(*) FROM failed_orders WHERE run_id = ?1 AND resolved_by IS NULL AND superseded_by IS NULL",
+                    &format!("SELECT count(*) FROM failed_orders WHERE run_id = ?1 AND {OPEN}"),
                     [run_id],
                     |r| r.get(0),
                 )

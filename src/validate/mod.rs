@@ -108,7 +108,7 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
         RawBody::Malformed { raw: text, reason } => {
             let p = Problem::new(
                 ErrorCode::MalformedRecord,
-                format!("{reason}: {}", masked_raw(text)),
+                format!("{}: {}", pan::mask_pans(reason), masked_raw(text)),
             );
             return Verdict::invalid(vec![p], None);
         }
@@ -543,6 +543,7 @@ pub fn failed_order(
             rows: rows
                 .iter()
                 .map(|row| FailedRow {
+                    line: row.line,
                     values: Field::ALL
                         .iter()
                         .map(|f| {
