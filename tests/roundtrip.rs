@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use orderbatch::model::money::{currency_exponent, format_amount};
-use orderbatch::model::order::{Product, ValidOrder};
+use orderbatch::model::order::{Field, Product, ValidOrder};
 use orderbatch::read::{open_orders, Format, InputMeter, Source};
 use orderbatch::report::escape::escape_cell;
 use orderbatch::validate::pan::contains_pan;
@@ -99,19 +99,7 @@ impl Order {
     }
     fn csv(&self) -> Vec<u8> {
         let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
-            "order_id",
-            "placed_at",
-            "customer_email",
-            "sku",
-            "quantity",
-            "unit_price",
-            "currency",
-            "payment_method",
-            "payment_ref",
-            "payment_amount",
-        ])
-        .unwrap();
+        w.write_record(Field::ALL.map(|f| f.name())).unwrap();
         let amount = format_amount(self.total(), self.exp());
         for (sku, q, p) in &self.lines {
             let price = format_amount(*p, self.exp());

@@ -12,18 +12,10 @@ use crate::model::ErrorCode;
 use crate::read::{open_orders, InputMeter, RawBody, RawOrder, Source};
 use crate::report::escape::is_live_formula;
 
-const TEN: [&str; 10] = [
-    "order_id",
-    "placed_at",
-    "customer_email",
-    "sku",
-    "quantity",
-    "unit_price",
-    "currency",
-    "payment_method",
-    "payment_ref",
-    "payment_amount",
-];
+/// The ten input columns, in order (their names are checked in `model::order`).
+fn ten() -> [&'static str; 10] {
+    Field::ALL.map(|f| f.name())
+}
 
 const TRIGGER_VALUES: [&str; 7] = ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "\nx"];
 
@@ -314,7 +306,7 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
     let out = failed_report(Format::Csv, &[]);
     let want = format!(
         "{},error_code,error_detail,source_file,source_line\n",
-        TEN.join(",")
+        ten().join(",")
     );
     assert_eq!(String::from_utf8(out).unwrap(), want);
 
@@ -334,7 +326,7 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
         "d2",
     );
     let c = cells(&failed_report(Format::Csv, &[a, b]));
-    let mut header: Vec<&str> = TEN.to_vec();
+    let mut header: Vec<&str> = ten().to_vec();
     header.extend(["note", "gift", "channel"]);
     header.extend(crate::model::order::REPORT_COLUMNS);
     assert_eq!(c[0], header);
@@ -375,7 +367,7 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
 #[test]
 fn a_malformed_record_keeps_its_raw_text_in_error_detail() {
     // The way the pipeline makes it: read, validate, failed_order.
-    let text = format!("{}\nX,\"1\",2\n", TEN.join(","));
+    let text = format!("{}\nX,\"1\",2\n", ten().join(","));
     let orders = read_back(Format::Csv, text.into_bytes());
     let raw = &orders[0];
     let crate::validate::Verdict::Invalid { code, detail, .. } =

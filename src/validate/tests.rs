@@ -9,18 +9,10 @@ use serde_json::{json, Value};
 
 use crate::read::{open_orders, Format, InputMeter, Source};
 
-const HEADER: [&str; 10] = [
-    "order_id",
-    "placed_at",
-    "customer_email",
-    "sku",
-    "quantity",
-    "unit_price",
-    "currency",
-    "payment_method",
-    "payment_ref",
-    "payment_amount",
-];
+/// The ten input columns, in order (their names are checked in `model::order`).
+fn header() -> [&'static str; 10] {
+    Field::ALL.map(|f| f.name())
+}
 
 /// A good one-line order: 2 x SKU-1 at 5.00 EUR, paid 10.00.
 const BASE: [&str; 10] = [
@@ -91,7 +83,7 @@ fn csv_text(extra: &[&str], rows: &[Vec<String>]) -> Vec<u8> {
     let mut w = ::csv::WriterBuilder::new()
         .quote_style(::csv::QuoteStyle::Always)
         .from_writer(Vec::new());
-    let mut header: Vec<&str> = HEADER.to_vec();
+    let mut header: Vec<&str> = header().to_vec();
     header.extend(extra);
     w.write_record(&header).unwrap();
     for r in rows {
@@ -303,7 +295,7 @@ fn each_code_comes_from_a_minimal_order() {
             ErrorCode::MalformedRecord,
             read(
                 Format::Csv,
-                format!("{}\nX,1,2\n", HEADER.join(",")).into_bytes(),
+                format!("{}\nX,1,2\n", header().join(",")).into_bytes(),
             )
             .remove(0),
         ),
@@ -365,7 +357,7 @@ fn invalid_utf8_is_a_malformed_record() {
 
 #[test]
 fn malformed_detail_has_the_reason_and_the_raw_text() {
-    let text = format!("{}\nX,1,2\n", HEADER.join(","));
+    let text = format!("{}\nX,1,2\n", header().join(","));
     let orders = read(Format::Csv, text.into_bytes());
     let (_, detail, _) = invalid(&orders[0]);
     assert_eq!(
@@ -929,7 +921,7 @@ fn card_numbers_in_invalid_free_text_are_masked_too() {
 
 #[test]
 fn card_numbers_in_malformed_records_are_masked() {
-    let text = format!("{}\nX,{VISA},2\n", HEADER.join(","));
+    let text = format!("{}\nX,{VISA},2\n", header().join(","));
     let orders = read(Format::Csv, text.into_bytes());
     let (code, detail, _) = invalid(&orders[0]);
     assert_eq!(code, ErrorCode::MalformedRecord);
@@ -1191,7 +1183,7 @@ fn failed_order_keeps_every_row_trimmed() {
 
 #[test]
 fn failed_order_of_a_malformed_record_keeps_its_raw_text_masked() {
-    let text = format!("{}\nX,{VISA},2\r\n", HEADER.join(","));
+    let text = format!("{}\nX,{VISA},2\r\n", header().join(","));
     let raw = read(Format::Csv, text.into_bytes()).remove(0);
     let (code, detail, _) = invalid(&raw);
     let f = failed_order(&raw, code, detail, "t.csv");
@@ -1321,7 +1313,7 @@ proptest! {
         csv_body in proptest::collection::vec(any::<u8>(), 0..300),
         json_line in "[{}\\[\\]\":,0-9a-z .eE+-]{0,80}",
     ) {
-        let mut bytes = format!("{}\n", HEADER.join(",")).into_bytes();
+        let mut bytes = format!("{}\n", header().join(",")).into_bytes();
         bytes.extend_from_slice(&csv_body);
         let reader = open_orders(source("t.csv", bytes), Format::Csv, b',').unwrap();
         for raw in reader.flatten() {
