@@ -137,6 +137,7 @@ struct RunArgs {
     /// Directory for the reports (DIR/run-ID/...)
     #[arg(long, default_value = "reports", value_name = "DIR")]
     out: PathBuf,
+    /// Format of the accepted and failed reports
     #[arg(long, value_enum, default_value = "csv")]
     report_format: FormatArg,
     /// Check everything (stock included) and write the reports, but commit nothing
