@@ -1,9 +1,10 @@
 //! One run of `process` or `reprocess`: read -> validate -> apply -> report.
 //!
 //! A reader thread parses inputs into chunks of orders, a validation thread
-//! checks each chunk in parallel on a rayon pool, and this thread applies the
-//! checked orders in input order inside the run's single transaction. The
-//! reports are written aside and moved into place after the commit.
+//! checks each chunk in parallel on a rayon pool, this thread applies the
+//! checked orders in input order inside the run's single transaction, and a
+//! report thread writes the accepted report and frees the orders. The reports
+//! are written aside and moved into place after the commit.
 
 use std::collections::HashMap;
 use std::io::Write;
