@@ -130,6 +130,7 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
             .iter()
             .map(|r| Field::ALL.map(|f| r.get(columns, f)))
             .collect(),
+        prices: Vec::with_capacity(rows.len()),
         no_items,
         problems: raw.notes.clone(),
     };
@@ -167,6 +168,8 @@ struct OrderCheck<'a> {
     rows: &'a [RawRow],
     /// Each row's ten values, trimmed and unescaped once.
     values: Vec<[&'a str; 10]>,
+    /// Each row's unit_price as parsed (None when it did not parse), for the price check.
+    prices: Vec<Option<i64>>,
     no_items: bool,
     problems: Vec<Problem>,
 }
@@ -294,6 +297,7 @@ impl<'a> OrderCheck<'a> {
                 let q = fields::quantity(self.get(r, Field::Quantity));
                 check(self, r, Field::Quantity, s(q.map(|_| ())));
                 let p = fields::amount(self.get(r, Field::UnitPrice), exp);
+                self.prices.push(p.as_ref().ok().copied());
                 check(
                     self,
                     r,
@@ -403,9 +407,9 @@ impl<'a> OrderCheck<'a> {
         if self.no_items {
             return;
         }
-        let currency = self.get(0, Field::Currency).to_string();
-        let currency_ok = fields::currency(&currency).is_ok();
-        let exp = currency_exponent(&currency);
+        let currency = self.get(0, Field::Currency);
+        let currency_ok = fields::currency(currency).is_ok();
+        let exp = currency_exponent(currency);
         for r in 0..self.rows.len() {
             let sku = self.get(r, Field::Sku);
             if fields::sku(sku).is_err() {
@@ -433,7 +437,7 @@ impl<'a> OrderCheck<'a> {
                 continue;
             }
             let text = self.get(r, Field::UnitPrice);
-            if let Ok(p) = fields::amount(text, exp) {
+            if let Some(p) = self.prices.get(r).copied().flatten() {
                 if p != price {
                     let m = format!(
                         "unit_price {} of sku {}{} is not the catalog price {}",
