@@ -138,18 +138,8 @@ fn rows_read_back(orders: &[RawOrder]) -> Vec<ReadRow> {
     out
 }
 
-const GOOD: [&str; 10] = [
-    "A-1",
-    "2026-11-25T22:14:03Z",
-    "a@b.co",
-    "SKU-1",
-    "2",
-    "5.00",
-    "EUR",
-    "card",
-    "ref-1",
-    "10.00",
-];
+/// A good one-line order (the validation tests' base order).
+const GOOD: [&str; 10] = crate::validate::tests::BASE;
 
 // ---------------------------------------------------------------- accepted
 

@@ -586,4 +586,4 @@ pub fn failed_order(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,7 +15,7 @@ fn header() -> [&'static str; 10] {
 }
 
 /// A good one-line order: 2 x SKU-1 at 5.00 EUR, paid 10.00.
-const BASE: [&str; 10] = [
+pub(crate) const BASE: [&str; 10] = [
     "A-1",
     "2026-11-25T22:14:03Z",
     "a@b.co",
