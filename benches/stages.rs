@@ -11,9 +11,10 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use orderbatch::apply::{Applier, Outcome};
 use orderbatch::model::order::{AcceptedRow, Product, Status};
-use orderbatch::read::{open_orders, Format, InputMeter, RawOrder, Source};
+use orderbatch::model::Format;
+use orderbatch::read::{open_orders, InputMeter, RawOrder, Source};
 use orderbatch::report::AcceptedWriter;
-use orderbatch::store::{SqliteStore, Store};
+use orderbatch::store::{self, LedgerReason, Store};
 use orderbatch::validate::{validate_chunk, Catalog, Checked};
 
 const ORDERS: usize = 20_000;
@@ -90,25 +91,32 @@ fn stages(c: &mut Criterion) {
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("b.db");
                 let mut store =
-                    SqliteStore::open(path.to_str().unwrap(), Duration::from_secs(5)).unwrap();
-                store.begin().unwrap();
-                store
-                    .load_products(&products(), None, "bench", "now")
-                    .unwrap();
+                    store::open(path.to_str().unwrap(), Duration::from_secs(5)).unwrap();
+                let mut tx = store.begin().unwrap();
+                tx.load_products(&products(), None, "bench", "now").unwrap();
+                tx.commit().unwrap();
                 let checked = validate_chunk(raws.clone(), &catalog);
                 (dir, store, checked)
             },
-            |(dir, mut store, checked): (tempfile::TempDir, SqliteStore, Vec<Checked>)| {
-                let stock = products().into_iter().map(|p| (p.sku, p.on_hand)).collect();
-                let mut applier = Applier::new(&mut store, 1, stock).unwrap();
+            |(dir, mut store, checked): (tempfile::TempDir, Box<dyn Store>, Vec<Checked>)| {
+                let mut tx = store.begin().unwrap();
+                let stock = tx.stock(None).unwrap();
+                let mut applier = Applier::new(1, stock);
                 let mut accepted = 0;
-                for c in checked {
-                    if let (Outcome::Accepted(_), _) = applier.apply(c, "bench.csv").unwrap() {
-                        accepted += 1;
+                let mut rest = checked;
+                while !rest.is_empty() {
+                    let tail = rest.split_off(rest.len().min(1024));
+                    let chunk = std::mem::replace(&mut rest, tail);
+                    for d in applier.apply_chunk(&mut *tx, chunk).unwrap() {
+                        if let Outcome::Accepted(_) = d.outcome {
+                            accepted += 1;
+                        }
                     }
                 }
-                applier.finish("order", "now").unwrap();
-                store.rollback().unwrap();
+                applier
+                    .finish(&mut *tx, LedgerReason::Order, "now")
+                    .unwrap();
+                drop(tx);
                 drop(dir);
                 accepted
             },

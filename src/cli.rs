@@ -6,24 +6,26 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Command, Config, ReportKind, RunOptions};
-use crate::read::Format;
+use crate::model::Format;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "orderbatch",
     version,
-    about = "Validate order files in parallel and apply their stock changes to SQLite in one transaction per run",
+    about = "Validate order files in parallel and apply their stock changes in one transaction per run (SQLite or PostgreSQL)",
     after_help = "Exit codes: 0 all orders accepted or skipped; 3 some orders failed (see the failed report); \
 4 aborted by --max-errors; 2 usage or input-file error; 75 database locked past --lock-timeout; 1 other error."
 )]
 pub struct Cli {
-    /// SQLite database file (created and migrated when missing)
+    /// The database: a SQLite file (created when missing) or a PostgreSQL URL
+    /// (postgres://user@host/db); created and migrated as needed
     #[arg(
         long,
         global = true,
         env = "ORDERBATCH_DB",
         default_value = "orderbatch.db",
-        value_name = "PATH"
+        value_name = "PATH|URL",
+        hide_env_values = true
     )]
     db: String,
     /// Print nothing on success; only problems
@@ -46,7 +48,7 @@ pub struct Cli {
 enum Cmd {
     /// Create or migrate the database (idempotent)
     Init,
-    /// Load or export the catalog and stock levels
+    /// Load, receive or export the catalog and stock levels
     #[command(subcommand)]
     Inventory(InventoryCmd),
     /// Ingest, validate and apply order files, and write reports (one run)
@@ -68,18 +70,24 @@ enum Cmd {
     /// Run history
     #[command(subcommand)]
     Runs(RunsCmd),
+    /// The stored failed orders still open, and closing those that will never be fixed
+    #[command(subcommand)]
+    Failures(FailuresCmd),
     /// Write a run's report to standard output, from the database
     Report {
+        /// Which report: the accepted (and skipped) orders, or the failed ones
         #[arg(value_enum)]
         kind: KindArg,
+        /// The run whose report to write (see `runs list`)
         #[arg(long, value_name = "ID")]
         run: i64,
         /// Report format (default: the format the run wrote)
         #[arg(long, value_enum)]
         format: Option<FormatArg>,
     },
-    /// Check the stock ledger: exit 0 when it holds, 1 listing the faults
+    /// Check the database's integrity and the stock ledger: exit 0 when they hold, 1 listing the faults
     Verify {
+        /// Print {"ok":..,"faults":[..]} on standard output
         #[arg(long)]
         json: bool,
     },
@@ -96,10 +104,25 @@ enum Cmd {
 enum InventoryCmd {
     /// Upsert products and set their stock levels from FILE (all or nothing)
     Load {
+        /// Catalog file: sku, name, unit_price, currency, on_hand ('-' reads standard input)
         #[arg(value_name = "FILE")]
         file: String,
+        /// File format (default: from the file name; required for '-')
         #[arg(long, value_enum)]
         format: Option<FormatArg>,
+        /// CSV field delimiter (one character; 'tab' or '\t' for tab)
+        #[arg(long, default_value = ",", value_parser = parse_delimiter)]
+        delimiter: u8,
+    },
+    /// Add delivered units to the stock on hand at commit time (all or nothing)
+    Receive {
+        /// Delivery file: sku, quantity (units delivered; a sku may appear on several lines)
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// File format (default: from the file name; required for '-')
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// CSV field delimiter (one character; 'tab' or '\t' for tab)
         #[arg(long, default_value = ",", value_parser = parse_delimiter)]
         delimiter: u8,
     },
@@ -115,14 +138,39 @@ enum InventoryCmd {
 enum RunsCmd {
     /// All runs, newest first
     List {
+        /// Print the runs as a JSON array
         #[arg(long)]
         json: bool,
     },
-    /// One run in detail
+    /// One run in detail, with what became of its failed orders
     Show {
+        /// The run (see `runs list`)
         id: i64,
+        /// Print the run as JSON
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FailuresCmd {
+    /// The open failed orders (those `reprocess` retries), oldest first
+    List {
+        /// Only the failures of this run
+        #[arg(long, value_name = "ID")]
+        run: Option<i64>,
+        /// Print the failures as a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close open failures that will not be retried (kept, with the reason and who closed them)
+    Close {
+        /// Failure ids, as the failed report and `failures list` show them (F42)
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        /// Why they are closed (kept in the history; `runs show` prints it)
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
     },
 }
 
@@ -146,8 +194,8 @@ struct RunArgs {
     /// Abort and commit nothing when more than N orders fail
     #[arg(long, value_name = "N")]
     max_errors: Option<u64>,
-    /// Validation threads (default: the number of CPUs)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Validation threads, 1 to 256 (default: the number of CPUs)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: Option<u16>,
     /// CSV field delimiter (one character; 'tab' or '\t' for tab)
     #[arg(long, default_value = ",", value_parser = parse_delimiter)]
@@ -239,6 +287,15 @@ impl Cli {
                 format: format.map(Into::into),
                 delimiter,
             },
+            Cmd::Inventory(InventoryCmd::Receive {
+                file,
+                format,
+                delimiter,
+            }) => Command::InventoryReceive {
+                file,
+                format: format.map(Into::into),
+                delimiter,
+            },
             Cmd::Inventory(InventoryCmd::Export { out }) => Command::InventoryExport { out },
             Cmd::Process { files, run } => Command::Process(run.into_options(files)),
             Cmd::Reprocess { run, args } => Command::Reprocess {
@@ -256,6 +313,10 @@ impl Cli {
                 format: format.map(Into::into),
             },
             Cmd::Verify { json } => Command::Verify { json },
+            Cmd::Failures(FailuresCmd::List { run, json }) => Command::FailuresList { run, json },
+            Cmd::Failures(FailuresCmd::Close { ids, reason }) => {
+                Command::FailuresClose { ids, reason }
+            }
             Cmd::Completions { shell } => {
                 let mut out = Vec::new();
                 clap_complete::generate(shell, &mut Cli::command(), "orderbatch", &mut out);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::read::Format;
+use crate::model::Format;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -20,6 +20,11 @@ pub struct Config {
 pub enum Command {
     Init,
     InventoryLoad {
+        file: String,
+        format: Option<Format>,
+        delimiter: u8,
+    },
+    InventoryReceive {
         file: String,
         format: Option<Format>,
         delimiter: u8,
@@ -46,6 +51,14 @@ pub enum Command {
     },
     Verify {
         json: bool,
+    },
+    FailuresList {
+        run: Option<i64>,
+        json: bool,
+    },
+    FailuresClose {
+        ids: Vec<String>,
+        reason: String,
     },
     /// Text generated from the command-line definition (completions, man page).
     Print(Vec<u8>),

@@ -5,11 +5,12 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod model;
-pub mod pipeline;
 pub mod progress;
 pub mod read;
 pub mod report;
+pub mod run;
 pub mod store;
+pub mod usage;
 pub mod validate;
 
 use config::{Command, Config};
@@ -53,7 +54,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         {
             return 2;
         }
-        if let Some(store::StoreError::Locked { .. }) = cause.downcast_ref::<store::StoreError>() {
+        if let Some(store::StoreError::Locked { .. } | store::StoreError::Contention { .. }) =
+            cause.downcast_ref::<store::StoreError>()
+        {
             return 75;
         }
     }
@@ -72,21 +75,37 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Files orderbatch creates (database, WAL, reports, temporary files) are
+/// never readable by everyone: whatever the umask, the bits for others are
+/// cleared. The metrics file is made world-readable on purpose, where it is written.
+pub fn keep_files_private() {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_raw_mode(0o077));
+    rustix::process::umask(old | Mode::from_raw_mode(0o007));
+}
+
 pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
     match &cfg.command {
-        Command::Init => commands::init(cfg),
+        Command::Init => commands::init::run(cfg),
         Command::InventoryLoad {
             file,
             format,
             delimiter,
-        } => commands::inventory_load(cfg, file, *format, *delimiter),
-        Command::InventoryExport { out } => commands::inventory_export(cfg, out.as_deref()),
-        Command::Process(opts) => pipeline::process(cfg, opts),
-        Command::Reprocess { run, opts } => pipeline::reprocess(cfg, opts, *run),
-        Command::RunsList { json } => commands::runs_list(cfg, *json),
-        Command::RunsShow { id, json } => commands::runs_show(cfg, *id, *json),
-        Command::Report { kind, run, format } => commands::report(cfg, *kind, *run, *format),
-        Command::Verify { json } => commands::verify(cfg, *json),
+        } => commands::inventory::load(cfg, file, *format, *delimiter),
+        Command::InventoryReceive {
+            file,
+            format,
+            delimiter,
+        } => commands::inventory::receive(cfg, file, *format, *delimiter),
+        Command::InventoryExport { out } => commands::inventory::export(cfg, out.as_deref()),
+        Command::Process(opts) => run::process(cfg, opts),
+        Command::Reprocess { run, opts } => run::reprocess(cfg, opts, *run),
+        Command::RunsList { json } => commands::runs::list(cfg, *json),
+        Command::RunsShow { id, json } => commands::runs::show(cfg, *id, *json),
+        Command::Report { kind, run, format } => commands::report::run(cfg, *kind, *run, *format),
+        Command::Verify { json } => commands::verify::run(cfg, *json),
+        Command::FailuresList { run, json } => commands::failures::list(cfg, *run, *json),
+        Command::FailuresClose { ids, reason } => commands::failures::close(cfg, ids, reason),
         Command::Print(text) => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -19,12 +19,17 @@ fn main() -> ExitCode {
             "orderbatch: internal error{at}: {what}; nothing of the current run was committed (please report this)"
         );
     }));
+    orderbatch::keep_files_private();
     let cfg = orderbatch::cli::parse();
     match orderbatch::run(&cfg) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) if orderbatch::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("orderbatch: error: {e:#}");
+            let text = format!("{e:#}");
+            eprintln!(
+                "orderbatch: error: {}",
+                orderbatch::model::text::for_terminal(&text)
+            );
             ExitCode::from(orderbatch::exit_code_of(&e))
         }
     }

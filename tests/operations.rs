@@ -290,16 +290,21 @@ fn metrics_parse_and_a_failed_run_keeps_the_last_success_time() {
     );
     env.ok(&["process", "orders.csv", "--metrics-file", "m.prom"], 3);
     let m = parse_prometheus(&env.read("m.prom"));
-    assert_eq!(m["orderbatch_orders_total{status=\"accepted\"}"], 1.0);
-    assert_eq!(m["orderbatch_orders_total{status=\"failed\"}"], 1.0);
+    assert_eq!(m["orderbatch_last_run_orders{status=\"accepted\"}"], 1.0);
+    assert_eq!(m["orderbatch_last_run_orders{status=\"failed\"}"], 1.0);
     assert_eq!(
-        m["orderbatch_order_errors_total{code=\"UNKNOWN_SKU\"}"],
+        m["orderbatch_last_run_order_errors{code=\"UNKNOWN_SKU\"}"],
         1.0
     );
-    assert!(m["orderbatch_run_duration_seconds"] >= 0.0);
+    assert!(m["orderbatch_last_run_duration_seconds"] >= 0.0);
+    assert!(m["orderbatch_last_run_input_bytes"] > 100.0);
+    assert!(m["orderbatch_last_run_peak_rss_bytes"] > 1e6);
+    assert!(m["orderbatch_last_run_cpu_seconds"] >= 0.0);
+    assert!(m.contains_key("orderbatch_last_run_stage_seconds{stage=\"apply\"}"));
+    // The last success is the run's own end, as the history records it.
     let success = m["orderbatch_last_success_timestamp_seconds"];
-    assert!(success > 1.7e9);
-    assert_eq!(success, m["orderbatch_last_run_timestamp_seconds"]);
+    let ended = m["orderbatch_last_run_timestamp_seconds"];
+    assert!(success > 1.7e9 && success <= ended && ended - success < 5.0);
 
     std::thread::sleep(std::time::Duration::from_millis(20));
     env.write(
@@ -374,6 +379,11 @@ fn a_run_whose_process_is_gone_is_marked_interrupted_and_its_partial_reports_rem
         )
         .unwrap();
     env.write("reports/.run-1.partial/accepted.csv", "half");
+    // A run names its database and start in its partial directory.
+    env.write(
+        "reports/.run-1.partial/.orderbatch-run",
+        "orderbatch run 1 of orderbatch.db started at x\n",
+    );
     env.write("orders.csv", csv_file(&[order_rows("A-1", &[(0, 1)])]));
     env.ok(&["process", "orders.csv"], 0);
     let list = json(&env.ok(&["runs", "list", "--json"], 0));

@@ -5,11 +5,12 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
+use orderbatch::model::escape::escape_cell;
 use orderbatch::model::money::{currency_exponent, format_amount};
 use orderbatch::model::order::{Field, Product, ValidOrder};
-use orderbatch::read::{open_orders, Format, InputMeter, Source};
-use orderbatch::report::escape::escape_cell;
-use orderbatch::validate::pan::contains_pan;
+use orderbatch::model::pan::contains_pan;
+use orderbatch::model::Format;
+use orderbatch::read::{open_orders, InputMeter, Source};
 use orderbatch::validate::{validate, Catalog, Verdict};
 use proptest::prelude::*;
 

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use orderbatch::read::Format;
+use orderbatch::model::Format;
 
 fuzz_target!(|data: &[u8]| {
     orderbatch_fuzz::check_input(data, Format::Jsonl);

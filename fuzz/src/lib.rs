@@ -4,11 +4,14 @@
 
 use std::io::Cursor;
 
+use orderbatch::model::escape::is_live_formula;
+use orderbatch::model::failure::FailureState;
 use orderbatch::model::order::{AcceptedRow, FailedOrder, Product, Status, ValidOrder};
-use orderbatch::read::{open_orders, Format, RawOrder, Source};
-use orderbatch::report::escape::is_live_formula;
+use orderbatch::model::Format;
+use orderbatch::read::{open_orders, RawOrder, Source};
 use orderbatch::report::{AcceptedWriter, ExtraColumns, FailedWriter};
-use orderbatch::validate::{failed_order, validate, Catalog, Verdict};
+use orderbatch::store::StoredFailure;
+use orderbatch::validate::{failed_order_of, validate, Catalog, Verdict};
 
 pub const SOURCE_FILE: &str = "fuzz.csv";
 
@@ -63,9 +66,9 @@ pub fn check_input(data: &[u8], format: Format) {
                 valid += 1;
                 accepted.push((order, raw.line));
             }
-            Verdict::Invalid { code, detail, .. } => {
+            Verdict::Invalid { problems, .. } => {
                 invalid += 1;
-                failed.push(failed_order(&raw, code, detail, SOURCE_FILE));
+                failed.push(failed_order_of(&raw, problems, SOURCE_FILE));
             }
         }
     }
@@ -79,7 +82,7 @@ pub fn check_input(data: &[u8], format: Format) {
     let lines = check_jsonl_report(&jsonl_out, "accepted.jsonl");
     assert_eq!(lines, valid, "accepted.jsonl: one line per accepted order");
 
-    // Failed report (two passes, as pipeline::render_failed: the CSV header
+    // Failed report (two passes, as report::render_failed: the CSV header
     // needs every extra column).
     let mut extras = ExtraColumns::default();
     for f in &failed {
@@ -105,8 +108,14 @@ fn render_accepted(orders: &[(ValidOrder, u64)], format: Format) -> Vec<u8> {
 
 fn render_failed(failed: &[FailedOrder], format: Format, extras: ExtraColumns) -> Vec<u8> {
     let mut w = FailedWriter::new(Vec::new(), format, extras).expect("writing to a Vec");
-    for f in failed {
-        w.write(f).expect("writing to a Vec");
+    for (i, f) in failed.iter().enumerate() {
+        let stored = StoredFailure {
+            id: i as i64 + 1,
+            run_id: 1,
+            state: FailureState::Open,
+            order: f.clone(),
+        };
+        w.write(&stored).expect("writing to a Vec");
     }
     w.finish().expect("writing to a Vec")
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use orderbatch::read::Format;
+use orderbatch::model::Format;
 
 fn replay(target: &str, format: Format) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);

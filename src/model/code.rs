@@ -4,7 +4,9 @@ use std::fmt;
 
 /// Why an order failed. The declaration order is the precedence order of the
 /// checks: when several apply, the smallest one is the order's `error_code`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ErrorCode {
     MalformedRecord,
     MissingField,

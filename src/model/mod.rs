@@ -1,8 +1,18 @@
-//! The domain: orders, lines, money and error codes. Pure data, no I/O.
+//! The domain: orders, lines, money, error codes, runs and failures, and the
+//! pure text rules every layer shares (formats, cell escaping, card-number
+//! masking, terminal escaping). Pure data and functions, no I/O.
 
 pub mod code;
+pub mod escape;
+pub mod failure;
+pub mod format;
 pub mod money;
 pub mod order;
+pub mod pan;
+pub mod rfc3339;
+pub mod run;
+pub mod text;
 
 pub use code::ErrorCode;
+pub use format::Format;
 pub use order::*;

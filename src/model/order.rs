@@ -68,10 +68,13 @@ impl Field {
 
 /// A problem found in an order: its code and a message naming the field, the
 /// value (masked where it is a card number) and the rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub code: crate::model::ErrorCode,
     pub message: String,
+    /// The row (0-based, of a multi-row order) the problem is about; `None`
+    /// for the order as a whole. The failed report puts each problem on its row.
+    pub row: Option<u32>,
 }
 
 impl Problem {
@@ -79,6 +82,14 @@ impl Problem {
         Problem {
             code,
             message: message.into(),
+            row: None,
+        }
+    }
+
+    pub fn on_row(code: crate::model::ErrorCode, row: usize, message: impl Into<String>) -> Self {
+        Problem {
+            row: Some(u32::try_from(row).unwrap_or(u32::MAX)),
+            ..Problem::new(code, message)
         }
     }
 }
@@ -94,7 +105,13 @@ pub struct Product {
 }
 
 /// Columns our own failed report appends; on input they are not extra columns.
-pub const REPORT_COLUMNS: [&str; 4] = ["error_code", "error_detail", "source_file", "source_line"];
+pub const REPORT_COLUMNS: [&str; 5] = [
+    "error_code",
+    "error_detail",
+    "source_file",
+    "source_line",
+    "failure_id",
+];
 
 pub const PAYMENT_METHODS: [&str; 5] = [
     "card",
@@ -104,7 +121,7 @@ pub const PAYMENT_METHODS: [&str; 5] = [
     "cash_on_delivery",
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     pub sku: String,
     pub quantity: i64,
@@ -114,7 +131,7 @@ pub struct Line {
 
 /// An order that passed every check that needs neither the database's order
 /// history nor the stock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidOrder {
     pub order_id: String,
     pub placed_at: String,
@@ -194,6 +211,10 @@ pub struct FailedRow {
     /// Extra input columns, name and value, in input order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<(String, String)>,
+    /// The problems of this row (the first row also has the order's own), as
+    /// the CSV failed report shows them: each row carries only its own.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -260,6 +281,7 @@ mod tests {
                 values: vec!["A".into(); 10],
                 line: 0,
                 extra: vec![("note".into(), "x".into())],
+                detail: String::new(),
             }],
             no_items: false,
             raw: None,

@@ -1,15 +1,17 @@
-//! Catalog files (`inventory load`, `--catalog`): CSV or JSONL with sku, name,
-//! unit_price, currency, on_hand. All rows are checked; one bad row rejects the file.
+//! Catalog files (`inventory load`, `--catalog`: sku, name, unit_price,
+//! currency, on_hand) and delivery files (`inventory receive`: sku, quantity),
+//! CSV or JSONL. All rows are checked; one bad row rejects the file.
 
 use std::collections::HashMap;
 use std::io::BufRead;
 
 use serde_json::Value;
 
-use super::{open_source, Format, InputError};
+use super::{open_source, resolve_format, InputError};
+use crate::model::escape::unescape_cell;
 use crate::model::money::currency_exponent;
 use crate::model::order::Product;
-use crate::report::escape::unescape_cell;
+use crate::model::Format;
 use crate::validate::{fields, show};
 
 pub const CATALOG_COLUMNS: [&str; 5] = ["sku", "name", "unit_price", "currency", "on_hand"];
@@ -30,11 +32,11 @@ pub fn read_catalog(
     format: Option<Format>,
     delimiter: u8,
 ) -> Result<Vec<Product>, CatalogError> {
-    let format = Format::resolve(path, format)?;
+    let format = resolve_format(path, format)?;
     let source = open_source(path)?;
     let rows = match format {
-        Format::Csv => csv_rows(path, source.reader, delimiter)?,
-        Format::Jsonl => jsonl_rows(path, source.reader)?,
+        Format::Csv => csv_rows(path, source.reader, delimiter, &CATALOG_COLUMNS)?,
+        Format::Jsonl => jsonl_rows(path, source.reader, &CATALOG_COLUMNS)?,
     };
     let mut problems = Vec::new();
     let mut products = Vec::with_capacity(rows.len());
@@ -109,13 +111,67 @@ pub fn read_catalog(
     }
 }
 
-type Row = Result<(u64, [String; 5]), (u64, String)>;
+type Row<const N: usize> = Result<(u64, [String; N]), (u64, String)>;
 
-fn csv_rows(
+pub const DELIVERY_COLUMNS: [&str; 2] = ["sku", "quantity"];
+
+/// Largest number of units one delivery line may add.
+const MAX_DELIVERY: i64 = 1_000_000_000;
+
+/// A delivery line: its line number, sku and units.
+pub type Delivery = (u64, String, i64);
+
+/// Read and check a whole delivery file (`inventory receive`).
+pub fn read_deliveries(
+    path: &str,
+    format: Option<Format>,
+    delimiter: u8,
+) -> Result<Vec<Delivery>, CatalogError> {
+    let format = resolve_format(path, format)?;
+    let source = open_source(path)?;
+    let rows = match format {
+        Format::Csv => csv_rows(path, source.reader, delimiter, &DELIVERY_COLUMNS)?,
+        Format::Jsonl => jsonl_rows(path, source.reader, &DELIVERY_COLUMNS)?,
+    };
+    let mut problems = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        match row {
+            Err((line, m)) => problems.push(format!("line {line}: {m}")),
+            Ok((line, [sku, quantity])) => {
+                let sku_ok = fields::sku(&sku).map_err(|rule| {
+                    problems.push(format!("line {line}: sku {} {rule}", show(&sku, false)))
+                });
+                let n = fields::whole_number(&quantity, 1, MAX_DELIVERY);
+                if n.is_none() {
+                    problems.push(format!(
+                        "line {line}: quantity {} must be a whole number from 1 to {MAX_DELIVERY}",
+                        show(&quantity, false)
+                    ));
+                }
+                if let (Ok(()), Some(n)) = (sku_ok, n) {
+                    out.push((line, sku, n));
+                }
+            }
+        }
+    }
+    problems.truncate(MAX_LISTED);
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(CatalogError::Rejected {
+            path: path.to_string(),
+            problems,
+        })
+    }
+}
+
+fn csv_rows<const N: usize>(
     path: &str,
     mut reader: Box<dyn BufRead + Send>,
     delimiter: u8,
-) -> Result<Vec<Row>, CatalogError> {
+    columns: &[&str; N],
+) -> Result<Vec<Row<N>>, CatalogError> {
     if reader
         .fill_buf()
         .map(|b| b.starts_with(b"\xEF\xBB\xBF"))
@@ -141,8 +197,8 @@ fn csv_rows(
         .iter()
         .map(|n| String::from_utf8_lossy(n).trim().to_ascii_lowercase())
         .collect();
-    let mut index = [0usize; 5];
-    for (i, col) in CATALOG_COLUMNS.iter().enumerate() {
+    let mut index = [0usize; N];
+    for (i, col) in columns.iter().enumerate() {
         let found: Vec<usize> = names
             .iter()
             .enumerate()
@@ -198,7 +254,11 @@ fn csv_rows(
     Ok(rows)
 }
 
-fn jsonl_rows(path: &str, reader: Box<dyn BufRead + Send>) -> Result<Vec<Row>, CatalogError> {
+fn jsonl_rows<const N: usize>(
+    path: &str,
+    reader: Box<dyn BufRead + Send>,
+    columns: &[&str; N],
+) -> Result<Vec<Row<N>>, CatalogError> {
     let mut rows = Vec::new();
     for (n, line) in reader.split(b'\n').enumerate() {
         let line_no = n as u64 + 1;
@@ -221,7 +281,7 @@ fn jsonl_rows(path: &str, reader: Box<dyn BufRead + Send>) -> Result<Vec<Row>, C
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => {
                 let mut bad = None;
-                let values = CATALOG_COLUMNS.map(|k| match map.get(k) {
+                let values = columns.map(|k| match map.get(k) {
                     None | Some(Value::Null) => String::new(),
                     Some(Value::String(s)) => s.trim().to_string(),
                     Some(Value::Number(n)) => n.to_string(),

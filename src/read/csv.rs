@@ -7,9 +7,9 @@ use std::sync::Arc;
 use csv::{ByteRecord, StringRecord};
 
 use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
+use crate::model::escape::unescape_cell;
 use crate::model::order::{Field, REPORT_COLUMNS};
-use crate::report::escape::unescape_cell;
-use crate::validate::pan::mask_pans;
+use crate::model::pan::mask_pans;
 
 pub(super) struct CsvOrders {
     path: String,
@@ -77,7 +77,8 @@ impl CsvOrders {
         }
         let rows = std::mem::take(&mut self.group);
         self.out.push_back(RawOrder {
-            file: 0,
+            source: Arc::from(""),
+            failure: None,
             line: rows[0].line,
             body: RawBody::Rows {
                 columns: Arc::clone(&self.columns),

@@ -11,8 +11,8 @@ use serde_json::value::RawValue;
 
 use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
 use crate::model::order::{Field, Problem, REPORT_COLUMNS};
+use crate::model::pan::mask_pans;
 use crate::model::ErrorCode;
-use crate::validate::pan::mask_pans;
 
 /// The note for `items` that is not an array.
 pub const ITEMS_NOT_ARRAY: &str = "items is not an array";
@@ -187,7 +187,8 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
         })
         .collect();
     RawOrder {
-        file: 0,
+        source: Arc::from(""),
+        failure: None,
         line,
         body: RawBody::Rows {
             columns,

@@ -6,56 +6,25 @@ mod csv;
 pub mod jsonl;
 mod source;
 
-use std::path::Path;
 use std::sync::Arc;
 
+use crate::model::escape::unescape_cell;
 use crate::model::order::{Field, Problem};
-use crate::report::escape::unescape_cell;
+use crate::model::Format;
 
 pub use self::source::{open_source, InputMeter, Source};
 
-/// Input file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Jsonl,
-}
-
-impl Format {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Jsonl => "jsonl",
-        }
+/// The explicit format, else the one the file name implies.
+pub fn resolve_format(path: &str, explicit: Option<Format>) -> Result<Format, InputError> {
+    if let Some(f) = explicit {
+        return Ok(f);
     }
-
-    pub fn parse(s: &str) -> Option<Format> {
-        match s.to_ascii_lowercase().as_str() {
-            "csv" => Some(Format::Csv),
-            "jsonl" | "ndjson" => Some(Format::Jsonl),
-            _ => None,
-        }
+    if path == "-" {
+        return Err(InputError::StdinNeedsFormat);
     }
-
-    /// The format a file name implies: `.csv`, `.jsonl`, `.ndjson`, each optionally `.gz`.
-    pub fn from_path(path: &str) -> Option<Format> {
-        let name = path.strip_suffix(".gz").unwrap_or(path);
-        let ext = Path::new(name).extension()?.to_str()?;
-        Format::parse(ext)
-    }
-
-    /// The explicit format, else the one the file name implies.
-    pub fn resolve(path: &str, explicit: Option<Format>) -> Result<Format, InputError> {
-        if let Some(f) = explicit {
-            return Ok(f);
-        }
-        if path == "-" {
-            return Err(InputError::StdinNeedsFormat);
-        }
-        Format::from_path(path).ok_or_else(|| InputError::UnknownFormat {
-            path: path.to_string(),
-        })
-    }
+    Format::from_path(path).ok_or_else(|| InputError::UnknownFormat {
+        path: path.to_string(),
+    })
 }
 
 /// Problems with an input file itself (as opposed to one of its records).
@@ -95,7 +64,7 @@ pub enum InputError {
 }
 
 /// Where each of the ten fields and each extra column sits in a record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Columns {
     pub index: [usize; 10],
     /// Extra columns: record position and name.
@@ -120,10 +89,26 @@ impl Columns {
 }
 
 /// One input row (CSV) or one item of an order (JSONL).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RawRow {
     pub line: u64,
+    #[serde(with = "record_fields")]
     pub record: ::csv::StringRecord,
+}
+
+/// A record as its list of fields, for the spool of checked orders.
+mod record_fields {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &::csv::StringRecord, s: S) -> Result<S::Ok, S::Error> {
+        let fields: Vec<&str> = r.iter().collect();
+        fields.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<::csv::StringRecord, D::Error> {
+        let fields = Vec::<String>::deserialize(d)?;
+        Ok(::csv::StringRecord::from(fields))
+    }
 }
 
 impl RawRow {
@@ -142,7 +127,7 @@ impl RawRow {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum RawBody {
     Rows {
         columns: Arc<Columns>,
@@ -155,10 +140,13 @@ pub enum RawBody {
 }
 
 /// One order as read, before any judgement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RawOrder {
-    /// Index of the input file in the run's inputs.
-    pub file: u32,
+    /// The input it came from, as given on the command line (for a retried
+    /// failure: the input it first came from).
+    pub source: Arc<str>,
+    /// The stored failure this order is a retry or a fixed copy of.
+    pub failure: Option<i64>,
     /// Physical line of the order's first row (1-based; the CSV header is line 1).
     pub line: u64,
     pub body: RawBody,
@@ -171,7 +159,8 @@ impl RawOrder {
         let raw = String::from_utf8_lossy(raw);
         let raw = raw.trim_end_matches(['\n', '\r']);
         RawOrder {
-            file: 0,
+            source: Arc::from(""),
+            failure: None,
             line,
             body: RawBody::Malformed {
                 raw: raw.to_string(),
@@ -203,10 +192,17 @@ pub fn open_orders(
     format: Format,
     delimiter: u8,
 ) -> Result<OrderReader, InputError> {
-    match format {
-        Format::Csv => Ok(Box::new(csv::CsvOrders::new(source, delimiter)?)),
-        Format::Jsonl => Ok(Box::new(jsonl::JsonlOrders::new(source))),
-    }
+    let name: Arc<str> = Arc::from(source.path.as_str());
+    let orders: OrderReader = match format {
+        Format::Csv => Box::new(csv::CsvOrders::new(source, delimiter)?),
+        Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source)),
+    };
+    Ok(Box::new(orders.map(move |r| {
+        r.map(|mut o| {
+            o.source = Arc::clone(&name);
+            o
+        })
+    })))
 }
 
 #[cfg(test)]
@@ -214,19 +210,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn format_comes_from_the_name_or_the_flag() {
-        assert_eq!(Format::from_path("a/orders.csv"), Some(Format::Csv));
-        assert_eq!(Format::from_path("orders.CSV.gz"), Some(Format::Csv));
-        assert_eq!(Format::from_path("x.jsonl.gz"), Some(Format::Jsonl));
-        assert_eq!(Format::from_path("x.ndjson"), Some(Format::Jsonl));
-        assert_eq!(Format::from_path("x.txt"), None);
+    fn format_comes_from_the_flag_or_the_name() {
         assert!(matches!(
-            Format::resolve("-", None),
+            resolve_format("-", None),
             Err(InputError::StdinNeedsFormat)
         ));
         assert_eq!(
-            Format::resolve("x.txt", Some(Format::Csv)).unwrap(),
+            resolve_format("x.txt", Some(Format::Csv)).unwrap(),
             Format::Csv
         );
+        assert_eq!(resolve_format("x.jsonl", None).unwrap(), Format::Jsonl);
+        assert!(matches!(
+            resolve_format("x.txt", None),
+            Err(InputError::UnknownFormat { .. })
+        ));
     }
 }

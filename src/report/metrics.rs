@@ -1,109 +1,283 @@
 //! Prometheus text-format metrics of the last run, for the node_exporter
-//! textfile collector.
+//! textfile collector. Every metric is a gauge about the last run; the file
+//! is written new under an unpredictable name, made durable, renamed over the
+//! old one and its directory synced, so a reader never sees half of it and a
+//! planted link is never followed.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
-use super::summary::Summary;
+use anyhow::{Context, Result};
+
+use crate::model::run::RunSummary;
 use crate::model::ErrorCode;
+use crate::run::Timings;
 
-const LAST_SUCCESS: &str = "orderbatch_last_success_timestamp_seconds";
-
-/// The last-success timestamp an earlier metrics file holds, if any.
-pub fn previous_last_success(path: &Path) -> Option<f64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(LAST_SUCCESS)?.trim().parse::<f64>().ok())
+/// What the metrics of one run are made of.
+pub struct RunMetrics<'a> {
+    pub summary: &'a RunSummary,
+    pub exit_code: u8,
+    /// When a run last completed and committed (RFC 3339), from the history.
+    pub last_success: Option<&'a str>,
+    pub timings: Timings,
+    pub input_bytes: u64,
 }
 
-/// Render the metrics. `success` says whether this run counts as a success
-/// (completed and committed); otherwise the previous success time is kept.
-pub fn render(
-    s: &Summary,
-    exit_code: i32,
-    now: f64,
-    success: bool,
-    previous: Option<f64>,
-) -> String {
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, samples: &[(String, String)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+/// The directory of `path`, which must exist (found before the run starts).
+pub fn check_dir(path: &Path) -> Result<()> {
+    let dir = parent(path);
+    if !dir.is_dir() {
+        return Err(crate::UsageError(format!(
+            "the directory of --metrics-file {} does not exist: create it or fix the path",
+            crate::model::text::for_terminal(&path.display().to_string())
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn unix_seconds(rfc3339: &str) -> Option<f64> {
+    let (secs, nanos) = crate::model::rfc3339::parse(rfc3339)?;
+    Some(secs as f64 + f64::from(nanos.min(999_999_999)) / 1e9)
+}
+
+struct Text(String);
+
+impl Text {
+    fn gauge(&mut self, name: &str, help: &str, samples: &[(String, String)]) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} gauge");
         for (labels, v) in samples {
-            let _ = writeln!(out, "{name}{labels} {v}");
+            let _ = writeln!(self.0, "{name}{labels} {v}");
         }
-    };
-    gauge(
-        "orderbatch_orders_total",
-        "Orders of the last run by outcome.",
+    }
+
+    fn one(&mut self, name: &str, help: &str, value: String) {
+        self.gauge(name, help, &[(String::new(), value)]);
+    }
+}
+
+/// The metrics text; `now` is the Unix time the run ended.
+pub fn render(m: &RunMetrics<'_>, now: f64) -> String {
+    let s = m.summary;
+    let c = &s.counts;
+    let mut t = Text(String::new());
+    t.gauge(
+        "orderbatch_last_run_orders",
+        "Orders of the last run by outcome (accepted, skipped or failed).",
         &[
-            ("{status=\"accepted\"}".into(), s.accepted.to_string()),
-            ("{status=\"skipped\"}".into(), s.skipped.to_string()),
-            ("{status=\"failed\"}".into(), s.failed.to_string()),
+            ("{status=\"accepted\"}".into(), c.accepted.to_string()),
+            ("{status=\"skipped\"}".into(), c.skipped.to_string()),
+            ("{status=\"failed\"}".into(), c.failed.to_string()),
         ],
     );
-    let by_code: Vec<(String, String)> = ErrorCode::ALL
-        .iter()
-        .map(|c| {
-            let n = s
-                .errors_by_code
-                .get(c.as_str())
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            (format!("{{code=\"{}\"}}", c.as_str()), n.to_string())
-        })
+    let by_code: Vec<(String, String)> = c
+        .by_code()
+        .map(|(code, n)| (format!("{{code=\"{}\"}}", code.as_str()), n.to_string()))
         .collect();
-    gauge(
-        "orderbatch_order_errors_total",
-        "Failed orders of the last run by error code.",
+    debug_assert_eq!(by_code.len(), ErrorCode::ALL.len());
+    t.gauge(
+        "orderbatch_last_run_order_errors",
+        "Failed orders of the last run by error code (every code, zeros included).",
         &by_code,
     );
-    gauge(
-        "orderbatch_run_duration_seconds",
-        "Wall time of the last run.",
-        &[(
-            String::new(),
-            format!("{:.3}", s.duration_ms as f64 / 1000.0),
-        )],
+    t.one(
+        "orderbatch_last_run_duration_seconds",
+        "Wall time of the last run, from start to end, in seconds.",
+        format!("{:.3}", s.duration_ms as f64 / 1000.0),
     );
-    gauge(
+    t.one(
         "orderbatch_last_run_timestamp_seconds",
         "When the last run ended (Unix time).",
-        &[(String::new(), format!("{now:.3}"))],
+        format!("{now:.3}"),
     );
-    gauge(
+    t.one(
         "orderbatch_last_run_exit_code",
-        "Exit code of the last run.",
-        &[(String::new(), exit_code.to_string())],
+        "Exit code of the last run: 0 all accepted or skipped, 3 some orders failed, 4 aborted by --max-errors, 2 usage or input error, 75 database locked, 1 other error.",
+        m.exit_code.to_string(),
     );
-    let last_success = if success { Some(now) } else { previous };
-    if let Some(t) = last_success {
-        gauge(
-            LAST_SUCCESS,
-            "When a run last completed and committed (Unix time).",
-            &[(String::new(), format!("{t:.3}"))],
+    if let Some(ts) = m.last_success.and_then(unix_seconds) {
+        t.one(
+            "orderbatch_last_success_timestamp_seconds",
+            "When a run last completed and committed (Unix time), from the database's run history.",
+            format!("{ts:.3}"),
         );
     }
-    out
+    let tm = &m.timings;
+    let stages: Vec<(String, String)> = [
+        ("read", tm.read),
+        ("validate", tm.validate),
+        ("apply", tm.apply),
+        ("report", tm.report),
+        ("commit", tm.commit),
+    ]
+    .iter()
+    .map(|(name, d)| {
+        (
+            format!("{{stage=\"{name}\"}}"),
+            format!("{:.3}", d.as_secs_f64()),
+        )
+    })
+    .collect();
+    t.gauge(
+        "orderbatch_last_run_stage_seconds",
+        "Busy seconds of each stage of the last run (stages overlap, so they may sum to more than the duration).",
+        &stages,
+    );
+    t.one(
+        "orderbatch_last_run_input_bytes",
+        "Bytes of input the last run read (as stored, before decompression).",
+        m.input_bytes.to_string(),
+    );
+    let (rss, cpu) = crate::usage::usage();
+    t.one(
+        "orderbatch_last_run_peak_rss_bytes",
+        "Peak resident memory of the last run's process, in bytes.",
+        rss.to_string(),
+    );
+    t.one(
+        "orderbatch_last_run_cpu_seconds",
+        "User and system CPU seconds of the last run's process.",
+        format!("{cpu:.3}"),
+    );
+    t.0
+}
+
+/// Temporary files of the metrics file older than this were left by a
+/// killed run (a writer holds one for milliseconds): they are removed.
+const STALE_SECS: u64 = 600;
+
+/// The metrics of a run written to `path`.
+pub fn write(path: &Path, m: &RunMetrics<'_>) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let shown = crate::model::text::for_terminal(&path.display().to_string()).into_owned();
+    write_file(path, render(m, now).as_bytes()).with_context(|| {
+        format!("cannot write the metrics file {shown}: check its directory and the disk")
+    })
+}
+
+fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.tmp")
+}
+
+fn write_file(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = parent(path);
+    remove_stale(dir, &temp_prefix(path));
+    // New, with an unpredictable name (O_EXCL): a planted link is never followed.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix(path))
+        .tempfile_in(dir)?;
+    // The exporter runs as another user: the metrics file is world-readable.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.write_all(text)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn remove_stale(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > STALE_SECS);
+        if old && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::summary::Counts;
+    use crate::model::run::{Counts, RunStatus};
+
+    fn summary() -> RunSummary {
+        RunSummary {
+            run_id: 1,
+            status: RunStatus::Aborted,
+            started_at: "a".into(),
+            finished_at: "b".into(),
+            duration_ms: 1500,
+            inputs: vec![],
+            counts: Counts::default(),
+        }
+    }
 
     #[test]
-    fn a_failed_run_keeps_the_previous_success_time() {
-        let s = Summary::new(1, "aborted", "a", "b", 1500, vec![], &Counts::default());
-        let text = render(&s, 4, 2000.0, false, Some(1000.0));
-        assert!(text.contains("orderbatch_last_success_timestamp_seconds 1000.000"));
-        assert!(text.contains("orderbatch_last_run_timestamp_seconds 2000.000"));
-        assert!(text.contains("orderbatch_run_duration_seconds 1.500"));
+    fn every_metric_is_a_gauge_named_as_the_spec_names_it() {
+        let s = summary();
+        let m = RunMetrics {
+            summary: &s,
+            exit_code: 4,
+            last_success: Some("2026-11-25T22:14:03Z"),
+            timings: Timings::default(),
+            input_bytes: 42,
+        };
+        let text = render(&m, 2000.0);
+        assert!(text.contains("orderbatch_last_success_timestamp_seconds 1795644843.000\n"));
+        assert!(text.contains("orderbatch_last_run_timestamp_seconds 2000.000\n"));
+        assert!(text.contains("orderbatch_last_run_duration_seconds 1.500\n"));
+        assert!(text.contains("orderbatch_last_run_exit_code 4\n"));
+        assert!(text.contains("orderbatch_last_run_input_bytes 42\n"));
+        assert!(text.contains("orderbatch_last_run_stage_seconds{stage=\"commit\"} 0.000\n"));
+        assert!(!text.contains("_total"));
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            assert!(line.ends_with(" gauge"), "{line}");
+        }
+        let none = RunMetrics {
+            last_success: None,
+            ..m
+        };
+        assert!(!render(&none, 1.0).contains("last_success"));
+    }
+
+    #[test]
+    fn the_file_replaces_a_planted_link_instead_of_following_it() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("m.prom");
-        std::fs::write(&p, &text).unwrap();
-        assert_eq!(previous_last_success(&p), Some(1000.0));
-        let ok = render(&s, 0, 3000.0, true, Some(1000.0));
-        assert!(ok.contains("orderbatch_last_success_timestamp_seconds 3000.000"));
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("m.prom");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_file(&path, b"x 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x 1\n");
+        assert!(!std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
     }
 }

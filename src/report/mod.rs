@@ -1,20 +1,22 @@
-//! Reports: accepted and failed orders as CSV or JSONL, the run summary, the
-//! Prometheus metrics; files are written aside and renamed into place.
+//! Reports: accepted and failed orders as CSV or JSONL, the Prometheus
+//! metrics; files are written aside and renamed into place.
 
-pub mod escape;
+pub mod dir;
 pub mod metrics;
-pub mod summary;
 
-use std::fs;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+pub use dir::{create_dirs, ReportDir, MARKER};
+
+use std::io::{self, Write};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::model::escape::escape_cell;
+use crate::model::failure::failure_label;
 use crate::model::money::{currency_exponent, format_amount};
 use crate::model::order::{AcceptedRow, FailedOrder, Field};
-use crate::read::Format;
-use escape::escape_cell;
+use crate::model::Format;
+use crate::store::{Queries, StoredFailure};
 
 pub const ACCEPTED_COLUMNS: [&str; 11] = [
     "order_id",
@@ -178,22 +180,27 @@ impl<W: Write> FailedWriter<W> {
         })
     }
 
-    pub fn write(&mut self, f: &FailedOrder) -> io::Result<()> {
+    pub fn write(&mut self, stored: &StoredFailure) -> io::Result<()> {
+        let f = &stored.order;
         let line = f.source_line.to_string();
+        let id = failure_label(stored.id);
         match self {
             FailedWriter::Csv(w, extras) => {
-                let tail = [
-                    f.code.as_str(),
-                    f.detail.as_str(),
-                    f.source_file.as_str(),
-                    line.as_str(),
-                ];
                 if f.body.rows.is_empty() {
                     let mut cells = vec![""; 10 + extras.len()];
-                    cells.extend(tail);
+                    cells.extend([f.code.as_str(), &f.detail, &f.source_file, &line, &id]);
                     return write_cells(w, &cells);
                 }
-                for row in &f.body.rows {
+                // Each row carries its own problems (the first also the order's):
+                // a report stays proportional to its input.
+                let per_row = f.body.rows.iter().any(|r| !r.detail.is_empty());
+                for (i, row) in f.body.rows.iter().enumerate() {
+                    let detail = match (per_row, i) {
+                        (true, _) => row.detail.as_str(),
+                        (false, 0) => f.detail.as_str(),
+                        (false, _) => "",
+                    };
+                    let tail = [f.code.as_str(), detail, &f.source_file, &line, &id];
                     let mut cells: Vec<&str> = row.values.iter().map(String::as_str).collect();
                     cells.resize(10, "");
                     for name in extras.iter() {
@@ -245,6 +252,7 @@ impl<W: Write> FailedWriter<W> {
                 obj.insert("error_detail".into(), f.detail.clone().into());
                 obj.insert("source_file".into(), f.source_file.clone().into());
                 obj.insert("source_line".into(), f.source_line.into());
+                obj.insert("failure_id".into(), id.into());
                 serde_json::to_writer(&mut *w, &Value::Object(obj))?;
                 w.write_all(b"\n")
             }
@@ -266,100 +274,50 @@ pub fn file_name(kind: &str, format: Format) -> String {
     format!("{kind}.{}", format.as_str())
 }
 
-/// A run's report directory, built aside as `DIR/.run-ID.partial` and renamed
-/// to `DIR/run-ID` only after the run committed.
-pub struct ReportDir {
-    partial: PathBuf,
-    target: PathBuf,
+/// Write a run's failed orders to `out`, from the database (two passes: the
+/// CSV header needs every extra column of the run).
+pub fn render_failed<W: Write>(
+    store: &mut dyn Queries,
+    run_id: i64,
+    format: Format,
+    out: W,
+) -> anyhow::Result<W> {
+    let mut extras = ExtraColumns::default();
+    if format == Format::Csv {
+        store.failed_of_run(run_id, &mut |f: StoredFailure| {
+            extras.add(&f.order);
+            Ok(())
+        })?;
+    }
+    let mut w = FailedWriter::new(out, format, extras)?;
+    let mut io_err = None;
+    store.failed_of_run(run_id, &mut |f: StoredFailure| {
+        if io_err.is_none() {
+            io_err = w.write(&f).err();
+        }
+        Ok(())
+    })?;
+    if let Some(e) = io_err {
+        return Err(e.into());
+    }
+    Ok(w.finish()?)
 }
 
-impl ReportDir {
-    pub fn create(out: &Path, run_id: i64) -> io::Result<ReportDir> {
-        fs::create_dir_all(out)?;
-        let partial = out.join(format!(".run-{run_id}.partial"));
-        if partial.exists() {
-            fs::remove_dir_all(&partial)?;
-        }
-        fs::create_dir(&partial)?;
-        Ok(ReportDir {
-            partial,
-            target: out.join(format!("run-{run_id}")),
-        })
-    }
-
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
-    pub fn file(&self, name: &str) -> io::Result<BufWriter<fs::File>> {
-        Ok(BufWriter::with_capacity(
-            256 * 1024,
-            fs::File::create(self.partial.join(name))?,
-        ))
-    }
-
-    /// Make the reports durable, then move them into place in one rename.
-    pub fn publish(self) -> io::Result<PathBuf> {
-        for entry in fs::read_dir(&self.partial)? {
-            fs::File::open(entry?.path())?.sync_all()?;
-        }
-        if self.target.exists() {
-            // A directory of that name from an earlier database: keep it, aside.
-            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
-            let stem = file_stem(&self.target);
-            let aside = (0..)
-                .map(|n| {
-                    let suffix = if n == 0 {
-                        String::new()
-                    } else {
-                        format!("-{n}")
-                    };
-                    self.target
-                        .with_file_name(format!("{stem}.replaced-{stamp}{suffix}"))
-                })
-                .find(|p| !p.exists())
-                .unwrap_or_default();
-            fs::rename(&self.target, aside)?;
-        }
-        fs::rename(&self.partial, &self.target)?;
-        if let Some(parent) = self.target.parent() {
-            if let Ok(d) = fs::File::open(parent) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(self.target)
-    }
-
-    /// Remove the partial reports of a run that did not commit.
-    pub fn discard(self) {
-        let _ = fs::remove_dir_all(&self.partial);
-    }
-}
-
-fn file_stem(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Write `contents` to `path` through a temporary file in the same directory
-/// and a rename, so readers never see it half written.
+/// Write `contents` to `path` through a new temporary file in the same
+/// directory (never an existing name, never through a link), made durable,
+/// then renamed into place and the directory synced.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", file_stem(path), std::process::id()));
-    let res = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".orderbatch-")
+        .tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

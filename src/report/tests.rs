@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
+use crate::model::escape::is_live_formula;
 use crate::model::order::{FailedBody, FailedRow, Status};
 use crate::model::ErrorCode;
 use crate::read::{open_orders, InputMeter, RawBody, RawOrder, Source};
-use crate::report::escape::is_live_formula;
 
 /// The ten input columns, in order (their names are checked in `model::order`).
 fn ten() -> [&'static str; 10] {
@@ -71,6 +71,7 @@ fn frow(values: &[&str], extra: &[(&str, &str)]) -> FailedRow {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect(),
+        detail: String::new(),
     }
 }
 
@@ -89,14 +90,24 @@ fn failed(rows: Vec<FailedRow>, code: ErrorCode, detail: &str) -> FailedOrder {
     }
 }
 
+/// A failed order as the database holds it.
+fn stored(id: i64, f: &FailedOrder) -> crate::store::StoredFailure {
+    crate::store::StoredFailure {
+        id,
+        run_id: 1,
+        state: crate::model::failure::FailureState::Open,
+        order: f.clone(),
+    }
+}
+
 fn failed_report(format: Format, orders: &[FailedOrder]) -> Vec<u8> {
     let mut extras = ExtraColumns::default();
     for f in orders {
         extras.add(f);
     }
     let mut w = FailedWriter::new(Vec::new(), format, extras).unwrap();
-    for f in orders {
-        w.write(f).unwrap();
+    for (i, f) in orders.iter().enumerate() {
+        w.write(&stored(i as i64 + 1, f)).unwrap();
     }
     w.finish().unwrap()
 }
@@ -295,7 +306,7 @@ fn failed_reports_escape_in_csv_only() {
 fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
     let out = failed_report(Format::Csv, &[]);
     let want = format!(
-        "{},error_code,error_detail,source_file,source_line\n",
+        "{},error_code,error_detail,source_file,source_line,failure_id\n",
         ten().join(",")
     );
     assert_eq!(String::from_utf8(out).unwrap(), want);
@@ -324,7 +335,16 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
     assert_eq!(c.len(), 4);
     assert_eq!(
         &c[1][10..],
-        ["n1", "g1", "", "UNKNOWN_SKU", "d1", "in/orders.csv", "2"]
+        [
+            "n1",
+            "g1",
+            "",
+            "UNKNOWN_SKU",
+            "d1",
+            "in/orders.csv",
+            "2",
+            "F1"
+        ]
     );
     assert_eq!(
         &c[2][10..],
@@ -335,9 +355,11 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
             "PRICE_MISMATCH",
             "d2",
             "in/orders.csv",
-            "2"
+            "2",
+            "F2"
         ]
     );
+    // The order's detail is not repeated on its later rows.
     assert_eq!(
         &c[3][10..],
         [
@@ -345,13 +367,14 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
             "g3",
             "app",
             "PRICE_MISMATCH",
-            "d2",
+            "",
             "in/orders.csv",
-            "2"
+            "2",
+            "F2"
         ]
     );
     assert_eq!(&c[2][..10], b_values);
-    assert!(c.iter().all(|r| r.len() == 17));
+    assert!(c.iter().all(|r| r.len() == 18));
 }
 
 #[test]
@@ -375,8 +398,9 @@ fn a_malformed_record_keeps_its_raw_text_in_error_detail() {
     let c = cells(&failed_report(Format::Csv, &[f.clone(), g]));
     assert_eq!(c.len(), 3);
     let row = &c[1];
-    assert_eq!(row.len(), 15);
+    assert_eq!(row.len(), 16);
     assert!(row[..11].iter().all(String::is_empty), "{row:?}");
+    assert_eq!(row[15], "F1");
     assert_eq!(row[11], "MALFORMED_RECORD");
     assert!(row[12].contains("X,\"1\",2"), "{}", row[12]);
     assert_eq!(row[13], "in.csv");
@@ -425,6 +449,7 @@ fn failed_jsonl_is_the_input_layout_plus_report_keys() {
         "error_detail": "d",
         "source_file": "in/orders.csv",
         "source_line": 2,
+        "failure_id": "F1",
     });
     assert_eq!(v[0], want);
 
@@ -584,6 +609,7 @@ proptest! {
                     .zip(extra)
                     .map(|(n, v)| (n.to_string(), v))
                     .collect(),
+                detail: String::new(),
             })
             .collect();
         prop_assume!(rows.iter().all(|r| {
@@ -641,6 +667,7 @@ proptest! {
                     values,
                     line: 0,
                     extra: extra.clone(),
+                    detail: String::new(),
                 }
             })
             .collect();
@@ -700,7 +727,7 @@ fn write_atomic_failure_leaves_no_temporary_file() {
 #[test]
 fn report_dir_publishes_in_one_rename_or_discards() {
     let dir = tempfile::tempdir().unwrap();
-    let rd = ReportDir::create(dir.path(), 7).unwrap();
+    let rd = ReportDir::create(dir.path(), 7, "m").unwrap();
     assert_eq!(rd.target(), dir.path().join("run-7"));
     let mut w = rd.file(&file_name("accepted", Format::Csv)).unwrap();
     w.write_all(b"x\n").unwrap();
@@ -713,7 +740,7 @@ fn report_dir_publishes_in_one_rename_or_discards() {
     assert_eq!(std::fs::read(target.join("accepted.csv")).unwrap(), b"x\n");
     assert!(!dir.path().join(".run-7.partial").exists());
 
-    let rd = ReportDir::create(dir.path(), 8).unwrap();
+    let rd = ReportDir::create(dir.path(), 8, "m").unwrap();
     rd.file("failed.jsonl").unwrap();
     rd.discard();
     let names: Vec<String> = std::fs::read_dir(dir.path())
@@ -728,7 +755,7 @@ fn report_dir_keeps_an_older_directory_of_the_same_name_aside() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("run-1")).unwrap();
     std::fs::write(dir.path().join("run-1").join("old.csv"), b"old").unwrap();
-    let rd = ReportDir::create(dir.path(), 1).unwrap();
+    let rd = ReportDir::create(dir.path(), 1, "m").unwrap();
     std::fs::write(dir.path().join(".run-1.partial").join("new.csv"), b"new").unwrap();
     let target = rd.publish().unwrap();
     assert!(target.join("new.csv").exists());

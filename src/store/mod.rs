@@ -1,83 +1,128 @@
-//! Storage: the only part that knows SQL. `Store` is the interface the
-//! pipeline uses; `sqlite` implements it (a PostgreSQL backend can follow).
+//! Storage: the only part that knows SQL, rusqlite or postgres. The rest of
+//! the program sees the [`Store`] and [`Tx`] traits: batch calls (one round
+//! trip serves a chunk of orders, never one order), a transaction as a value,
+//! and backend-neutral errors. [`open`] picks the backend from `--db`.
 
+mod postgres;
 mod sqlite;
 
 use std::time::Duration;
 
+use crate::model::failure::FailureState;
 use crate::model::order::{AcceptedRow, FailedOrder, Product, ValidOrder};
+use crate::model::run::{RunKind, RunRecord};
+use crate::model::Format;
 
-pub use sqlite::SqliteStore;
-
+/// A database error, whatever the backend. Every message names the database
+/// and says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the database {path} stayed locked by another run for {secs} s (--lock-timeout); nothing was done: try again later")]
-    Locked { path: String, secs: f64 },
-    #[error("cannot write the database {path}: {what}; nothing of this run was committed: make room and run the same command again")]
-    Disk {
-        path: String,
-        what: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("database {path}")]
-    Sqlite {
-        path: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("database {path} has schema version {found}, newer than this orderbatch understands ({known}): use a newer orderbatch")]
-    TooNew {
-        path: String,
-        found: i64,
-        known: i64,
-    },
-    #[error("database {path}: stored record is damaged: {what}")]
-    Damaged { path: String, what: String },
+    #[error("the database {db} stayed locked by another run for {secs} s (--lock-timeout); nothing was done: try again later")]
+    Locked { db: String, secs: f64 },
+    /// A deadlock or serialization failure between concurrent runs: the
+    /// transaction was rolled back and may be tried again.
+    #[error("the database {db} rolled the run back because of a conflict with another run ({what}); nothing was committed: run the same command again")]
+    Contention { db: String, what: String },
+    #[error("cannot write the database {db}: {what}; nothing of this run was committed: make room and run the same command again")]
+    Disk { db: String, what: String },
+    #[error("the database {db} is damaged: {what}; restore it from a backup (`orderbatch verify` lists what is wrong)")]
+    Damaged { db: String, what: String },
+    #[error("the database {db} has schema version {found}, newer than this orderbatch understands ({known}): use a newer orderbatch")]
+    TooNew { db: String, found: i64, known: i64 },
+    #[error("cannot open the database {db}: {what}")]
+    Unavailable { db: String, what: String },
+    #[error("database {db}: {what}")]
+    Other { db: String, what: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Final state of a run, as the run history records it.
-#[derive(Debug, Clone, Default)]
-pub struct RunRecord {
-    pub id: i64,
-    pub command: String,
-    pub status: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub duration_ms: Option<i64>,
-    pub orders: i64,
-    pub accepted: i64,
-    pub skipped: i64,
-    pub failed: i64,
-    pub lines: i64,
-    pub units: i64,
-    /// JSON object CODE -> count.
-    pub errors_by_code: String,
-    /// JSON array of run ids.
-    pub retried_runs: String,
-    pub report_format: String,
-    pub summary: Option<String>,
-    pub inputs: Vec<RunInput>,
+/// How runs share a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// One writer at a time: a run holds the database from its start to its
+    /// commit, and reads, checks and applies its orders as they stream in.
+    Serial,
+    /// Many writers: a run validates all of its input without holding a
+    /// lock, then locks only the stock rows it needs while it applies.
+    Shared,
 }
 
+/// Why stock changed, as the ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerReason {
+    Load,
+    Receive,
+    Order,
+    Reprocess,
+}
+
+impl LedgerReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerReason::Load => "load",
+            LedgerReason::Receive => "receive",
+            LedgerReason::Order => "order",
+            LedgerReason::Reprocess => "reprocess",
+        }
+    }
+}
+
+/// What the history holds about an applied order's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Fingerprint of the applied content.
+    pub content_hash: [u8; 16],
+    /// The run that applied it.
+    pub run_id: i64,
+}
+
+/// The result of claiming an order id: stored now, or applied before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    New,
+    Taken(Applied),
+}
+
+/// An order to store as applied.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOrder<'a> {
+    pub order: &'a ValidOrder,
+    /// Position in the run's input (1-based): reports keep input order.
+    pub seq: u64,
+    pub source_file: &'a str,
+    pub source_line: u64,
+}
+
+/// A chunk's records besides its applied orders, written in one batch.
+#[derive(Debug, Default)]
+pub struct Writes<'a> {
+    /// Orders reported as skipped, with their position in the run.
+    pub skips: Vec<(u64, AcceptedRow<&'a str>)>,
+    /// Failed orders, with their position in the run.
+    pub failures: Vec<(u64, &'a FailedOrder)>,
+    /// Order ids accepted or skipped: their open failures are resolved.
+    pub resolved: Vec<&'a str>,
+    /// Order ids that failed again: their older open failures are superseded.
+    pub superseded: Vec<&'a str>,
+}
+
+impl Writes<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.skips.is_empty()
+            && self.failures.is_empty()
+            && self.resolved.is_empty()
+            && self.superseded.is_empty()
+    }
+}
+
+/// A stored failed order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunInput {
-    pub path: String,
-    pub format: String,
-    pub sha256: String,
-}
-
-/// A run still marked running: its id, and the process and host it ran on.
-pub type RunningRun = (i64, Option<i64>, Option<String>);
-
-/// A failed order still waiting to be resolved, as `reprocess` retries it.
-#[derive(Debug, Clone)]
-pub struct OpenFailure {
-    /// The failure record's own id.
+pub struct StoredFailure {
+    /// The record's own id (`F<id>` in reports).
     pub id: i64,
     pub run_id: i64,
+    pub state: FailureState,
     pub order: FailedOrder,
 }
 
@@ -92,45 +137,110 @@ pub struct Resolutions {
     pub superseded_by: Vec<(i64, i64)>,
     /// Failures of earlier runs that this run resolved: (failed run, count).
     pub resolved_here: Vec<(i64, i64)>,
+    /// This run's failures closed by hand: (who, why, count).
+    pub closed: Vec<(String, String, i64)>,
 }
 
-/// A stock ledger fault found by `verify`.
+/// What became of a request to close one failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerFault {
-    pub sku: String,
-    pub on_hand: Option<i64>,
-    pub ledger_sum: i64,
+pub enum CloseResult {
+    Closed,
+    /// The record exists but is not open (its state says why).
+    NotOpen(FailureState),
+    Missing,
 }
 
-/// What the pipeline needs from a database.
-///
-/// Writes happen between `begin` and `commit`/`rollback`, all in one
-/// transaction; `begin` waits for other writers up to the lock timeout.
-pub trait Store {
-    fn begin(&mut self) -> Result<()>;
-    fn commit(&mut self) -> Result<()>;
-    fn rollback(&mut self) -> Result<()>;
+/// Something `verify` found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// A sku whose stock is negative or differs from the sum of its ledger
+    /// (`on_hand` is `None` for ledger entries of a product that does not exist).
+    Ledger {
+        sku: String,
+        on_hand: Option<i64>,
+        ledger_sum: i64,
+    },
+    /// The database's own integrity check failed.
+    Integrity(String),
+}
 
-    /// Record a run as started, in a transaction of its own, so that an
-    /// interrupted run still shows in the history.
-    fn start_run(
-        &mut self,
-        command: &str,
-        started_at: &str,
-        report_format: &str,
-        pid: u32,
-        host: &str,
-    ) -> Result<i64>;
-    /// Runs still marked running: (id, pid, host).
-    fn running_runs(&mut self) -> Result<Vec<RunningRun>>;
-    /// Mark runs whose process is gone as interrupted (in a transaction of its own).
-    fn mark_interrupted(&mut self, ids: &[i64]) -> Result<()>;
-    /// Complete a run's history row (inside the run's transaction).
-    fn finish_run(&mut self, run: &RunRecord) -> Result<()>;
-    /// Mark a run's outcome outside any transaction (dry run, aborted, failed).
-    fn mark_run(&mut self, run: &RunRecord) -> Result<()>;
-
+/// Reads, inside a transaction or outside any.
+pub trait Queries {
     fn products(&mut self) -> Result<Vec<Product>>;
+    /// A run's failed orders in input order.
+    fn failed_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
+    ) -> Result<()>;
+    /// A run's accepted and skipped orders in input order.
+    fn accepted_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
+    ) -> Result<()>;
+    /// Up to `limit` open failures with an id above `after`, of one run or
+    /// of all, oldest first (a page; call again from the last id).
+    fn open_failures(
+        &mut self,
+        of_run: Option<i64>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredFailure>>;
+    /// The stored failures with these ids (those that exist), by id.
+    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>>;
+}
+
+/// A database.
+pub trait Store: Queries + Send {
+    /// The database as messages name it (a URL without its password).
+    fn name(&self) -> &str;
+    fn concurrency(&self) -> Concurrency;
+    /// Start the one transaction a run (or a load) writes in; it waits for
+    /// other writers up to the lock timeout. Dropped without `commit`, it
+    /// rolls back.
+    fn begin(&mut self) -> Result<Box<dyn Tx + '_>>;
+
+    /// Record a run as started, in a transaction of its own (so that a run
+    /// killed later still shows in the history), and mark it alive for as
+    /// long as this store is open.
+    fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64>;
+    /// Record the outcome of a run that committed nothing (dry run, aborted,
+    /// failed).
+    fn end_run(&mut self, record: &RunRecord) -> Result<()>;
+    /// Mark the runs left running by a process that is gone as interrupted;
+    /// returns their ids.
+    fn reap_interrupted(&mut self) -> Result<Vec<i64>>;
+    /// The history, newest first; a running run whose process is gone shows
+    /// as interrupted.
+    fn runs(&mut self) -> Result<Vec<RunRecord>>;
+    fn run(&mut self, id: i64) -> Result<Option<RunRecord>>;
+    /// When a run last completed and committed (its finished_at), if ever.
+    fn last_success(&mut self) -> Result<Option<String>>;
+    /// What became of a run's failed orders, and which earlier ones it resolved.
+    fn resolutions(&mut self, run_id: i64) -> Result<Resolutions>;
+    /// Close open failures by hand, in one transaction.
+    fn close_failures(
+        &mut self,
+        ids: &[i64],
+        reason: &str,
+        by: &str,
+        at: &str,
+    ) -> Result<Vec<(i64, CloseResult)>>;
+    /// Hold the catalog (prices, currencies, products) steady for a run that
+    /// validates before it locks (shared), or take it alone to change it
+    /// (exclusive); released when the store is dropped. No-op where a run
+    /// holds the whole database anyway.
+    fn hold_catalog(&mut self, exclusive: bool) -> Result<()>;
+    /// The database's own integrity check and the stock ledger.
+    fn check(&mut self) -> Result<Vec<Fault>>;
+}
+
+/// A transaction. Dropping it without [`Tx::commit`] rolls it back.
+pub trait Tx: Queries {
+    /// Stock on hand of these skus (all products when `None`), locked against
+    /// other writers until the end of the transaction.
+    fn stock(&mut self, skus: Option<&[String]>) -> Result<Vec<(String, i64)>>;
     /// Upsert products and set their stock; each change of stock gets a ledger entry.
     fn load_products(
         &mut self,
@@ -139,65 +249,66 @@ pub trait Store {
         source: &str,
         at: &str,
     ) -> Result<()>;
-    /// Add `delta` to each sku's stock, with one ledger entry per sku.
+    /// Add delivered units to the stock on hand as it is at commit, one
+    /// ledger entry per line; returns each sku's new level. Unknown skus are
+    /// an error naming them (nothing is changed).
+    fn receive(
+        &mut self,
+        lines: &[(String, i64)],
+        source: &str,
+        at: &str,
+    ) -> Result<Vec<(String, i64)>>;
+    /// Store these orders as applied where their id is new; for the others,
+    /// what was applied before. Waits for a concurrent run that holds an id.
+    fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>>;
+    /// Remove orders this transaction claimed but did not keep (short of stock).
+    fn unclaim(&mut self, order_ids: &[&str]) -> Result<()>;
+    /// What was applied under these ids, if anything.
+    fn applied(&mut self, order_ids: &[&str]) -> Result<Vec<Option<Applied>>>;
+    /// Which of these ids this run already reported (accepted, skipped or failed).
+    fn seen_in_run(&mut self, run_id: i64, order_ids: &[&str]) -> Result<Vec<bool>>;
+    /// Skips, failures and the failures they resolve or supersede.
+    fn record(&mut self, run_id: i64, writes: &Writes<'_>) -> Result<()>;
+    /// Add each delta to its sku's stock, with one ledger entry per sku.
     fn move_stock(
         &mut self,
         deltas: &[(String, i64)],
         run_id: i64,
-        reason: &str,
+        reason: LedgerReason,
         at: &str,
     ) -> Result<()>;
+    /// Mark failure records a reprocess retried (and did not resolve) as
+    /// superseded by it.
+    fn supersede_retried(&mut self, failure_ids: &[i64], run_id: i64) -> Result<()>;
+    /// Complete the run's history row, inside its transaction.
+    fn finish_run(&mut self, record: &RunRecord) -> Result<()>;
+    fn commit(self: Box<Self>) -> Result<Committed>;
+}
 
-    /// The content fingerprint of an applied order with this id, and the run that applied it.
-    fn applied(&mut self, order_id: &str) -> Result<Option<([u8; 16], i64)>>;
-    /// Store an applied order; false (and nothing written) when its id is already applied.
-    fn insert_order(
-        &mut self,
-        run_id: i64,
-        seq: u64,
-        order: &ValidOrder,
-        source_file: &str,
-        source_line: u64,
-    ) -> Result<bool>;
-    /// Whether this run already reported `order_id` as skipped.
-    fn skipped_in_run(&mut self, run_id: i64, order_id: &str) -> Result<bool>;
-    fn insert_skip(&mut self, run_id: i64, seq: u64, row: &AcceptedRow<&str>) -> Result<()>;
-    fn insert_failed(&mut self, run_id: i64, seq: u64, order: &FailedOrder) -> Result<()>;
-    /// Order ids with an unresolved failure (the set is small: failures are rare).
-    fn open_failure_ids(&mut self) -> Result<std::collections::HashSet<String>>;
-    /// Mark the open failures of `order_id` as resolved by `run_id`.
-    fn resolve_failures(&mut self, order_id: &str, run_id: i64) -> Result<()>;
-    /// Mark open failure records as superseded by `run_id`: by order id (the
-    /// order failed again) or by record id (a reprocess retried them).
-    fn supersede_failures(
-        &mut self,
-        order_id: Option<&str>,
-        ids: &[i64],
-        run_id: i64,
-    ) -> Result<()>;
-    /// Unresolved failures, of one run or of all, oldest first.
-    fn open_failures(&mut self, of_run: Option<i64>) -> Result<Vec<OpenFailure>>;
+/// A commit that succeeded, with what the operator should still know.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Something that went wrong after the commit (it stands regardless).
+    pub warning: Option<String>,
+}
 
-    /// A run's failed orders in input order.
-    fn failed_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(FailedOrder) -> Result<()>,
-    ) -> Result<()>;
-    /// A run's accepted and skipped orders in input order.
-    fn accepted_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
-    ) -> Result<()>;
+/// Open the database `db` names: a PostgreSQL URL (`postgres://`,
+/// `postgresql://`) or a SQLite file path; created and migrated when new.
+pub fn open(db: &str, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+    if postgres::is_url(db) {
+        postgres::open(db, lock_timeout)
+    } else {
+        Ok(Box::new(sqlite::SqliteStore::open(db, lock_timeout)?))
+    }
+}
 
-    fn runs(&mut self) -> Result<Vec<RunRecord>>;
-    /// What became of a run's failed orders, and which earlier failures it resolved.
-    fn resolutions(&mut self, run_id: i64) -> Result<Resolutions>;
-    fn run(&mut self, id: i64) -> Result<Option<RunRecord>>;
-
-    /// Skus whose stock is negative or differs from the sum of their ledger.
-    fn ledger_faults(&mut self) -> Result<Vec<LedgerFault>>;
+/// The database as messages may show it: a URL without its password.
+pub fn display_name(db: &str) -> String {
+    if postgres::is_url(db) {
+        postgres::redact(db)
+    } else {
+        db.to_string()
+    }
 }
 
 /// Retry policy for a busy database: exponential backoff with full jitter.
@@ -233,8 +344,28 @@ impl Backoff {
     }
 }
 
+/// A jitter seed that differs between processes started at the same moment.
+pub fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ (u64::from(std::process::id()) << 32)
+        | 1
+}
+
+/// The machine's name, as the history records where a run ran.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 #[cfg(test)]
-mod tests {
+mod backoff_tests {
     use super::*;
 
     #[test]
@@ -249,5 +380,14 @@ mod tests {
         }
         let spread: std::collections::HashSet<_> = (0..20).map(|_| b.delay(5, &mut seed)).collect();
         assert!(spread.len() > 10, "jitter gives different delays");
+    }
+
+    #[test]
+    fn a_url_loses_its_password_in_messages() {
+        assert_eq!(
+            display_name("postgres://shop:s3cret@db.example:5432/orders?sslmode=require"),
+            "postgres://shop@db.example:5432/orders?sslmode=require"
+        );
+        assert_eq!(display_name("orders.db"), "orders.db");
     }
 }

@@ -1,8 +1,6 @@
 //! The format rule of each input field (SPEC section 2), as pure functions that
 //! return the parsed value or the rule that was broken.
 
-use chrono::DateTime;
-
 use crate::model::money::{self, AmountError};
 use crate::model::order::PAYMENT_METHODS;
 
@@ -40,13 +38,7 @@ pub fn sku(v: &str) -> Result<(), &'static str> {
 /// The instant (Unix seconds and nanoseconds), so that the same moment written
 /// with another offset counts as the same content.
 pub fn placed_at(v: &str) -> Result<(i64, u32), &'static str> {
-    // RFC 3339 proper: 'T' (or 't') between date and time; chrono also takes a space.
-    if v.len() < 20 || !matches!(v.as_bytes()[10], b'T' | b't') {
-        return Err(PLACED_AT_RULE);
-    }
-    DateTime::parse_from_rfc3339(v)
-        .map(|d| (d.timestamp(), d.timestamp_subsec_nanos()))
-        .map_err(|_| PLACED_AT_RULE)
+    crate::model::rfc3339::parse(v).ok_or(PLACED_AT_RULE)
 }
 
 pub fn email(v: &str) -> Result<(), &'static str> {

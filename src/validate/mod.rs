@@ -3,7 +3,6 @@
 //! history or the stock belong to `apply`.
 
 pub mod fields;
-pub mod pan;
 
 use rustc_hash::FxHashMap;
 
@@ -14,6 +13,7 @@ use crate::model::money::currency_exponent;
 use crate::model::order::{
     FailedBody, FailedOrder, FailedRow, Field, Line, Problem, Product, ValidOrder,
 };
+use crate::model::pan;
 use crate::model::ErrorCode;
 use crate::read::{Columns, RawBody, RawOrder, RawRow};
 
@@ -39,7 +39,7 @@ impl Catalog {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Verdict {
     Valid(ValidOrder),
     Invalid {
@@ -83,7 +83,7 @@ pub fn summarize(problems: &mut [Problem]) -> (ErrorCode, String) {
 }
 
 /// An order as read, with what validation made of it.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Checked {
     pub raw: RawOrder,
     pub verdict: Verdict,
@@ -108,7 +108,7 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
         RawBody::Malformed { raw: text, reason } => {
             let p = Problem::new(
                 ErrorCode::MalformedRecord,
-                format!("{}: {}", pan::mask_pans(reason), masked_raw(text)),
+                format!("{}: {}", pan::mask_digit_runs(reason), masked_raw(text)),
             );
             return Verdict::invalid(vec![p], None);
         }
@@ -192,8 +192,12 @@ impl<'a> OrderCheck<'a> {
         }
     }
 
-    fn push(&mut self, code: ErrorCode, message: String) {
-        self.problems.push(Problem::new(code, message));
+    /// A problem of the order as a whole (`row` None) or of one of its rows.
+    fn push(&mut self, code: ErrorCode, row: Option<usize>, message: String) {
+        self.problems.push(match row {
+            Some(r) => Problem::on_row(code, r, message),
+            None => Problem::new(code, message),
+        });
     }
 
     /// Run every check up to the catalog checks; the parsed order when all values parsed.
@@ -203,7 +207,11 @@ impl<'a> OrderCheck<'a> {
             .iter()
             .any(|p| p.message == crate::read::jsonl::ITEMS_NOT_ARRAY);
         if self.no_items && !not_array {
-            self.push(ErrorCode::MissingField, "items is missing or empty".into());
+            self.push(
+                ErrorCode::MissingField,
+                None,
+                "items is missing or empty".into(),
+            );
         }
         // MISSING_FIELD: every row, every field.
         for r in 0..self.rows.len() {
@@ -213,7 +221,7 @@ impl<'a> OrderCheck<'a> {
                 }
                 if self.get(r, f).is_empty() {
                     let m = format!("{} is empty{}", f.name(), self.at(r));
-                    self.push(ErrorCode::MissingField, m);
+                    self.push(ErrorCode::MissingField, Some(r), m);
                 }
             }
         }
@@ -237,7 +245,7 @@ impl<'a> OrderCheck<'a> {
                         show(v, f.is_free_text()),
                         this.at(r)
                     );
-                    this.push(ErrorCode::InvalidField, m);
+                    this.push(ErrorCode::InvalidField, Some(r), m);
                 }
                 ok = false;
             }
@@ -321,6 +329,7 @@ impl<'a> OrderCheck<'a> {
         if total.is_none() {
             self.push(
                 ErrorCode::InvalidField,
+                None,
                 "the order total (sum of quantity x unit_price) is too large to compute".into(),
             );
             ok = false;
@@ -364,7 +373,7 @@ impl<'a> OrderCheck<'a> {
                         show(v, f.is_free_text()),
                         self.rows[r].line
                     );
-                    self.push(ErrorCode::InconsistentOrder, m);
+                    self.push(ErrorCode::InconsistentOrder, None, m);
                     break;
                 }
             }
@@ -378,27 +387,33 @@ impl<'a> OrderCheck<'a> {
             for f in [Field::CustomerEmail, Field::PaymentRef] {
                 let v = self.get(r, f);
                 if (r == 0 || v != self.get(0, f)) && pan::contains_pan(v) {
-                    found.push(format!(
-                        "{} holds a card number: {}{}",
-                        f.name(),
-                        show(v, true),
-                        self.at(r)
+                    found.push((
+                        r,
+                        format!(
+                            "{} holds a card number: {}{}",
+                            f.name(),
+                            show(v, true),
+                            self.at(r)
+                        ),
                     ));
                 }
             }
             for (pos, name) in &self.cols.extras {
                 let v = self.rows[r].cell(self.cols, *pos);
                 if pan::contains_pan(v) {
-                    found.push(format!(
-                        "column {name} holds a card number: {}{}",
-                        show(v, true),
-                        self.at(r)
+                    found.push((
+                        r,
+                        format!(
+                            "column {name} holds a card number: {}{}",
+                            show(v, true),
+                            self.at(r)
+                        ),
                     ));
                 }
             }
         }
-        for m in found {
-            self.push(ErrorCode::PanDetected, m);
+        for (r, m) in found {
+            self.push(ErrorCode::PanDetected, Some(r), m);
         }
     }
 
@@ -421,7 +436,7 @@ impl<'a> OrderCheck<'a> {
                     show(sku, false),
                     self.at(r)
                 );
-                self.push(ErrorCode::UnknownSku, m);
+                self.push(ErrorCode::UnknownSku, Some(r), m);
                 continue;
             };
             if !currency_ok {
@@ -433,7 +448,7 @@ impl<'a> OrderCheck<'a> {
                     show(sku, false),
                     self.at(r)
                 );
-                self.push(ErrorCode::CurrencyMismatch, m);
+                self.push(ErrorCode::CurrencyMismatch, Some(r), m);
                 continue;
             }
             let text = self.get(r, Field::UnitPrice);
@@ -446,7 +461,7 @@ impl<'a> OrderCheck<'a> {
                         self.at(r),
                         crate::model::money::format_amount(price, exp)
                     );
-                    self.push(ErrorCode::PriceMismatch, m);
+                    self.push(ErrorCode::PriceMismatch, Some(r), m);
                 }
             }
         }
@@ -474,7 +489,7 @@ fn masked_raw(text: &str) -> String {
     // Mask before cutting, over a window a little past the cut, so that a card
     // number across the cut is never left half in clear.
     let window = &text[..floor_boundary(text, MAX_RAW + 64)];
-    let masked = pan::mask_pans(window);
+    let masked = pan::mask_digit_runs(window);
     let mut out = masked[..floor_boundary(&masked, MAX_RAW)].to_string();
     if out.len() < masked.len() || window.len() < text.len() {
         out.push_str(&format!(" ... ({} bytes in all)", text.len()));
@@ -526,6 +541,31 @@ fn content_hash(o: &ValidOrder, placed: (i64, u32)) -> [u8; 16] {
     out
 }
 
+/// The failed-order record of an order from every problem found: its code,
+/// its whole detail, and each row's own part of the detail.
+pub fn failed_order_of(
+    raw: &RawOrder,
+    mut problems: Vec<Problem>,
+    source_file: &str,
+) -> FailedOrder {
+    let (code, detail) = summarize(&mut problems);
+    let mut f = failed_order(raw, code, detail, source_file);
+    let n = f.body.rows.len();
+    if n > 1 {
+        for p in &problems {
+            let row = p.row.map_or(0, |r| (r as usize).min(n - 1));
+            let d = &mut f.body.rows[row].detail;
+            if !d.is_empty() {
+                d.push_str("; ");
+            }
+            d.push_str(p.code.as_str());
+            d.push_str(": ");
+            d.push_str(&p.message);
+        }
+    }
+    f
+}
+
 /// The failed-order record of an order: its rows with card numbers masked, for
 /// the database and the failed report.
 pub fn failed_order(
@@ -569,6 +609,7 @@ pub fn failed_order(
                             )
                         })
                         .collect(),
+                    detail: String::new(),
                 })
                 .collect(),
             no_items: *no_items,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::read::{open_orders, Format, InputMeter, Source};
+use crate::model::Format;
+use crate::read::{open_orders, InputMeter, Source};
 
 /// The ten input columns, in order (their names are checked in `model::order`).
 fn header() -> [&'static str; 10] {
@@ -1329,7 +1330,8 @@ proptest! {
 #[test]
 fn a_record_without_rows_is_malformed_not_a_panic() {
     let raw = RawOrder {
-        file: 0,
+        source: std::sync::Arc::from("t.csv"),
+        failure: None,
         line: 7,
         body: crate::read::RawBody::Rows {
             columns: std::sync::Arc::new(crate::read::Columns::positional(Vec::new(), false)),

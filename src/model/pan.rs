@@ -170,6 +170,54 @@ pub fn mask_pans(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Shortest run of digits masked in raw text that could not be parsed.
+const MIN_RAW_DIGITS: usize = 12;
+
+/// Raw text of a record that could not be parsed: every run of 12 or more
+/// digits (single spaces or dashes between digits allowed) masked like a card
+/// number, Luhn or not. A card number cut off in the middle fails the Luhn
+/// check but is still card data.
+pub fn mask_digit_runs(text: &str) -> Cow<'_, str> {
+    let b = text.as_bytes();
+    let mut out: Option<String> = None;
+    let (mut copied_to, mut i) = (0usize, 0usize);
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digits = Vec::new();
+        while i < b.len() {
+            if b[i].is_ascii_digit() {
+                digits.push(b[i]);
+                i += 1;
+            } else if is_separator(b[i]) && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if digits.len() < MIN_RAW_DIGITS {
+            continue;
+        }
+        let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        // Run boundaries sit next to ASCII bytes, so they are char boundaries.
+        o.push_str(text.get(copied_to..start).unwrap_or_default());
+        let keep_from = digits.len() - KEPT_DIGITS;
+        o.extend(std::iter::repeat_n('*', keep_from));
+        o.extend(digits[keep_from..].iter().map(|d| char::from(*d)));
+        copied_to = i;
+    }
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut o) => {
+            o.push_str(text.get(copied_to..).unwrap_or_default());
+            Cow::Owned(o)
+        }
+    }
+}
+
 /// Luhn check over ASCII digit bytes.
 pub fn luhn_valid(digits: &[u8]) -> bool {
     // Empty input or any non-digit byte is not a valid number.
@@ -232,6 +280,30 @@ mod tests {
         "378282246310005",
         "4222222222222",
     ];
+
+    #[test]
+    fn raw_text_loses_every_long_digit_run() {
+        // The first 13 digits of a card number cut off mid-line: not Luhn-valid, still masked.
+        let raw = r#"{"order_id":"A","payment_ref":"4111111111111"#;
+        assert_eq!(
+            mask_digit_runs(raw),
+            r#"{"order_id":"A","payment_ref":"*********1111"#
+        );
+        assert_eq!(mask_digit_runs("id 12345678901 ok"), "id 12345678901 ok");
+        assert_eq!(mask_digit_runs("4111 1111 1111"), "********1111");
+        assert_eq!(
+            mask_digit_runs("x1234-5678-9012-3456-7890y"),
+            "x****************7890y"
+        );
+        assert_eq!(
+            mask_digit_runs("a ************1111 b"),
+            "a ************1111 b"
+        );
+        assert!(matches!(
+            mask_digit_runs("no digits here"),
+            Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn luhn_known_values() {
@@ -466,6 +538,21 @@ mod tests {
             prop_assert!(scanner.all(|(_, kind)| kind == PanKind::Masked), "{:?} -> {:?}", s, masked);
             // Masking is idempotent.
             prop_assert!(matches!(mask_pans(&masked), Cow::Borrowed(_)));
+        }
+
+        #[test]
+        fn raw_text_keeps_no_run_of_12_digits(s in "([0-9]{1,8}|[ \\-*]{1,2}|[a-zé\"{}:]{1,3}){0,30}") {
+            let out = mask_digit_runs(&s);
+            let mut run = 0usize;
+            let b = out.as_bytes();
+            for (i, c) in b.iter().enumerate() {
+                if c.is_ascii_digit() {
+                    run += 1;
+                } else if !(is_separator(*c) && run > 0 && b.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+                    run = 0;
+                }
+                prop_assert!(run < MIN_RAW_DIGITS, "{s:?} -> {out:?}");
+            }
         }
 
         #[test]

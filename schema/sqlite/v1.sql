@@ -1,6 +1,6 @@
--- orderbatch database schema (version 1). Applied by `orderbatch init` and by
--- every command on a database that does not have it yet; money is integer
--- minor units of the row's currency.
+-- orderbatch SQLite schema, version 1 (the first). A new database runs every
+-- version file in order; an older one runs those above its version. Money is
+-- integer minor units of the row's currency.
 
 -- Catalog and stock on hand. Stock only changes together with a ledger entry.
 CREATE TABLE IF NOT EXISTS products (

@@ -1,0 +1,357 @@
+//! Apply: the sequential decisions, in input order, inside the run's
+//! transaction, a chunk of orders at a time: duplicates within the run,
+//! skipped or conflicting order ids, stock, and the records the database
+//! keeps of every order. Every database call serves a whole chunk.
+
+mod seen;
+
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
+
+use crate::model::order::{AcceptedRow, FailedOrder, Problem, Status, ValidOrder};
+use crate::model::run::Counts;
+use crate::model::ErrorCode;
+use crate::read::RawOrder;
+use crate::store::{self, Applied, Claim, LedgerReason, NewOrder, Tx, Writes};
+use crate::validate::{failed_order_of, show, Checked, Verdict};
+pub use seen::SeenIds;
+
+/// What became of one order.
+#[derive(Debug)]
+pub enum Outcome {
+    Accepted(ValidOrder),
+    Skipped(ValidOrder),
+    Failed(FailedOrder),
+}
+
+/// An order with its outcome; the raw order comes along so that another
+/// thread can free it.
+#[derive(Debug)]
+pub struct Decided {
+    pub raw: RawOrder,
+    pub outcome: Outcome,
+}
+
+/// Stock of one sku: on hand now (as this run changed it) and taken by this run.
+#[derive(Debug, Clone, Copy, Default)]
+struct Level {
+    on_hand: i64,
+    taken: i64,
+}
+
+pub struct Applier {
+    run_id: i64,
+    stock: FxHashMap<String, Level>,
+    seen: SeenIds,
+    pub counts: Counts,
+    seq: u64,
+}
+
+/// What the database says about one order of a chunk before it is decided.
+enum Prior {
+    /// Its id already appeared in this run's input.
+    Duplicate,
+    /// A valid order, claimed for this run or applied before.
+    Claimed(Claim),
+    /// An invalid order that parsed: what was applied under its id.
+    Applied(Option<Applied>),
+    /// Nothing to know (an invalid order, or one without an id).
+    Nothing,
+}
+
+impl Applier {
+    pub fn new(run_id: i64, stock: Vec<(String, i64)>) -> Self {
+        Applier {
+            run_id,
+            stock: stock
+                .into_iter()
+                .map(|(sku, on_hand)| (sku, Level { on_hand, taken: 0 }))
+                .collect(),
+            seen: SeenIds::new(),
+            counts: Counts::default(),
+            seq: 0,
+        }
+    }
+
+    /// Decide a chunk of orders, in order, and write what the database keeps
+    /// of them.
+    pub fn apply_chunk(
+        &mut self,
+        tx: &mut dyn Tx,
+        chunk: Vec<Checked>,
+    ) -> store::Result<Vec<Decided>> {
+        let first_seq = self.seq + 1;
+        self.seq += chunk.len() as u64;
+        self.counts.orders += chunk.len() as u64;
+        let dups = self.duplicates(tx, &chunk)?;
+        let priors = self.priors(tx, &chunk, &dups, first_seq)?;
+        let mut decided = Vec::with_capacity(chunk.len());
+        let mut short: Vec<String> = Vec::new();
+        for (checked, prior) in chunk.into_iter().zip(priors) {
+            let file = std::sync::Arc::clone(&checked.raw.source);
+            let outcome = self.decide(&checked.raw, checked.verdict, prior, &file, &mut short);
+            decided.push(Decided {
+                raw: checked.raw,
+                outcome,
+            });
+        }
+        if !short.is_empty() {
+            let ids: Vec<&str> = short.iter().map(String::as_str).collect();
+            tx.unclaim(&ids)?;
+        }
+        self.record(tx, &decided, first_seq)?;
+        Ok(decided)
+    }
+
+    /// The order id a record goes by, for duplicates: the parsed one, else the raw one.
+    fn id_of(c: &Checked) -> Option<&str> {
+        match &c.verdict {
+            Verdict::Valid(o) => Some(&o.order_id),
+            Verdict::Invalid {
+                parsed: Some(o), ..
+            } => Some(&o.order_id),
+            Verdict::Invalid { .. } => c.raw.order_id(),
+        }
+    }
+
+    /// Which orders of the chunk repeat an id met earlier in the run: earlier
+    /// in the chunk (known here), or in an earlier chunk (a filter says
+    /// maybe, the database says for certain).
+    fn duplicates(&mut self, tx: &mut dyn Tx, chunk: &[Checked]) -> store::Result<Vec<bool>> {
+        let mut here: HashSet<&str> = HashSet::with_capacity(chunk.len());
+        let mut dup = vec![false; chunk.len()];
+        let mut suspects: Vec<(usize, &str)> = Vec::new();
+        for (i, c) in chunk.iter().enumerate() {
+            let Some(id) = Applier::id_of(c) else {
+                continue;
+            };
+            if !here.insert(id) {
+                dup[i] = true;
+            } else if self.seen.may_contain(id) {
+                suspects.push((i, id));
+            }
+        }
+        if !suspects.is_empty() {
+            let ids: Vec<&str> = suspects.iter().map(|(_, id)| *id).collect();
+            for ((i, _), seen) in suspects.iter().zip(tx.seen_in_run(self.run_id, &ids)?) {
+                dup[*i] = seen;
+            }
+        }
+        for id in here {
+            self.seen.insert(id);
+        }
+        Ok(dup)
+    }
+
+    /// Claim the chunk's valid new orders, and look up what was applied under
+    /// the ids of the parsed invalid ones, in two batch calls.
+    fn priors<'c>(
+        &self,
+        tx: &mut dyn Tx,
+        chunk: &'c [Checked],
+        dups: &[bool],
+        first_seq: u64,
+    ) -> store::Result<Vec<Prior>> {
+        let mut claims: Vec<(usize, NewOrder<'c>)> = Vec::new();
+        let mut lookups: Vec<(usize, &str)> = Vec::new();
+        for (i, c) in chunk.iter().enumerate() {
+            match &c.verdict {
+                _ if dups[i] => {}
+                Verdict::Valid(order) => claims.push((
+                    i,
+                    NewOrder {
+                        order,
+                        seq: first_seq + i as u64,
+                        source_file: &c.raw.source,
+                        source_line: c.raw.line,
+                    },
+                )),
+                Verdict::Invalid {
+                    parsed: Some(o), ..
+                } => lookups.push((i, &o.order_id)),
+                Verdict::Invalid { .. } => {}
+            }
+        }
+        let mut priors: Vec<Prior> = dups
+            .iter()
+            .map(|d| if *d { Prior::Duplicate } else { Prior::Nothing })
+            .collect();
+        if !claims.is_empty() {
+            let orders: Vec<NewOrder<'_>> = claims.iter().map(|(_, n)| *n).collect();
+            for ((i, _), claim) in claims.iter().zip(tx.claim(self.run_id, &orders)?) {
+                priors[*i] = Prior::Claimed(claim);
+            }
+        }
+        if !lookups.is_empty() {
+            let ids: Vec<&str> = lookups.iter().map(|(_, id)| *id).collect();
+            for ((i, _), applied) in lookups.iter().zip(tx.applied(&ids)?) {
+                priors[*i] = Prior::Applied(applied);
+            }
+        }
+        Ok(priors)
+    }
+
+    fn decide(
+        &mut self,
+        raw: &RawOrder,
+        verdict: Verdict,
+        prior: Prior,
+        file: &str,
+        short: &mut Vec<String>,
+    ) -> Outcome {
+        match (verdict, prior) {
+            (Verdict::Valid(order), Prior::Claimed(Claim::New)) => match self.short_stock(&order) {
+                None => self.accept(order),
+                Some(m) => {
+                    short.push(order.order_id.clone());
+                    let p = Problem::new(ErrorCode::InsufficientStock, m);
+                    self.fail(raw, vec![p], file)
+                }
+            },
+            (Verdict::Valid(order), Prior::Claimed(Claim::Taken(a))) => {
+                self.earlier(raw, order, a, file)
+            }
+            (Verdict::Valid(order), _) => {
+                let p = duplicate(&order.order_id);
+                self.fail(raw, vec![p], file)
+            }
+            (
+                Verdict::Invalid {
+                    parsed: Some(order),
+                    ..
+                },
+                Prior::Applied(Some(a)),
+            ) if a.content_hash == order.content_hash && a.run_id != self.run_id => {
+                // Only catalog checks failed: an order applied before with the
+                // same content is skipped, whatever the catalog says now.
+                self.skip(*order)
+            }
+            (Verdict::Invalid { mut problems, .. }, prior) => {
+                if matches!(prior, Prior::Duplicate) {
+                    if let Some(id) = raw.order_id() {
+                        problems.push(duplicate(id));
+                    }
+                }
+                self.fail(raw, problems, file)
+            }
+        }
+    }
+
+    /// A valid order whose id was applied before: the same content is
+    /// skipped, other content is a conflict.
+    fn earlier(&mut self, raw: &RawOrder, order: ValidOrder, a: Applied, file: &str) -> Outcome {
+        if a.run_id == self.run_id {
+            let p = duplicate(&order.order_id);
+            return self.fail(raw, vec![p], file);
+        }
+        if a.content_hash == order.content_hash {
+            return self.skip(order);
+        }
+        let m = format!(
+            "order_id {} was applied by run {} with different content",
+            show(&order.order_id, false),
+            a.run_id
+        );
+        self.fail(raw, vec![Problem::new(ErrorCode::OrderIdConflict, m)], file)
+    }
+
+    fn accept(&mut self, order: ValidOrder) -> Outcome {
+        for l in &order.lines {
+            if let Some(level) = self.stock.get_mut(l.sku.as_str()) {
+                level.on_hand -= l.quantity;
+                level.taken += l.quantity;
+            }
+        }
+        self.counts.accepted += 1;
+        self.counts.lines += order.lines.len() as u64;
+        self.counts.units += order.units;
+        Outcome::Accepted(order)
+    }
+
+    fn skip(&mut self, order: ValidOrder) -> Outcome {
+        self.counts.skipped += 1;
+        Outcome::Skipped(order)
+    }
+
+    fn fail(&mut self, raw: &RawOrder, problems: Vec<Problem>, file: &str) -> Outcome {
+        let f = failed_order_of(raw, problems, file);
+        self.counts.count_failure(f.code);
+        Outcome::Failed(f)
+    }
+
+    /// INSUFFICIENT_STOCK: the order's units of a sku, all lines together, against the stock now.
+    fn short_stock(&self, order: &ValidOrder) -> Option<String> {
+        let mut need: Vec<(&str, i64)> = Vec::with_capacity(order.lines.len());
+        for l in &order.lines {
+            match need.iter_mut().find(|(s, _)| *s == l.sku) {
+                Some((_, n)) => *n += l.quantity,
+                None => need.push((&l.sku, l.quantity)),
+            }
+        }
+        let short: Vec<String> = need
+            .iter()
+            .filter_map(|(sku, n)| {
+                let have = self.stock.get(*sku).map(|l| l.on_hand).unwrap_or(0);
+                (*n > have).then(|| format!("sku {} needs {n}, {have} on hand", show(sku, false)))
+            })
+            .collect();
+        (!short.is_empty()).then(|| short.join(", "))
+    }
+
+    /// The chunk's skips and failures, and the failures they settle, in one batch.
+    fn record(&self, tx: &mut dyn Tx, decided: &[Decided], first_seq: u64) -> store::Result<()> {
+        let mut w = Writes::default();
+        let mut retried: Vec<i64> = Vec::new();
+        for (i, d) in decided.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            let file = &*d.raw.source;
+            match &d.outcome {
+                Outcome::Accepted(o) => w.resolved.push(&o.order_id),
+                Outcome::Skipped(o) => {
+                    w.skips
+                        .push((seq, AcceptedRow::new(o, Status::Skipped, file, d.raw.line)));
+                    w.resolved.push(&o.order_id);
+                }
+                Outcome::Failed(f) => {
+                    w.failures.push((seq, f));
+                    if let Some(id) = f.order_id.as_deref() {
+                        if f.code != ErrorCode::DuplicateInInput {
+                            w.superseded.push(id);
+                        }
+                    }
+                    retried.extend(d.raw.failure);
+                }
+            }
+        }
+        if !w.is_empty() {
+            tx.record(self.run_id, &w)?;
+        }
+        if !retried.is_empty() {
+            tx.supersede_retried(&retried, self.run_id)?;
+        }
+        Ok(())
+    }
+
+    /// The stock the run took: one change and one ledger entry per sku.
+    pub fn finish(&self, tx: &mut dyn Tx, reason: LedgerReason, at: &str) -> store::Result<()> {
+        let mut deltas: Vec<(String, i64)> = self
+            .stock
+            .iter()
+            .filter(|(_, l)| l.taken != 0)
+            .map(|(s, l)| (s.clone(), -l.taken))
+            .collect();
+        deltas.sort();
+        tx.move_stock(&deltas, self.run_id, reason, at)
+    }
+}
+
+fn duplicate(id: &str) -> Problem {
+    Problem::new(
+        ErrorCode::DuplicateInInput,
+        format!(
+            "order_id {} already appeared earlier in this run's input",
+            show(id, false)
+        ),
+    )
+}

@@ -1,0 +1,106 @@
+//! `inventory load`, `inventory receive`, `inventory export`: the catalog and
+//! its stock, each change all-or-nothing with its ledger entries.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::config::Config;
+use crate::model::escape::escape_cell;
+use crate::model::money::{currency_exponent, format_amount};
+use crate::model::text::for_terminal;
+use crate::model::Format;
+use crate::read::catalog::{read_catalog, read_deliveries, CatalogError, CATALOG_COLUMNS};
+use crate::validate::show;
+use crate::Exit;
+
+pub fn load(cfg: &Config, file: &str, format: Option<Format>, delimiter: u8) -> Result<Exit> {
+    let products = read_catalog(file, format, delimiter)?;
+    let mut store = super::open(cfg)?;
+    // Prices change: runs that validated against the old ones finish first.
+    store.hold_catalog(true)?;
+    let name = store.name().to_string();
+    let mut tx = store.begin()?;
+    tx.load_products(&products, None, file, &crate::now_rfc3339())?;
+    if let Some(w) = tx.commit()?.warning {
+        eprintln!("orderbatch: warning: {w}");
+    }
+    if !cfg.quiet {
+        eprintln!(
+            "loaded {} products from {} into {name}",
+            products.len(),
+            for_terminal(file)
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn receive(cfg: &Config, file: &str, format: Option<Format>, delimiter: u8) -> Result<Exit> {
+    let deliveries = read_deliveries(file, format, delimiter)?;
+    let mut store = super::open(cfg)?;
+    let name = store.name().to_string();
+    let known: std::collections::HashSet<String> =
+        store.products()?.into_iter().map(|p| p.sku).collect();
+    let unknown: Vec<String> = deliveries
+        .iter()
+        .filter(|(_, sku, _)| !known.contains(sku))
+        .map(|(line, sku, _)| {
+            format!(
+                "line {line}: sku {} is not in the catalog (load it first)",
+                show(sku, false)
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(CatalogError::Rejected {
+            path: file.to_string(),
+            problems: unknown,
+        }
+        .into());
+    }
+    let lines: Vec<(String, i64)> = deliveries.into_iter().map(|(_, s, n)| (s, n)).collect();
+    let mut tx = store.begin()?;
+    let levels = tx.receive(&lines, file, &crate::now_rfc3339())?;
+    if let Some(w) = tx.commit()?.warning {
+        eprintln!("orderbatch: warning: {w}");
+    }
+    if !cfg.quiet {
+        let units: i64 = lines.iter().map(|(_, n)| n).sum();
+        eprintln!(
+            "received {units} units of {} skus from {} into {name}",
+            levels.len(),
+            for_terminal(file)
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn export(cfg: &Config, out: Option<&Path>) -> Result<Exit> {
+    let products = super::open(cfg)?.products()?;
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(CATALOG_COLUMNS)?;
+    for p in &products {
+        let price = format_amount(p.unit_price, currency_exponent(&p.currency));
+        let stock = p.on_hand.to_string();
+        let cells = [p.sku.as_str(), &p.name, &price, &p.currency, &stock];
+        w.write_record(cells.iter().map(|c| escape_cell(c).into_owned()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    match out {
+        Some(path) => crate::report::write_atomic(path, &bytes).with_context(|| {
+            format!(
+                "cannot write {}: check the directory and the disk",
+                for_terminal(&path.display().to_string())
+            )
+        })?,
+        None => {
+            let mut o = io::stdout().lock();
+            o.write_all(&bytes)?;
+            o.flush()?;
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,247 @@
+//! `runs list` and `runs show ID`: the run history. Text from the input (file
+//! names, messages) has its control characters escaped before it reaches the
+//! terminal; columns are as wide as their widest value.
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::model::run::RunRecord;
+use crate::model::text::for_terminal;
+use crate::store::Resolutions;
+use crate::{Exit, UsageError};
+
+fn run_json(r: &RunRecord, detail: bool) -> Value {
+    let s = &r.summary;
+    let c = &s.counts;
+    let mut v = json!({
+        "id": s.run_id,
+        "command": r.kind.as_str(),
+        "status": s.status,
+        "host": r.host,
+        "started_at": s.started_at,
+        "finished_at": (!s.finished_at.is_empty()).then_some(&s.finished_at),
+        "duration_ms": (!s.finished_at.is_empty()).then_some(s.duration_ms),
+        "inputs": s.inputs,
+        "orders": c.orders,
+        "accepted": c.accepted,
+        "skipped": c.skipped,
+        "failed": c.failed,
+    });
+    if detail {
+        v["lines"] = c.lines.into();
+        v["units"] = c.units.into();
+        v["errors_by_code"] = c
+            .by_code()
+            .map(|(code, n)| (code.as_str().to_string(), Value::from(n)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        v["retried_runs"] = json!(r.retried_runs);
+        v["report_format"] = r.report_format.as_str().into();
+        v["message"] = json!(r.message);
+    }
+    v
+}
+
+/// Rows of cells as a table: each column as wide as its widest cell, numbers
+/// right-aligned, the last column left as it is.
+fn table(rows: &[Vec<String>], right: &[bool]) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = widths[i] - cell.chars().count();
+            match (i + 1 == cols, right.get(i).copied().unwrap_or(false)) {
+                (true, _) => line.push_str(cell),
+                (false, true) => line.push_str(&format!("{}{cell}", " ".repeat(pad))),
+                (false, false) => line.push_str(&format!("{cell}{}", " ".repeat(pad))),
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn duration(r: &RunRecord) -> String {
+    if r.summary.finished_at.is_empty() {
+        "-".into()
+    } else {
+        format!("{:.1} s", r.summary.duration_ms as f64 / 1000.0)
+    }
+}
+
+pub fn list(cfg: &Config, json_out: bool) -> Result<Exit> {
+    let runs = super::open(cfg)?.runs()?;
+    if json_out {
+        let v: Vec<Value> = runs.iter().map(|r| run_json(r, false)).collect();
+        super::print_json(&Value::Array(v))?;
+        return Ok(Exit::Ok);
+    }
+    let header = [
+        "id", "command", "status", "started", "duration", "orders", "accepted", "skipped",
+        "failed", "inputs",
+    ];
+    let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    for r in &runs {
+        let s = &r.summary;
+        let c = &s.counts;
+        let inputs: Vec<String> = s
+            .inputs
+            .iter()
+            .map(|i| for_terminal(&i.path).into_owned())
+            .collect();
+        rows.push(vec![
+            s.run_id.to_string(),
+            r.kind.as_str().into(),
+            s.status.as_str().into(),
+            s.started_at.get(..19).unwrap_or(&s.started_at).into(),
+            duration(r),
+            c.orders.to_string(),
+            c.accepted.to_string(),
+            c.skipped.to_string(),
+            c.failed.to_string(),
+            inputs.join(" "),
+        ]);
+    }
+    let right = [
+        true, false, false, false, true, true, true, true, true, false,
+    ];
+    super::print(&table(&rows, &right))?;
+    Ok(Exit::Ok)
+}
+
+fn pairs_json(p: &[(i64, i64)]) -> Value {
+    p.iter()
+        .map(|(run, n)| json!({"run": run, "orders": n}))
+        .collect()
+}
+
+fn pairs_text(p: &[(i64, i64)]) -> String {
+    if p.is_empty() {
+        return "-".into();
+    }
+    p.iter()
+        .map(|(r, n)| format!("run {r}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn closed_json(res: &Resolutions) -> Value {
+    res.closed
+        .iter()
+        .map(|(by, why, n)| json!({"by": by, "reason": why, "orders": n}))
+        .collect()
+}
+
+pub fn show(cfg: &Config, id: i64, json_out: bool) -> Result<Exit> {
+    let mut store = super::open(cfg)?;
+    let run = store
+        .run(id)?
+        .ok_or_else(|| UsageError(format!("there is no run {id} in {}", store.name())))?;
+    let res = store.resolutions(id)?;
+    let mut v = run_json(&run, true);
+    v["failed_still_open"] = res.open.into();
+    v["failed_resolved_by"] = pairs_json(&res.resolved_by);
+    v["failed_again_in"] = pairs_json(&res.superseded_by);
+    v["resolved_failures_of"] = pairs_json(&res.resolved_here);
+    v["failed_closed"] = closed_json(&res);
+    if json_out {
+        super::print_json(&v)?;
+        return Ok(Exit::Ok);
+    }
+    super::print(&show_text(&run, &v, &res))?;
+    Ok(Exit::Ok)
+}
+
+fn show_text(run: &RunRecord, v: &Value, res: &Resolutions) -> String {
+    let mut text = String::new();
+    for key in [
+        "id",
+        "command",
+        "status",
+        "host",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "orders",
+        "accepted",
+        "skipped",
+        "failed",
+        "lines",
+        "units",
+        "report_format",
+        "message",
+    ] {
+        let val = match &v[key] {
+            Value::String(s) => for_terminal(s).into_owned(),
+            Value::Null => "-".into(),
+            other => other.to_string(),
+        };
+        text.push_str(&format!("{key:<14} {val}\n"));
+    }
+    text.push_str("inputs\n");
+    for i in &run.summary.inputs {
+        text.push_str(&format!(
+            "  {} ({}) sha256 {}\n",
+            for_terminal(&i.path),
+            i.format,
+            i.sha256
+        ));
+    }
+    text.push_str("errors_by_code\n");
+    for (code, n) in run.summary.counts.by_code().filter(|(_, n)| *n != 0) {
+        text.push_str(&format!("  {:<20} {n}\n", code.as_str()));
+    }
+    text.push_str(&format!("retried_runs   {}\n", v["retried_runs"]));
+    text.push_str(&format!("failed orders still open          {}\n", res.open));
+    text.push_str(&format!(
+        "failed orders resolved by         {}\n",
+        pairs_text(&res.resolved_by)
+    ));
+    text.push_str(&format!(
+        "failed orders failed again in     {}\n",
+        pairs_text(&res.superseded_by)
+    ));
+    text.push_str(&format!(
+        "resolved failed orders of         {}\n",
+        pairs_text(&res.resolved_here)
+    ));
+    if res.closed.is_empty() {
+        text.push_str("failed orders closed              -\n");
+    }
+    for (by, why, n) in &res.closed {
+        text.push_str(&format!(
+            "failed orders closed              {n} by {}: {}\n",
+            for_terminal(by),
+            for_terminal(why)
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_aligns_every_column_to_its_widest_cell() {
+        let rows = vec![
+            vec!["id".into(), "status".into(), "x".into()],
+            vec!["1".into(), "interrupted".into(), "a b".into()],
+            vec!["12".into(), "ok".into(), "c".into()],
+        ];
+        let t = table(&rows, &[true, false, false]);
+        assert_eq!(
+            t,
+            "id  status       x\n 1  interrupted  a b\n12  ok           c\n"
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! The life of a stored failed order: which records are open (retried by
+//! `reprocess`, listed by `failures list`) and how they stop being open.
+//! This is the one definition of the rule; the stores only store the state.
+
+use super::ErrorCode;
+
+/// Where a stored failure stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureState {
+    /// Waiting to be fixed or retried.
+    Open,
+    /// A later run accepted (or skipped) the order.
+    Resolved,
+    /// The order failed again in a later run (whose record is the open one),
+    /// or a reprocess retried this record.
+    Superseded,
+    /// Closed by hand (`failures close`): it will not be retried.
+    Closed,
+    /// Never open: nothing can come of retrying it.
+    Final,
+}
+
+impl FailureState {
+    pub const ALL: [FailureState; 5] = [
+        FailureState::Open,
+        FailureState::Resolved,
+        FailureState::Superseded,
+        FailureState::Closed,
+        FailureState::Final,
+    ];
+
+    /// A new record is open unless a retry cannot help: a record that could
+    /// not be parsed has no order_id (the same text fails the same way: fix
+    /// the file), and a duplicate is not an order of its own (its earlier
+    /// appearance is, and that one is retried if it failed).
+    pub fn initial(code: ErrorCode, order_id: Option<&str>) -> FailureState {
+        if order_id.is_none() || code == ErrorCode::DuplicateInInput {
+            FailureState::Final
+        } else {
+            FailureState::Open
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureState::Open => "open",
+            FailureState::Resolved => "resolved",
+            FailureState::Superseded => "superseded",
+            FailureState::Closed => "closed",
+            FailureState::Final => "final",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FailureState> {
+        FailureState::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// How a fed-back report row names its stored failure: `F` and the record id,
+/// a form no spreadsheet turns into a number or a date.
+pub fn failure_label(id: i64) -> String {
+    format!("F{id}")
+}
+
+/// The record id of a `failure_id` cell (`F42` -> 42); `None` for anything else.
+pub fn parse_failure_label(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['F', 'f'])?;
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_orders_with_an_id_that_are_not_duplicates_start_open() {
+        for code in ErrorCode::ALL {
+            let s = FailureState::initial(code, Some("A-1"));
+            let expect = if code == ErrorCode::DuplicateInInput {
+                FailureState::Final
+            } else {
+                FailureState::Open
+            };
+            assert_eq!(s, expect, "{code}");
+            assert_eq!(FailureState::initial(code, None), FailureState::Final);
+        }
+        for s in FailureState::ALL {
+            assert_eq!(FailureState::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn labels_round_trip_and_reject_what_is_not_one() {
+        assert_eq!(failure_label(42), "F42");
+        assert_eq!(parse_failure_label("F42"), Some(42));
+        assert_eq!(parse_failure_label("f7"), Some(7));
+        for bad in ["", "F", "42", "F-1", "F0", "F1.0", "F 1", "F1e3", "G1"] {
+            assert_eq!(parse_failure_label(bad), None, "{bad}");
+        }
+    }
+}

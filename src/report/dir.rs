@@ -1,0 +1,242 @@
+//! A run's report directory, built aside as `DIR/.run-ID.partial` and renamed
+//! to `DIR/run-ID` only after the run committed. Everything happens relative
+//! to directory handles opened once: another user who can write `DIR` may
+//! swap names under it, but the reports are only ever written into the
+//! directory this run created, never through a link, and nothing is written
+//! outside `DIR`.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
+
+/// Files and directories holding reports: the owner and the group (where the
+/// umask allows) may read them, never everyone.
+const FILE_MODE: u32 = 0o660;
+const DIR_MODE: u32 = 0o770;
+
+/// The marker naming the database and run a partial directory belongs to,
+/// so that a later run can tell its own leftovers from another database's.
+pub const MARKER: &str = ".orderbatch-run";
+
+pub struct ReportDir {
+    out: OwnedFd,
+    out_path: PathBuf,
+    partial_name: String,
+    partial: OwnedFd,
+    target_name: String,
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+}
+
+/// Create `dir` and its missing parents, each made durable in its parent.
+pub fn create_dirs(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && !at.exists() {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    for d in missing.iter().rev() {
+        use std::os::unix::fs::DirBuilderExt;
+        match std::fs::DirBuilder::new().mode(DIR_MODE).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let parent = d
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl ReportDir {
+    /// Create `out` when missing and a fresh partial directory for run `run_id`.
+    pub fn create(out: &Path, run_id: i64, marker: &str) -> io::Result<ReportDir> {
+        create_dirs(out)?;
+        let out_fd = rfs::open(out, dir_flags(), Mode::empty())?;
+        let partial_name = format!(".run-{run_id}.partial");
+        // A leftover of an earlier attempt with this id (another database, a
+        // crash) is removed; a link is removed itself, never followed.
+        match rfs::statat(&out_fd, partial_name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => {
+                std::fs::remove_dir_all(out.join(&partial_name))?;
+            }
+            Ok(_) => rfs::unlinkat(&out_fd, partial_name.as_str(), AtFlags::empty())?,
+            Err(_) => {}
+        }
+        rfs::mkdirat(
+            &out_fd,
+            partial_name.as_str(),
+            Mode::from_raw_mode(DIR_MODE),
+        )?;
+        let partial = rfs::openat(
+            &out_fd,
+            partial_name.as_str(),
+            dir_flags() | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        let dir = ReportDir {
+            out: out_fd,
+            out_path: out.to_path_buf(),
+            partial_name,
+            partial,
+            target_name: format!("run-{run_id}"),
+        };
+        use io::Write;
+        let mut m = dir.file(MARKER)?;
+        m.write_all(marker.as_bytes())?;
+        m.flush()?;
+        Ok(dir)
+    }
+
+    pub fn target(&self) -> PathBuf {
+        self.out_path.join(&self.target_name)
+    }
+
+    /// A new file in the partial directory (never an existing one, never through a link).
+    pub fn file(&self, name: &str) -> io::Result<BufWriter<File>> {
+        let fd = rfs::openat(
+            &self.partial,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(FILE_MODE),
+        )?;
+        Ok(BufWriter::with_capacity(256 * 1024, File::from(fd)))
+    }
+
+    /// Remove what an attempt wrote, for a fresh attempt (the marker stays).
+    pub fn reset(&self) -> io::Result<()> {
+        let names: Vec<std::ffi::CString> = rfs::Dir::read_from(&self.partial)?
+            .flatten()
+            .map(|e| e.file_name().to_owned())
+            .filter(|n| ![&b"."[..], b"..", MARKER.as_bytes()].contains(&n.as_bytes()))
+            .collect();
+        for name in names {
+            rfs::unlinkat(&self.partial, name.as_c_str(), AtFlags::empty())?;
+        }
+        Ok(())
+    }
+
+    /// Make the reports durable, then move them into place in one rename.
+    pub fn publish(self) -> io::Result<PathBuf> {
+        rfs::unlinkat(&self.partial, MARKER, AtFlags::empty())?;
+        rfs::fsync(&self.partial)?;
+        // The name must still be the directory this run made: had someone
+        // swapped it, their object would be published instead.
+        let ours = rfs::fstat(&self.partial)?;
+        let now = rfs::statat(
+            &self.out,
+            self.partial_name.as_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        if (ours.st_dev, ours.st_ino) != (now.st_dev, now.st_ino) {
+            return Err(io::Error::other(format!(
+                "{} was replaced by something else during the run (is {} writable by others?)",
+                self.partial_name,
+                self.out_path.display()
+            )));
+        }
+        if rfs::statat(
+            &self.out,
+            self.target_name.as_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .is_ok()
+        {
+            // A directory of that name from another database: kept, aside.
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+            let aside = (0..)
+                .map(|n| match n {
+                    0 => format!("{}.replaced-{stamp}", self.target_name),
+                    n => format!("{}.replaced-{stamp}-{n}", self.target_name),
+                })
+                .find(|a| rfs::statat(&self.out, a.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_err())
+                .unwrap_or_default();
+            rfs::renameat(
+                &self.out,
+                self.target_name.as_str(),
+                &self.out,
+                aside.as_str(),
+            )?;
+        }
+        rfs::renameat(
+            &self.out,
+            self.partial_name.as_str(),
+            &self.out,
+            self.target_name.as_str(),
+        )?;
+        rfs::fsync(&self.out)?;
+        Ok(self.target())
+    }
+
+    /// Remove the partial reports of a run that did not commit.
+    pub fn discard(self) {
+        let _ = std::fs::remove_dir_all(self.out_path.join(&self.partial_name));
+    }
+
+    /// Remove the partial reports a run left behind (it is gone).
+    pub fn remove_partial(out: &Path, run_id: i64) {
+        let p = out.join(format!(".run-{run_id}.partial"));
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Partial report directories under `out` with their marker text: (run id, marker).
+pub fn leftovers(out: &Path) -> Vec<(i64, String)> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = name
+            .strip_prefix(".run-")
+            .and_then(|r| r.strip_suffix(".partial"))
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if let Ok(marker) = std::fs::read_to_string(e.path().join(MARKER)) {
+            found.push((id, marker));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Move the complete reports a committed run left aside into place (it was
+/// stopped between its commit and the rename); kept aside when `run-ID` exists.
+pub fn publish_leftover(out: &Path, run_id: i64) -> io::Result<()> {
+    let out_fd = rfs::open(out, dir_flags(), Mode::empty())?;
+    let partial = format!(".run-{run_id}.partial");
+    let target = format!("run-{run_id}");
+    if rfs::statat(&out_fd, target.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+        return Ok(());
+    }
+    let dir = rfs::openat(
+        &out_fd,
+        partial.as_str(),
+        dir_flags() | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?;
+    rfs::unlinkat(&dir, MARKER, AtFlags::empty())?;
+    rfs::fsync(&dir)?;
+    rfs::renameat(&out_fd, partial.as_str(), &out_fd, target.as_str())?;
+    Ok(rfs::fsync(&out_fd)?)
+}

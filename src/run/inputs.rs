@@ -1,0 +1,179 @@
+//! Where a run's orders come from: input files (opened and their headers
+//! checked before the database is touched), or the stored open failures that
+//! `reprocess` retries, read a page at a time.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+
+use super::stages::Orders;
+use crate::config::RunOptions;
+use crate::model::order::Product;
+use crate::model::run::RunInput;
+use crate::model::Format;
+use crate::read::{
+    open_orders, open_source, resolve_format, Columns, InputError, InputMeter, RawBody, RawOrder,
+    RawRow,
+};
+use crate::store::{Store, StoredFailure};
+use crate::validate::Catalog;
+
+/// An input file opened and its header checked.
+pub struct Opened {
+    pub path: String,
+    pub format: Format,
+    pub meter: Arc<InputMeter>,
+    pub orders: Orders,
+}
+
+pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
+    if files.iter().filter(|f| *f == "-").count() > 1 {
+        return Err(InputError::StdinTwice.into());
+    }
+    let mut out = Vec::with_capacity(files.len());
+    for path in files {
+        let format = resolve_format(path, opts.format)?;
+        let source = open_source(path)?;
+        let meter = Arc::clone(&source.meter);
+        let orders = open_orders(source, format, opts.delimiter)?;
+        out.push(Opened {
+            path: path.clone(),
+            format,
+            meter,
+            orders: Box::new(orders.map(|r| r.map_err(anyhow::Error::from))),
+        });
+    }
+    Ok(out)
+}
+
+/// The run's inputs with their digests, as far as they were read.
+pub fn summaries(opened: &[(String, Format, Arc<InputMeter>)]) -> Vec<RunInput> {
+    opened
+        .iter()
+        .map(|(path, format, meter)| RunInput {
+            path: path.clone(),
+            format: format.as_str().into(),
+            sha256: meter.sha256().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The catalog validation checks against: the stored products, with those of
+/// a `--catalog` file in their place (as loading the file first would make them).
+pub fn catalog(stored: Vec<Product>, file: Option<&[Product]>) -> Catalog {
+    match file {
+        None => Catalog::new(stored),
+        Some(loaded) => {
+            let names: std::collections::HashSet<&str> =
+                loaded.iter().map(|p| p.sku.as_str()).collect();
+            let kept = stored
+                .into_iter()
+                .filter(|p| !names.contains(p.sku.as_str()));
+            Catalog::new(kept.chain(loaded.iter().cloned()))
+        }
+    }
+}
+
+/// Failures per page read.
+const PAGE: usize = 1024;
+
+/// The open failures to retry, oldest first, a page at a time from a store
+/// of their own (the run's transaction holds the other).
+pub struct Retries {
+    store: Box<dyn Store>,
+    of_run: Option<i64>,
+    after: i64,
+    page: VecDeque<StoredFailure>,
+    done: bool,
+    /// The runs whose failures were retried.
+    pub runs: Arc<Mutex<BTreeSet<i64>>>,
+}
+
+impl Retries {
+    pub fn new(store: Box<dyn Store>, of_run: Option<i64>) -> Retries {
+        Retries {
+            store,
+            of_run,
+            after: 0,
+            page: VecDeque::new(),
+            done: false,
+            runs: Arc::default(),
+        }
+    }
+}
+
+impl Iterator for Retries {
+    type Item = Result<RawOrder>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.page.is_empty() && !self.done {
+            match self.store.open_failures(self.of_run, self.after, PAGE) {
+                Ok(page) => {
+                    self.done = page.len() < PAGE;
+                    self.page = page.into();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+            }
+        }
+        let f = self.page.pop_front()?;
+        self.after = f.id;
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.insert(f.run_id);
+        }
+        Some(Ok(retry_order(&f)))
+    }
+}
+
+/// A stored failure as an order to check again, with its original file and line.
+pub fn retry_order(f: &StoredFailure) -> RawOrder {
+    let o = &f.order;
+    let body = match &o.body.raw {
+        Some(raw) => RawBody::Malformed {
+            raw: raw.clone(),
+            reason: format!("could not be parsed (as reported by run {})", f.run_id),
+        },
+        None => {
+            let extra_names: Vec<String> = o
+                .body
+                .rows
+                .first()
+                .map(|r| r.extra.iter().map(|(n, _)| n.clone()).collect())
+                .unwrap_or_default();
+            let columns = Arc::new(Columns::positional(extra_names, false));
+            let rows = o
+                .body
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut record = csv::StringRecord::new();
+                    for i in 0..10 {
+                        record.push_field(r.values.get(i).map(String::as_str).unwrap_or(""));
+                    }
+                    for (_, v) in &r.extra {
+                        record.push_field(v);
+                    }
+                    RawRow {
+                        line: if r.line > 0 { r.line } else { o.source_line },
+                        record,
+                    }
+                })
+                .collect();
+            RawBody::Rows {
+                columns,
+                rows,
+                no_items: o.body.no_items,
+            }
+        }
+    };
+    RawOrder {
+        source: Arc::from(o.source_file.as_str()),
+        failure: Some(f.id),
+        line: o.source_line,
+        body,
+        notes: Vec::new(),
+    }
+}

@@ -1,0 +1,134 @@
+//! One pass over the checked orders inside one transaction: every order
+//! decided in input order, the reports written aside, then the commit (or,
+//! for a dry run or an abort, the rollback).
+
+use std::io::Write;
+use std::sync::mpsc::SyncSender;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use super::{stages, Ctx, Ending, Flow};
+use crate::apply::{Applier, Decided};
+use crate::model::run::{RunKind, RunStatus};
+use crate::progress::Progress;
+use crate::report::{file_name, AcceptedWriter, ReportDir};
+use crate::store::{LedgerReason, Tx};
+use crate::validate::Checked;
+
+impl Ctx<'_> {
+    pub(super) fn pass(
+        &mut self,
+        mut tx: Box<dyn Tx + '_>,
+        chunks: impl Iterator<Item = Result<Vec<Checked>>>,
+        stock: Vec<(String, i64)>,
+        reports: &ReportDir,
+        progress: &Progress,
+    ) -> Result<Flow> {
+        let run_id = self.run_id.context("internal error: the run has no id")?;
+        let mut applier = Applier::new(run_id, stock);
+        let accepted = AcceptedWriter::new(
+            reports.file(&file_name("accepted", self.opts.report_format))?,
+            self.opts.report_format,
+        )?;
+        let (aborted, writer) = std::thread::scope(|s| -> Result<_> {
+            let reporter = stages::report(s, accepted)?;
+            let res = self.apply_all(&mut *tx, &mut applier, chunks, &reporter.tx, progress);
+            let joined = reporter.join();
+            let aborted = res?;
+            let (writer, busy) = joined?;
+            self.timings.report += busy;
+            Ok((aborted, writer))
+        })?;
+        if aborted {
+            drop(tx);
+            let record = self.record(run_id, RunStatus::Aborted, applier.counts.clone());
+            return Ok(Flow {
+                ending: Ending::Aborted,
+                record,
+                warning: None,
+            });
+        }
+        progress.set_stage("committing");
+        let reason = match self.kind {
+            RunKind::Process => LedgerReason::Order,
+            RunKind::Reprocess => LedgerReason::Reprocess,
+        };
+        applier.finish(&mut *tx, reason, &crate::now_rfc3339())?;
+        let t = Instant::now();
+        writer
+            .finish()
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+            .and_then(|f| f.sync_all())
+            .context("cannot write the accepted report")?;
+        let mut failed = reports.file(&file_name("failed", self.opts.report_format))?;
+        crate::report::render_failed(&mut *tx, run_id, self.opts.report_format, &mut failed)?;
+        failed
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .context("cannot write the failed report")?;
+        let status = if self.opts.dry_run {
+            RunStatus::DryRun
+        } else {
+            RunStatus::Completed
+        };
+        let record = self.record(run_id, status, applier.counts.clone());
+        let mut summary = reports.file("summary.json")?;
+        summary
+            .write_all(record.summary.to_json().as_bytes())
+            .and_then(|()| summary.flush())
+            .context("cannot write summary.json")?;
+        self.timings.report += t.elapsed();
+        let t = Instant::now();
+        let flow = if self.opts.dry_run {
+            drop(tx);
+            Flow {
+                ending: Ending::DryRun,
+                record,
+                warning: None,
+            }
+        } else {
+            tx.finish_run(&record)?;
+            let committed = tx.commit()?;
+            Flow {
+                ending: Ending::Committed,
+                record,
+                warning: committed.warning,
+            }
+        };
+        self.timings.commit = t.elapsed();
+        Ok(flow)
+    }
+
+    /// Every chunk through the applier, decided chunks to the report thread.
+    /// True when `--max-errors` stopped it.
+    fn apply_all(
+        &mut self,
+        tx: &mut dyn Tx,
+        applier: &mut Applier,
+        chunks: impl Iterator<Item = Result<Vec<Checked>>>,
+        report: &SyncSender<Vec<Decided>>,
+        progress: &Progress,
+    ) -> Result<bool> {
+        for chunk in chunks {
+            let chunk = chunk?;
+            let t = Instant::now();
+            let decided = applier.apply_chunk(tx, chunk)?;
+            self.timings.apply += t.elapsed();
+            let aborted = self
+                .opts
+                .max_errors
+                .is_some_and(|n| applier.counts.failed > n);
+            if report.send(decided).is_err() {
+                // The report thread stopped on an error: joining it says which.
+                return Ok(false);
+            }
+            progress.update(self.bytes_read(), applier.counts.orders);
+            if aborted {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

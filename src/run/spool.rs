@@ -1,0 +1,125 @@
+//! The spool of checked orders: a run that validates before it locks writes
+//! its checked orders to an unnamed temporary file (readable only by this
+//! process, removed by the system when closed), then reads them back in input
+//! order inside its transaction, as often as the transaction is retried.
+//! Memory stays flat whatever the input size.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+
+use anyhow::{Context, Result};
+
+use crate::validate::{Checked, Verdict};
+
+pub struct Spool {
+    file: File,
+    /// The skus the valid orders need: the stock rows the run will lock, in order.
+    pub skus: BTreeSet<String>,
+    pub chunks: u64,
+}
+
+pub struct SpoolWriter {
+    out: BufWriter<File>,
+    skus: BTreeSet<String>,
+    chunks: u64,
+}
+
+fn spool_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot use the temporary spool file of checked orders (in {}): {e}; \
+         make room there or point TMPDIR at a disk with room",
+        std::env::temp_dir().display()
+    )
+}
+
+impl SpoolWriter {
+    pub fn new() -> Result<SpoolWriter> {
+        let file = tempfile::tempfile().map_err(spool_err)?;
+        Ok(SpoolWriter {
+            out: BufWriter::with_capacity(1 << 20, file),
+            skus: BTreeSet::new(),
+            chunks: 0,
+        })
+    }
+
+    /// One chunk, as a length-prefixed frame.
+    pub fn push(&mut self, chunk: &[Checked]) -> Result<()> {
+        for c in chunk {
+            if let Verdict::Valid(o) = &c.verdict {
+                for l in &o.lines {
+                    if !self.skus.contains(&l.sku) {
+                        self.skus.insert(l.sku.clone());
+                    }
+                }
+            }
+        }
+        let bytes = postcard::to_stdvec(chunk).map_err(spool_err)?;
+        let len = u64::try_from(bytes.len()).map_err(spool_err)?;
+        self.out.write_all(&len.to_le_bytes()).map_err(spool_err)?;
+        self.out.write_all(&bytes).map_err(spool_err)?;
+        self.chunks += 1;
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<Spool> {
+        let file = self.out.into_inner().map_err(|e| spool_err(e.error()))?;
+        Ok(Spool {
+            file,
+            skus: self.skus,
+            chunks: self.chunks,
+        })
+    }
+}
+
+impl Spool {
+    /// The chunks from the first, in input order.
+    pub fn chunks(&mut self) -> Result<SpoolReader> {
+        let mut file = self.file.try_clone().map_err(spool_err)?;
+        file.seek(SeekFrom::Start(0)).map_err(spool_err)?;
+        Ok(SpoolReader {
+            input: BufReader::with_capacity(1 << 20, file),
+            left: self.chunks,
+        })
+    }
+
+    pub fn skus(&self) -> Vec<String> {
+        self.skus.iter().cloned().collect()
+    }
+}
+
+pub struct SpoolReader {
+    input: BufReader<File>,
+    left: u64,
+}
+
+impl SpoolReader {
+    fn read_frame(&mut self) -> io::Result<Vec<u8>> {
+        let mut len = [0u8; 8];
+        self.input.read_exact(&mut len)?;
+        let len = usize::try_from(u64::from_le_bytes(len)).map_err(io::Error::other)?;
+        let mut buf = vec![0u8; len];
+        self.input.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+}
+
+impl Iterator for SpoolReader {
+    type Item = Result<Vec<Checked>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let frame = match self.read_frame() {
+            Ok(f) => f,
+            Err(e) => return Some(Err(spool_err(e))),
+        };
+        Some(
+            postcard::from_bytes::<Vec<Checked>>(&frame)
+                .map_err(spool_err)
+                .context("the spool of checked orders is damaged"),
+        )
+    }
+}

@@ -1,0 +1,410 @@
+//! SQLite storage: WAL, one write transaction per run (BEGIN IMMEDIATE, so a
+//! run holds the database from its start to its commit), busy waits with
+//! backoff and jitter, the schema from `schema/sqlite/`.
+
+mod open;
+mod queries;
+mod tx;
+
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{
+    Backoff, CloseResult, Concurrency, Fault, Queries, Resolutions, Result, Store, StoreError,
+    StoredFailure, Tx,
+};
+use crate::model::failure::FailureState;
+use crate::model::order::{AcceptedRow, Product};
+use crate::model::run::{RunKind, RunRecord, RunStatus};
+use crate::model::Format;
+
+/// Version files, in order: a database at version N runs those above N.
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../../schema/sqlite/v1.sql"),
+    include_str!("../../../schema/sqlite/v2.sql"),
+];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A run still marked running: its id, and the process and host it ran on.
+type Running = (i64, Option<i64>, Option<String>);
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+    backoff: Backoff,
+    seed: u64,
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A backend-neutral error from a SQLite one.
+pub(super) fn store_err(db: &str, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    let db = db.to_string();
+    match e.sqlite_error_code() {
+        Some(C::DiskFull) => StoreError::Disk {
+            db,
+            what: "the disk is full".into(),
+        },
+        Some(C::SystemIoFailure) => StoreError::Disk {
+            db,
+            what: "a disk write failed (disk full, file too large, or a failing disk)".into(),
+        },
+        Some(C::DatabaseCorrupt | C::NotADatabase) => StoreError::Damaged {
+            db,
+            what: e.to_string(),
+        },
+        Some(C::ReadOnly) => StoreError::Unavailable {
+            db,
+            what: "it is read-only: give orderbatch write access to the file and its directory"
+                .into(),
+        },
+        Some(C::CannotOpen) => StoreError::Unavailable {
+            db,
+            what: format!("{e}: check the path and its permissions"),
+        },
+        _ => StoreError::Other {
+            db,
+            what: e.to_string(),
+        },
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating when missing) and migrate the database at `path`.
+    pub fn open(path: &str, lock_timeout: Duration) -> Result<SqliteStore> {
+        let conn = open::connect(path)?;
+        let mut s = SqliteStore {
+            conn,
+            path: path.to_string(),
+            backoff: Backoff::new(lock_timeout),
+            seed: super::seed(),
+        };
+        s.configure()?;
+        s.migrate()?;
+        Ok(s)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        store_err(&self.path, e)
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        // Busy waits are ours (backoff with jitter), not SQLite's.
+        self.conn
+            .busy_timeout(Duration::ZERO)
+            .map_err(|e| self.err(e))?;
+        // Larger pages for a new database: fewer pages to write and index per
+        // order (no effect on an existing database).
+        self.conn
+            .execute_batch("PRAGMA page_size=16384")
+            .map_err(|e| self.err(e))?;
+        self.retry(|c| {
+            c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
+                .map(|_| ())
+        })?;
+        // FULL: a committed run survives power loss, and costs one fsync per
+        // run. Checkpoints are run after each commit, where a failure can be
+        // reported (an automatic one fails silently).
+        self.conn
+            .execute_batch(
+                "PRAGMA synchronous=FULL; PRAGMA cache_size=-24576; PRAGMA temp_store=MEMORY;
+                 PRAGMA wal_autocheckpoint=0;",
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Run `f`, retrying while the database is busy, up to the lock timeout.
+    fn retry<T>(&mut self, mut f: impl FnMut(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let mut attempt = 0;
+        loop {
+            match f(&self.conn) {
+                Ok(v) => return Ok(v),
+                Err(e) if is_busy(&e) => {
+                    let left = self.backoff.timeout.saturating_sub(start.elapsed());
+                    if left.is_zero() {
+                        return Err(StoreError::Locked {
+                            db: self.path.clone(),
+                            secs: self.backoff.timeout.as_secs_f64(),
+                        });
+                    }
+                    std::thread::sleep(self.backoff.delay(attempt, &mut self.seed).min(left));
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version =
+            |c: &Connection| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+        let v = self.retry(version)?;
+        if v == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if v > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                db: self.path.clone(),
+                found: v,
+                known: SCHEMA_VERSION,
+            });
+        }
+        self.write(|c| {
+            // Another process may have migrated while we waited for the lock.
+            let now = version(c)?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(now.max(0) as usize) {
+                c.execute_batch(sql)?;
+                c.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// BEGIN IMMEDIATE, waiting for another writer up to the lock timeout.
+    fn begin_immediate(&mut self) -> Result<()> {
+        self.retry(|c| c.execute_batch("BEGIN IMMEDIATE"))
+    }
+
+    /// A short write of its own, committed when `f` succeeds.
+    fn write<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.begin_immediate()?;
+        let tx = tx::SqliteTx::new(&self.conn, self.path.clone(), self.backoff.timeout);
+        let v = f(&self.conn).map_err(|e| self.err(e))?;
+        Box::new(tx).commit()?;
+        Ok(v)
+    }
+
+    /// Whether a run left 'running' is still going: its process must be an
+    /// orderbatch on this host. A run from another host cannot be told, and
+    /// is taken for alive; so is everything where /proc is missing.
+    fn alive(pid: Option<i64>, host: Option<&str>) -> bool {
+        let here = super::host_name();
+        if host != Some(here.as_str()) || !std::path::Path::new("/proc/self").exists() {
+            return true;
+        }
+        let Some(pid) = pid else { return false };
+        // Our own pid on an old row is a reused pid: that run is gone.
+        if pid == i64::from(std::process::id()) {
+            return false;
+        }
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|comm| comm.trim() == "orderbatch")
+            .unwrap_or(false)
+    }
+
+    fn running(&self) -> Result<Vec<Running>> {
+        queries::all(
+            &self.conn,
+            &self.path,
+            "SELECT id, pid, host FROM runs WHERE status = 'running' ORDER BY id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// A running run whose process is gone reads as interrupted.
+    fn with_liveness(&self, mut runs: Vec<(RunRecord, Option<i64>)>) -> Vec<RunRecord> {
+        for (r, pid) in &mut runs {
+            if r.summary.status == RunStatus::Running && !Self::alive(*pid, Some(&r.host)) {
+                r.summary.status = RunStatus::Interrupted;
+            }
+        }
+        runs.into_iter().map(|(r, _)| r).collect()
+    }
+}
+
+impl Queries for SqliteStore {
+    fn products(&mut self) -> Result<Vec<Product>> {
+        queries::products(&self.conn, &self.path)
+    }
+
+    fn failed_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
+    ) -> Result<()> {
+        queries::failed_of_run(&self.conn, &self.path, run_id, each)
+    }
+
+    fn accepted_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
+    ) -> Result<()> {
+        queries::accepted_of_run(&self.conn, &self.path, run_id, each)
+    }
+
+    fn open_failures(
+        &mut self,
+        of_run: Option<i64>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredFailure>> {
+        queries::open_failures(&self.conn, &self.path, of_run, after, limit)
+    }
+
+    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>> {
+        queries::failures_by_id(&self.conn, &self.path, ids)
+    }
+}
+
+impl Store for SqliteStore {
+    fn name(&self) -> &str {
+        &self.path
+    }
+
+    fn concurrency(&self) -> Concurrency {
+        Concurrency::Serial
+    }
+
+    fn begin(&mut self) -> Result<Box<dyn Tx + '_>> {
+        self.begin_immediate()?;
+        Ok(Box::new(tx::SqliteTx::new(
+            &self.conn,
+            self.path.clone(),
+            self.backoff.timeout,
+        )))
+    }
+
+    fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64> {
+        let host = super::host_name();
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO runs (command, status, started_at, report_format, pid, host) VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
+                params![kind.as_str(), started_at, report_format.as_str(), std::process::id(), host],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    fn end_run(&mut self, record: &RunRecord) -> Result<()> {
+        self.write(|c| queries::finish_run(c, record))
+    }
+
+    fn reap_interrupted(&mut self) -> Result<Vec<i64>> {
+        let dead: Vec<i64> = self
+            .running()?
+            .into_iter()
+            .filter(|(_, pid, host)| !Self::alive(*pid, host.as_deref()))
+            .map(|(id, _, _)| id)
+            .collect();
+        if dead.is_empty() {
+            return Ok(dead);
+        }
+        self.write(|c| {
+            let mut st = c.prepare(
+                "UPDATE runs SET status = 'interrupted' WHERE id = ?1 AND status = 'running'",
+            )?;
+            for id in &dead {
+                st.execute([id])?;
+            }
+            Ok(())
+        })?;
+        Ok(dead)
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunRecord>> {
+        let runs = queries::runs(&self.conn, &self.path, None)?;
+        Ok(self.with_liveness(runs))
+    }
+
+    fn run(&mut self, id: i64) -> Result<Option<RunRecord>> {
+        let runs = queries::runs(&self.conn, &self.path, Some(id))?;
+        Ok(self.with_liveness(runs).pop())
+    }
+
+    fn last_success(&mut self) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT max(finished_at) FROM runs WHERE status = 'completed'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    fn resolutions(&mut self, run_id: i64) -> Result<Resolutions> {
+        queries::resolutions(&self.conn, &self.path, run_id)
+    }
+
+    fn close_failures(
+        &mut self,
+        ids: &[i64],
+        reason: &str,
+        by: &str,
+        at: &str,
+    ) -> Result<Vec<(i64, CloseResult)>> {
+        self.write(|c| {
+            let mut state = c.prepare("SELECT state FROM failed_orders WHERE id = ?1")?;
+            let mut close = c.prepare(
+                "UPDATE failed_orders SET state = ?2, closed_by = ?3, closed_reason = ?4, closed_at = ?5
+                 WHERE id = ?1 AND state = ?6",
+            )?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let s: Option<String> = state.query_row([id], |r| r.get(0)).optional()?;
+                let res = match s.as_deref().and_then(FailureState::parse) {
+                    None => CloseResult::Missing,
+                    Some(FailureState::Open) => {
+                        close.execute(params![
+                            id,
+                            FailureState::Closed.as_str(),
+                            by,
+                            reason,
+                            at,
+                            FailureState::Open.as_str()
+                        ])?;
+                        CloseResult::Closed
+                    }
+                    Some(other) => CloseResult::NotOpen(other),
+                };
+                out.push((*id, res));
+            }
+            Ok(out)
+        })
+    }
+
+    fn hold_catalog(&mut self, _exclusive: bool) -> Result<()> {
+        // A run holds the whole database for its duration.
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<Vec<Fault>> {
+        let mut faults: Vec<Fault> =
+            queries::all(&self.conn, &self.path, "PRAGMA integrity_check", [], |r| {
+                r.get::<_, String>(0)
+            })?
+            .into_iter()
+            .filter(|line| line != "ok")
+            .map(Fault::Integrity)
+            .collect();
+        if faults.is_empty() {
+            faults.extend(queries::ledger_faults(&self.conn, &self.path)?);
+        }
+        Ok(faults)
+    }
+}
+
+/// A WAL checkpoint after a commit (automatic ones are off: they fail
+/// silently). A failure is only a warning: the run is safe in the WAL, but
+/// later runs cannot proceed until there is room again.
+fn checkpoint(conn: &Connection, path: &str) -> Option<String> {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "the run is committed (it is safe in {path}-wal), but copying it into {path} failed ({}); \
+             make room on the disk before the next run",
+            store_err(path, e)
+        )),
+    }
+}

@@ -1,0 +1,405 @@
+//! Reads and row mappings shared by the store and its transactions (both
+//! work on a `Connection`; a transaction is one with BEGIN issued).
+
+use rusqlite::{params, Connection, Params, Row};
+
+use super::super::{Fault, Resolutions, Result, StoreError, StoredFailure};
+use super::store_err;
+use crate::model::failure::FailureState;
+use crate::model::order::{AcceptedRow, FailedBody, FailedOrder, Product, Status};
+use crate::model::run::{Counts, RunInput, RunKind, RunRecord, RunStatus, RunSummary};
+use crate::model::{ErrorCode, Format};
+
+/// Every row of a query, each turned into a `T`.
+pub(super) fn all<T, P: Params>(
+    c: &Connection,
+    db: &str,
+    sql: &str,
+    params: P,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let run = || -> rusqlite::Result<Vec<T>> {
+        let mut st = c.prepare_cached(sql)?;
+        let rows = st.query_map(params, row)?;
+        rows.collect()
+    };
+    run().map_err(|e| store_err(db, e))
+}
+
+fn damaged(db: &str, what: String) -> StoreError {
+    StoreError::Damaged {
+        db: db.to_string(),
+        what,
+    }
+}
+
+pub(super) fn products(c: &Connection, db: &str) -> Result<Vec<Product>> {
+    all(
+        c,
+        db,
+        "SELECT sku, name, unit_price, currency, on_hand FROM products ORDER BY sku",
+        [],
+        |r| {
+            Ok(Product {
+                sku: r.get(0)?,
+                name: r.get(1)?,
+                unit_price: r.get(2)?,
+                currency: r.get(3)?,
+                on_hand: r.get(4)?,
+            })
+        },
+    )
+}
+
+pub(super) const FAILURE_COLUMNS: &str =
+    "id, run_id, state, order_id, error_code, error_detail, source_file, source_line, body";
+
+/// A failure row in [`FAILURE_COLUMNS`] order.
+pub(super) fn failure_from_row(db: &str, r: &Row<'_>) -> Result<StoredFailure> {
+    let get = |e| store_err(db, e);
+    let state: String = r.get(2).map_err(get)?;
+    let code: String = r.get(4).map_err(get)?;
+    let body: String = r.get(8).map_err(get)?;
+    Ok(StoredFailure {
+        id: r.get(0).map_err(get)?,
+        run_id: r.get(1).map_err(get)?,
+        state: FailureState::parse(&state)
+            .ok_or_else(|| damaged(db, format!("unknown failure state {state:?}")))?,
+        order: FailedOrder {
+            order_id: r.get(3).map_err(get)?,
+            code: ErrorCode::parse(&code)
+                .ok_or_else(|| damaged(db, format!("unknown error code {code:?}")))?,
+            detail: r.get(5).map_err(get)?,
+            source_file: r.get(6).map_err(get)?,
+            source_line: r.get::<_, i64>(7).map_err(get)? as u64,
+            body: serde_json::from_str::<FailedBody>(&body)
+                .map_err(|e| damaged(db, format!("failed order body: {e}")))?,
+        },
+    })
+}
+
+fn each_failure<P: Params>(
+    c: &Connection,
+    db: &str,
+    sql: &str,
+    params: P,
+    each: &mut dyn FnMut(StoredFailure) -> Result<()>,
+) -> Result<()> {
+    let mut st = c.prepare(sql).map_err(|e| store_err(db, e))?;
+    let mut rows = st.query(params).map_err(|e| store_err(db, e))?;
+    while let Some(r) = rows.next().map_err(|e| store_err(db, e))? {
+        each(failure_from_row(db, r)?)?;
+    }
+    Ok(())
+}
+
+pub(super) fn failed_of_run(
+    c: &Connection,
+    db: &str,
+    run_id: i64,
+    each: &mut dyn FnMut(StoredFailure) -> Result<()>,
+) -> Result<()> {
+    let sql =
+        format!("SELECT {FAILURE_COLUMNS} FROM failed_orders WHERE run_id = ?1 ORDER BY run_seq");
+    each_failure(c, db, &sql, [run_id], each)
+}
+
+pub(super) fn open_failures(
+    c: &Connection,
+    db: &str,
+    of_run: Option<i64>,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<StoredFailure>> {
+    let sql = format!(
+        "SELECT {FAILURE_COLUMNS} FROM failed_orders
+         WHERE state = ?1 AND id > ?2 AND (?3 IS NULL OR run_id = ?3) ORDER BY id LIMIT ?4"
+    );
+    let mut out = Vec::new();
+    let open = FailureState::Open.as_str();
+    each_failure(
+        c,
+        db,
+        &sql,
+        params![open, after, of_run, limit as i64],
+        &mut |f| {
+            out.push(f);
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+pub(super) fn failures_by_id(c: &Connection, db: &str, ids: &[i64]) -> Result<Vec<StoredFailure>> {
+    let sql = format!("SELECT {FAILURE_COLUMNS} FROM failed_orders WHERE id = ?1");
+    let mut out = Vec::new();
+    for id in ids {
+        each_failure(c, db, &sql, [id], &mut |f| {
+            out.push(f);
+            Ok(())
+        })?;
+    }
+    out.sort_by_key(|f| f.id);
+    Ok(out)
+}
+
+pub(super) fn accepted_of_run(
+    c: &Connection,
+    db: &str,
+    run_id: i64,
+    each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
+) -> Result<()> {
+    let sql = "SELECT run_seq, order_id, 0, source_file, source_line, placed_at, customer_email, currency, lines, units, total, payment_method
+               FROM orders WHERE run_id = ?1
+               UNION ALL
+               SELECT run_seq, order_id, 1, source_file, source_line, placed_at, customer_email, currency, lines, units, total, payment_method
+               FROM run_skips WHERE run_id = ?1
+               ORDER BY 1";
+    let mut st = c.prepare(sql).map_err(|e| store_err(db, e))?;
+    let mut rows = st.query([run_id]).map_err(|e| store_err(db, e))?;
+    while let Some(r) = rows.next().map_err(|e| store_err(db, e))? {
+        let row = (|| -> rusqlite::Result<AcceptedRow> {
+            Ok(AcceptedRow {
+                order_id: r.get(1)?,
+                status: if r.get::<_, i64>(2)? == 0 {
+                    Status::Accepted
+                } else {
+                    Status::Skipped
+                },
+                source_file: r.get(3)?,
+                source_line: r.get::<_, i64>(4)? as u64,
+                placed_at: r.get(5)?,
+                customer_email: r.get(6)?,
+                currency: r.get(7)?,
+                lines: r.get::<_, i64>(8)? as u64,
+                units: r.get(9)?,
+                total: r.get(10)?,
+                payment_method: r.get(11)?,
+            })
+        })()
+        .map_err(|e| store_err(db, e))?;
+        each(row)?;
+    }
+    Ok(())
+}
+
+const RUN_COLUMNS: &str = "id, command, status, started_at, finished_at, duration_ms, orders, accepted, \
+     skipped, failed, lines, units, errors_by_code, retried_runs, report_format, message, host, pid";
+
+/// Runs, newest first (one when `id` is given), each with its pid.
+pub(super) fn runs(
+    c: &Connection,
+    db: &str,
+    id: Option<i64>,
+) -> Result<Vec<(RunRecord, Option<i64>)>> {
+    let sql =
+        format!("SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC");
+    let raw = all(c, db, &sql, [id], |r| {
+        Ok((
+            RawRun {
+                id: r.get(0)?,
+                command: r.get(1)?,
+                status: r.get(2)?,
+                started_at: r.get(3)?,
+                finished_at: r.get(4)?,
+                duration_ms: r.get(5)?,
+                counts: [
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                ],
+                errors_by_code: r.get(12)?,
+                retried_runs: r.get(13)?,
+                report_format: r.get(14)?,
+                message: r.get(15)?,
+                host: r.get(16)?,
+            },
+            r.get::<_, Option<i64>>(17)?,
+        ))
+    })?;
+    let mut out = Vec::with_capacity(raw.len());
+    for (r, pid) in raw {
+        let inputs = inputs_of(c, db, r.id)?;
+        out.push((r.into_record(db, inputs)?, pid));
+    }
+    Ok(out)
+}
+
+/// A runs row as stored, before its texts are parsed.
+pub(in crate::store) struct RawRun {
+    pub id: i64,
+    pub command: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    /// orders, accepted, skipped, failed, lines, units
+    pub counts: [i64; 6],
+    pub errors_by_code: String,
+    pub retried_runs: String,
+    pub report_format: String,
+    pub message: Option<String>,
+    pub host: Option<String>,
+}
+
+impl RawRun {
+    pub(in crate::store) fn into_record(
+        self,
+        db: &str,
+        inputs: Vec<RunInput>,
+    ) -> Result<RunRecord> {
+        let bad = |what: &str, v: &str| damaged(db, format!("run {}: {what} {v:?}", self.id));
+        let by_code: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&self.errors_by_code)
+                .map_err(|_| bad("errors_by_code", &self.errors_by_code))?;
+        let mut counts = Counts {
+            orders: self.counts[0] as u64,
+            accepted: self.counts[1] as u64,
+            skipped: self.counts[2] as u64,
+            failed: self.counts[3] as u64,
+            lines: self.counts[4] as u64,
+            units: self.counts[5],
+            by_code: [0; 12],
+        };
+        for (code, n) in &by_code {
+            if let Some(c) = ErrorCode::parse(code) {
+                counts.by_code[c as usize] = n.as_u64().unwrap_or(0);
+            }
+        }
+        let status = RunStatus::parse(&self.status).ok_or_else(|| bad("status", &self.status))?;
+        Ok(RunRecord {
+            summary: RunSummary {
+                run_id: self.id,
+                status,
+                finished_at: self.finished_at.clone().unwrap_or_default(),
+                started_at: self.started_at.clone(),
+                duration_ms: self.duration_ms.unwrap_or(0).max(0) as u64,
+                inputs,
+                counts,
+            },
+            kind: RunKind::parse(&self.command).ok_or_else(|| bad("command", &self.command))?,
+            report_format: Format::parse(&self.report_format).unwrap_or(Format::Csv),
+            retried_runs: serde_json::from_str(&self.retried_runs)
+                .map_err(|_| bad("retried_runs", &self.retried_runs))?,
+            message: self.message,
+            host: self.host.unwrap_or_default(),
+        })
+    }
+}
+
+fn inputs_of(c: &Connection, db: &str, run_id: i64) -> Result<Vec<RunInput>> {
+    all(
+        c,
+        db,
+        "SELECT path, format, sha256 FROM run_inputs WHERE run_id = ?1 ORDER BY seq",
+        [run_id],
+        |r| {
+            Ok(RunInput {
+                path: r.get(0)?,
+                format: r.get(1)?,
+                sha256: r.get(2)?,
+            })
+        },
+    )
+}
+
+/// The history row's final state, and the run's inputs.
+pub(super) fn finish_run(c: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
+    let s = &run.summary;
+    let k = &s.counts;
+    let by_code: serde_json::Map<String, serde_json::Value> = k
+        .by_code()
+        .map(|(code, n)| (code.as_str().to_string(), n.into()))
+        .collect();
+    c.execute(
+        "UPDATE runs SET status = ?2, finished_at = ?3, duration_ms = ?4, orders = ?5, accepted = ?6,
+         skipped = ?7, failed = ?8, lines = ?9, units = ?10, errors_by_code = ?11, retried_runs = ?12,
+         summary = ?13, message = ?14 WHERE id = ?1",
+        params![
+            s.run_id,
+            s.status.as_str(),
+            s.finished_at,
+            s.duration_ms as i64,
+            k.orders as i64,
+            k.accepted as i64,
+            k.skipped as i64,
+            k.failed as i64,
+            k.lines as i64,
+            k.units,
+            serde_json::Value::Object(by_code).to_string(),
+            serde_json::to_string(&run.retried_runs).unwrap_or_else(|_| "[]".into()),
+            s.to_json(),
+            run.message,
+        ],
+    )?;
+    let mut st = c.prepare_cached(
+        "INSERT OR REPLACE INTO run_inputs (run_id, seq, path, format, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (i, inp) in s.inputs.iter().enumerate() {
+        st.execute(params![
+            s.run_id, i as i64, inp.path, inp.format, inp.sha256
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) fn resolutions(c: &Connection, db: &str, run_id: i64) -> Result<Resolutions> {
+    let pairs = |sql: &str, state: FailureState| {
+        all(c, db, sql, params![run_id, state.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    };
+    let open: i64 = c
+        .query_row(
+            "SELECT count(*) FROM failed_orders WHERE run_id = ?1 AND state = ?2",
+            params![run_id, FailureState::Open.as_str()],
+            |r| r.get(0),
+        )
+        .map_err(|e| store_err(db, e))?;
+    Ok(Resolutions {
+        open,
+        resolved_by: pairs(
+            "SELECT resolved_by, count(*) FROM failed_orders WHERE run_id = ?1 AND state = ?2
+             GROUP BY resolved_by ORDER BY resolved_by",
+            FailureState::Resolved,
+        )?,
+        superseded_by: pairs(
+            "SELECT superseded_by, count(*) FROM failed_orders WHERE run_id = ?1 AND state = ?2
+             GROUP BY superseded_by ORDER BY superseded_by",
+            FailureState::Superseded,
+        )?,
+        resolved_here: pairs(
+            "SELECT run_id, count(*) FROM failed_orders WHERE resolved_by = ?1 AND state = ?2
+             GROUP BY run_id ORDER BY run_id",
+            FailureState::Resolved,
+        )?,
+        closed: all(
+            c,
+            db,
+            "SELECT closed_by, closed_reason, count(*) FROM failed_orders WHERE run_id = ?1 AND state = ?2
+             GROUP BY closed_by, closed_reason ORDER BY min(closed_at), closed_by, closed_reason",
+            params![run_id, FailureState::Closed.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?,
+    })
+}
+
+pub(super) fn ledger_faults(c: &Connection, db: &str) -> Result<Vec<Fault>> {
+    let sql = "SELECT sku, max(on_hand), sum(delta) FROM (
+                   SELECT sku, on_hand, 0 AS delta FROM products
+                   UNION ALL
+                   SELECT sku, NULL, delta FROM stock_ledger)
+               GROUP BY sku
+               HAVING max(on_hand) IS NULL OR max(on_hand) < 0 OR max(on_hand) != sum(delta)
+               ORDER BY sku";
+    all(c, db, sql, [], |r| {
+        Ok(Fault::Ledger {
+            sku: r.get(0)?,
+            on_hand: r.get(1)?,
+            ledger_sum: r.get(2)?,
+        })
+    })
+}

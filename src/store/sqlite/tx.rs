@@ -1,0 +1,406 @@
+//! A SQLite write transaction: BEGIN IMMEDIATE was issued on the
+//! connection; COMMIT or (when dropped) ROLLBACK ends it.
+
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::super::{
+    Applied, Claim, Committed, LedgerReason, NewOrder, Queries, Result, StoreError, StoredFailure,
+    Tx, Writes,
+};
+use super::{queries, store_err};
+use crate::model::failure::FailureState;
+use crate::model::order::{AcceptedRow, FailedOrder, Product};
+use crate::model::run::RunRecord;
+
+pub(super) struct SqliteTx<'c> {
+    conn: &'c Connection,
+    path: String,
+    #[allow(dead_code)]
+    timeout: Duration,
+    done: bool,
+}
+
+impl<'c> SqliteTx<'c> {
+    pub(super) fn new(conn: &'c Connection, path: String, timeout: Duration) -> Self {
+        SqliteTx {
+            conn,
+            path,
+            timeout,
+            done: false,
+        }
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        store_err(&self.path, e)
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        f(self.conn).map_err(|e| self.err(e))
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// `[["sku",quantity,unit_price],...]`; skus need no JSON escaping (A-Z a-z 0-9 . _ -).
+fn items_json(o: &crate::model::order::ValidOrder) -> String {
+    let mut items = String::with_capacity(2 + o.lines.len() * 32);
+    items.push('[');
+    for (i, l) in o.lines.iter().enumerate() {
+        if i > 0 {
+            items.push(',');
+        }
+        let mut q = itoa::Buffer::new();
+        let mut p = itoa::Buffer::new();
+        items.push_str("[\"");
+        items.push_str(&l.sku);
+        items.push_str("\",");
+        items.push_str(q.format(l.quantity));
+        items.push(',');
+        items.push_str(p.format(l.unit_price));
+        items.push(']');
+    }
+    items.push(']');
+    items
+}
+
+fn applied_of(c: &Connection, id: &str) -> rusqlite::Result<Option<Applied>> {
+    let mut st = c.prepare_cached("SELECT content_hash, run_id FROM orders WHERE order_id = ?1")?;
+    let found: Option<(Vec<u8>, i64)> = st
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(found.map(|(b, run_id)| {
+        let mut content_hash = [0u8; 16];
+        let n = b.len().min(16);
+        content_hash[..n].copy_from_slice(&b[..n]);
+        Applied {
+            content_hash,
+            run_id,
+        }
+    }))
+}
+
+fn insert_skip(
+    c: &Connection,
+    run_id: i64,
+    seq: u64,
+    r: &AcceptedRow<&str>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO run_skips (run_id, run_seq, order_id, source_file, source_line, placed_at, customer_email,
+         currency, lines, units, total, payment_method) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        run_id,
+        seq as i64,
+        r.order_id,
+        r.source_file,
+        r.source_line as i64,
+        r.placed_at,
+        r.customer_email,
+        r.currency,
+        r.lines as i64,
+        r.units,
+        r.total,
+        r.payment_method
+    ])?;
+    Ok(())
+}
+
+fn insert_failure(c: &Connection, run_id: i64, seq: u64, f: &FailedOrder) -> rusqlite::Result<()> {
+    let body = serde_json::to_string(&f.body).unwrap_or_default();
+    let state = FailureState::initial(f.code, f.order_id.as_deref());
+    c.prepare_cached(
+        "INSERT INTO failed_orders (run_id, run_seq, order_id, error_code, error_detail, source_file, source_line, body, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        run_id,
+        seq as i64,
+        f.order_id,
+        f.code.as_str(),
+        f.detail,
+        f.source_file,
+        f.source_line as i64,
+        body,
+        state.as_str()
+    ])?;
+    Ok(())
+}
+
+/// Open failures of `order_id` from other runs move to `to`, naming this run.
+fn settle(c: &Connection, order_id: &str, run_id: i64, to: FailureState) -> rusqlite::Result<()> {
+    let column = match to {
+        FailureState::Resolved => "resolved_by",
+        _ => "superseded_by",
+    };
+    c.prepare_cached(&format!(
+        "UPDATE failed_orders SET state = ?3, {column} = ?2 WHERE order_id = ?1 AND run_id != ?2 AND state = ?4"
+    ))?
+    .execute(params![order_id, run_id, to.as_str(), FailureState::Open.as_str()])?;
+    Ok(())
+}
+
+impl Queries for SqliteTx<'_> {
+    fn products(&mut self) -> Result<Vec<Product>> {
+        queries::products(self.conn, &self.path)
+    }
+
+    fn failed_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
+    ) -> Result<()> {
+        queries::failed_of_run(self.conn, &self.path, run_id, each)
+    }
+
+    fn accepted_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
+    ) -> Result<()> {
+        queries::accepted_of_run(self.conn, &self.path, run_id, each)
+    }
+
+    fn open_failures(
+        &mut self,
+        of_run: Option<i64>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredFailure>> {
+        queries::open_failures(self.conn, &self.path, of_run, after, limit)
+    }
+
+    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>> {
+        queries::failures_by_id(self.conn, &self.path, ids)
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn stock(&mut self, skus: Option<&[String]>) -> Result<Vec<(String, i64)>> {
+        // The whole database is locked already (BEGIN IMMEDIATE).
+        let all = queries::all(
+            self.conn,
+            &self.path,
+            "SELECT sku, on_hand FROM products",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(match skus {
+            None => all,
+            Some(wanted) => {
+                let wanted: std::collections::HashSet<&str> =
+                    wanted.iter().map(String::as_str).collect();
+                all.into_iter()
+                    .filter(|(s, _)| wanted.contains(s.as_str()))
+                    .collect()
+            }
+        })
+    }
+
+    fn load_products(
+        &mut self,
+        products: &[Product],
+        run_id: Option<i64>,
+        source: &str,
+        at: &str,
+    ) -> Result<()> {
+        self.run(|c| {
+            let mut old = c.prepare_cached("SELECT on_hand FROM products WHERE sku = ?1")?;
+            let mut up = c.prepare_cached(
+                "INSERT INTO products (sku, name, unit_price, currency, on_hand) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit_price = excluded.unit_price,
+                 currency = excluded.currency, on_hand = excluded.on_hand",
+            )?;
+            let mut ledger = c.prepare_cached(
+                "INSERT INTO stock_ledger (sku, run_id, reason, delta, at, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for p in products {
+                let before: i64 = old.query_row([&p.sku], |r| r.get(0)).optional()?.unwrap_or(0);
+                up.execute(params![p.sku, p.name, p.unit_price, p.currency, p.on_hand])?;
+                if p.on_hand != before {
+                    let reason = LedgerReason::Load.as_str();
+                    ledger.execute(params![p.sku, run_id, reason, p.on_hand - before, at, source])?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn receive(
+        &mut self,
+        lines: &[(String, i64)],
+        source: &str,
+        at: &str,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut levels = Vec::with_capacity(lines.len());
+        let mut unknown = Vec::new();
+        self.run(|c| {
+            let mut up = c.prepare_cached(
+                "UPDATE products SET on_hand = on_hand + ?2 WHERE sku = ?1 RETURNING on_hand",
+            )?;
+            let mut ledger = c.prepare_cached(
+                "INSERT INTO stock_ledger (sku, run_id, reason, delta, at, source) VALUES (?1, NULL, ?2, ?3, ?4, ?5)",
+            )?;
+            for (sku, n) in lines {
+                match up.query_row(params![sku, n], |r| r.get::<_, i64>(0)).optional()? {
+                    Some(level) => {
+                        ledger.execute(params![sku, LedgerReason::Receive.as_str(), n, at, source])?;
+                        levels.push((sku.clone(), level));
+                    }
+                    None => unknown.push(sku.clone()),
+                }
+            }
+            Ok(())
+        })?;
+        if !unknown.is_empty() {
+            return Err(StoreError::Other {
+                db: self.path.clone(),
+                what: format!("unknown sku(s) {}: load them first", unknown.join(", ")),
+            });
+        }
+        Ok(levels)
+    }
+
+    fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>> {
+        self.run(|c| {
+            let mut st = c.prepare_cached(
+                "INSERT INTO orders (order_id, content_hash, run_id, run_seq, source_file, source_line, placed_at,
+                 customer_email, currency, payment_method, payment_ref, payment_amount, total, lines, units, items)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT (order_id) DO NOTHING",
+            )?;
+            let mut out = Vec::with_capacity(orders.len());
+            for n in orders {
+                let o = n.order;
+                let inserted = st.execute(params![
+                    o.order_id,
+                    &o.content_hash[..],
+                    run_id,
+                    n.seq as i64,
+                    n.source_file,
+                    n.source_line as i64,
+                    o.placed_at,
+                    o.customer_email,
+                    o.currency,
+                    o.payment_method,
+                    o.payment_ref,
+                    o.payment_amount,
+                    o.total,
+                    o.lines.len() as i64,
+                    o.units,
+                    items_json(o)
+                ])? == 1;
+                out.push(if inserted {
+                    Claim::New
+                } else {
+                    // Present: what was applied (never missing inside this transaction).
+                    applied_of(c, &o.order_id)?.map_or(Claim::New, Claim::Taken)
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn unclaim(&mut self, order_ids: &[&str]) -> Result<()> {
+        self.run(|c| {
+            let mut st = c.prepare_cached("DELETE FROM orders WHERE order_id = ?1")?;
+            for id in order_ids {
+                st.execute([id])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn applied(&mut self, order_ids: &[&str]) -> Result<Vec<Option<Applied>>> {
+        self.run(|c| order_ids.iter().map(|id| applied_of(c, id)).collect())
+    }
+
+    fn seen_in_run(&mut self, run_id: i64, order_ids: &[&str]) -> Result<Vec<bool>> {
+        self.run(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM orders WHERE order_id = ?1 AND run_id = ?2)
+                     OR EXISTS (SELECT 1 FROM run_skips WHERE order_id = ?1 AND run_id = ?2)
+                     OR EXISTS (SELECT 1 FROM failed_orders WHERE order_id = ?1 AND run_id = ?2)",
+            )?;
+            order_ids
+                .iter()
+                .map(|id| st.query_row(params![id, run_id], |r| r.get::<_, bool>(0)))
+                .collect()
+        })
+    }
+
+    fn record(&mut self, run_id: i64, w: &Writes<'_>) -> Result<()> {
+        self.run(|c| {
+            for (seq, row) in &w.skips {
+                insert_skip(c, run_id, *seq, row)?;
+            }
+            for (seq, f) in &w.failures {
+                insert_failure(c, run_id, *seq, f)?;
+            }
+            for id in &w.resolved {
+                settle(c, id, run_id, FailureState::Resolved)?;
+            }
+            for id in &w.superseded {
+                settle(c, id, run_id, FailureState::Superseded)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn move_stock(
+        &mut self,
+        deltas: &[(String, i64)],
+        run_id: i64,
+        reason: LedgerReason,
+        at: &str,
+    ) -> Result<()> {
+        self.run(|c| {
+            let mut up = c.prepare_cached("UPDATE products SET on_hand = on_hand + ?2 WHERE sku = ?1")?;
+            let mut ledger = c.prepare_cached(
+                "INSERT INTO stock_ledger (sku, run_id, reason, delta, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (sku, delta) in deltas.iter().filter(|(_, d)| *d != 0) {
+                up.execute(params![sku, delta])?;
+                ledger.execute(params![sku, run_id, reason.as_str(), delta, at])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn supersede_retried(&mut self, failure_ids: &[i64], run_id: i64) -> Result<()> {
+        self.run(|c| {
+            let mut st = c.prepare_cached(
+                "UPDATE failed_orders SET state = ?3, superseded_by = ?2 WHERE id = ?1 AND run_id != ?2 AND state = ?4",
+            )?;
+            for id in failure_ids {
+                st.execute(params![
+                    id,
+                    run_id,
+                    FailureState::Superseded.as_str(),
+                    FailureState::Open.as_str()
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
+        self.run(|c| queries::finish_run(c, record))
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<Committed> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        self.done = true;
+        Ok(Committed {
+            warning: super::checkpoint(self.conn, &self.path),
+        })
+    }
+}
