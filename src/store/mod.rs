@@ -4,6 +4,7 @@
 //! and backend-neutral errors. [`open`] picks the backend from `--db`.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::time::Duration;

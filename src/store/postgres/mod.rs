@@ -1,16 +1,419 @@
-//! PostgreSQL storage: many ingest hosts, one stock.
+//! PostgreSQL storage: many ingest hosts, one stock. A run validates without
+//! locks; its transaction locks only the stock rows it needs (in sku order),
+//! claims its order ids (waiting for a concurrent run that holds one), and
+//! writes set-based: binary COPY and `unnest` arrays, one round trip per
+//! chunk and statement, never one per order. A run is alive while its
+//! session holds an advisory lock on its id: any host can tell a running run
+//! from one whose process or host died (the server then rolled it back).
 
+mod queries;
+mod tx;
 mod url;
 
 use std::time::Duration;
 
+use postgres::error::SqlState;
+use postgres::{Client, GenericClient};
+
 pub use url::{is_url, redact};
 
-use super::{Result, StoreError};
+use super::{
+    CloseResult, Concurrency, Fault, Queries, Resolutions, Result, Store, StoreError,
+    StoredFailure, Tx,
+};
+use crate::model::failure::FailureState;
+use crate::model::order::{AcceptedRow, Product};
+use crate::model::run::{RunKind, RunRecord, RunStatus};
+use crate::model::Format;
 
-pub fn open(db: &str, _lock_timeout: Duration) -> Result<Box<dyn super::Store>> {
-    Err(StoreError::Unavailable {
-        db: redact(db),
-        what: "PostgreSQL support is not ready in this build".into(),
-    })
+/// Version files by version; a new database starts at version 2 (the
+/// version SQLite databases reached when PostgreSQL support began).
+const MIGRATIONS: [(i32, &str); 1] = [(2, include_str!("../../../schema/postgres/v2.sql"))];
+const SCHEMA_VERSION: i32 = 2;
+
+/// Advisory lock keys: a run's own (high half of the key, the run id in the
+/// low half), the catalog's, and the migration's.
+const RUN_LOCKS: i64 = 0x6f62_7275;
+const CATALOG_LOCK: i64 = 0x6f62_6361_7400_0001;
+const MIGRATE_LOCK: i64 = 0x6f62_6361_7400_0002;
+
+/// What every error message needs: the database's name (no password) and the lock timeout.
+#[derive(Debug, Clone)]
+pub(super) struct Db {
+    pub name: String,
+    pub lock_timeout: Duration,
+}
+
+impl Db {
+    /// A backend-neutral error from a PostgreSQL one.
+    pub(super) fn err(&self, e: postgres::Error) -> StoreError {
+        let db = self.name.clone();
+        let Some(d) = e.as_db_error() else {
+            let what = if e.is_closed() {
+                "the connection to the server was lost: check that it runs, then run the command again".into()
+            } else {
+                e.to_string()
+            };
+            return StoreError::Unavailable { db, what };
+        };
+        let what = format!("{} (SQLSTATE {})", d.message(), d.code().code());
+        let code = d.code();
+        if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        {
+            StoreError::Contention { db, what }
+        } else if *code == SqlState::LOCK_NOT_AVAILABLE {
+            StoreError::Locked {
+                db,
+                secs: self.lock_timeout.as_secs_f64(),
+            }
+        } else if *code == SqlState::DISK_FULL || *code == SqlState::OUT_OF_MEMORY {
+            StoreError::Disk { db, what }
+        } else if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED {
+            StoreError::Damaged { db, what }
+        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+            StoreError::Other {
+                db,
+                what: format!(
+                    "{what}: the role needs the grants the README's PostgreSQL set-up gives"
+                ),
+            }
+        } else {
+            StoreError::Other { db, what }
+        }
+    }
+}
+
+pub struct PgStore {
+    client: Client,
+    db: Db,
+    /// Runs whose liveness lock this session holds.
+    holding: Vec<i64>,
+}
+
+pub fn open(url: &str, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+    Ok(Box::new(PgStore::open(url, lock_timeout)?))
+}
+
+fn tls(prepared: &url::Prepared, name: &str) -> Result<postgres_native_tls::MakeTlsConnector> {
+    let unavailable = |what: String| StoreError::Unavailable {
+        db: name.to_string(),
+        what,
+    };
+    let mut b = native_tls::TlsConnector::builder();
+    if let Some(path) = &prepared.root_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| unavailable(format!("cannot read sslrootcert {path}: {e}")))?;
+        let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
+            unavailable(format!("sslrootcert {path} is not a PEM certificate: {e}"))
+        })?;
+        b.add_root_certificate(cert);
+    }
+    match prepared.verify {
+        // As libpq: require encrypts but checks nothing (verify-ca/full check).
+        url::Verify::Nothing => {
+            b.danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true);
+        }
+        url::Verify::Chain => {
+            b.danger_accept_invalid_hostnames(true);
+        }
+        url::Verify::Full => {}
+    }
+    let c = b
+        .build()
+        .map_err(|e| unavailable(format!("cannot set up TLS: {e}")))?;
+    Ok(postgres_native_tls::MakeTlsConnector::new(c))
+}
+
+impl PgStore {
+    pub fn open(url: &str, lock_timeout: Duration) -> Result<PgStore> {
+        let name = redact(url);
+        let db = Db {
+            name: name.clone(),
+            lock_timeout,
+        };
+        let unavailable = |what: String| StoreError::Unavailable {
+            db: name.clone(),
+            what,
+        };
+        let prepared = url::prepare(url).map_err(&unavailable)?;
+        let mut config: postgres::Config = prepared
+            .url
+            .parse()
+            .map_err(|e| unavailable(format!("the URL is not valid: {e}")))?;
+        config.application_name("orderbatch");
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let client = config.connect(tls(&prepared, &name)?).map_err(|e| {
+            unavailable(format!(
+                "{e}: check that the server runs and accepts this user (pg_hba.conf), and the URL"
+            ))
+        })?;
+        let mut s = PgStore {
+            client,
+            db,
+            holding: Vec::new(),
+        };
+        let ms = lock_timeout.as_millis().max(1);
+        s.client
+            .batch_execute(&format!("SET lock_timeout = '{ms}ms'"))
+            .map_err(|e| s.db.err(e))?;
+        s.migrate()?;
+        Ok(s)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let db = self.db.clone();
+        let v = schema_version(&mut self.client).map_err(|e| db.err(e))?;
+        if v == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if v > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                db: db.name,
+                found: i64::from(v),
+                known: i64::from(SCHEMA_VERSION),
+            });
+        }
+        let mut tx = self.client.transaction().map_err(|e| db.err(e))?;
+        // Hosts that start at once migrate one after the other.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+            .map_err(|e| db.err(e))?;
+        let now = schema_version(&mut tx).map_err(|e| db.err(e))?;
+        for (version, sql) in MIGRATIONS.iter().filter(|(n, _)| *n > now) {
+            tx.batch_execute(sql).map_err(|e| db.err(e))?;
+            tx.execute("DELETE FROM schema_version", &[])
+                .map_err(|e| db.err(e))?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[version],
+            )
+            .map_err(|e| db.err(e))?;
+        }
+        tx.commit().map_err(|e| db.err(e))
+    }
+
+    /// The ids of runs whose session still holds its liveness lock, on any host.
+    fn live_runs(&mut self) -> Result<std::collections::HashSet<i64>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT objid::bigint FROM pg_locks
+                 WHERE locktype = 'advisory' AND granted AND objsubid = 1
+                   AND classid = $1::bigint::oid
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[&RUN_LOCKS],
+            )
+            .map_err(|e| self.db.err(e))?;
+        Ok(rows.iter().map(|r| r.get::<_, i64>(0)).collect())
+    }
+
+    fn with_liveness(&mut self, mut runs: Vec<RunRecord>) -> Result<Vec<RunRecord>> {
+        if runs.iter().any(|r| r.summary.status == RunStatus::Running) {
+            let live = self.live_runs()?;
+            for r in &mut runs {
+                if r.summary.status == RunStatus::Running && !live.contains(&r.summary.run_id) {
+                    r.summary.status = RunStatus::Interrupted;
+                }
+            }
+        }
+        Ok(runs)
+    }
+}
+
+impl Queries for PgStore {
+    fn products(&mut self) -> Result<Vec<Product>> {
+        queries::products(&mut self.client, &self.db)
+    }
+
+    fn failed_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
+    ) -> Result<()> {
+        queries::failed_of_run(&mut self.client, &self.db, run_id, each)
+    }
+
+    fn accepted_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
+    ) -> Result<()> {
+        queries::accepted_of_run(&mut self.client, &self.db, run_id, each)
+    }
+
+    fn open_failures(
+        &mut self,
+        of_run: Option<i64>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredFailure>> {
+        queries::open_failures(&mut self.client, &self.db, of_run, after, limit)
+    }
+
+    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>> {
+        queries::failures_by_id(&mut self.client, &self.db, ids)
+    }
+}
+
+impl Store for PgStore {
+    fn name(&self) -> &str {
+        &self.db.name
+    }
+
+    fn concurrency(&self) -> Concurrency {
+        Concurrency::Shared
+    }
+
+    fn begin(&mut self) -> Result<Box<dyn Tx + '_>> {
+        let db = self.db.clone();
+        let tx = self.client.transaction().map_err(|e| db.err(e))?;
+        Ok(Box::new(tx::PgTx::new(tx, db)))
+    }
+
+    fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64> {
+        let db = self.db.clone();
+        let id: i64 = self
+            .client
+            .query_one("SELECT nextval('runs_id_seq')", &[])
+            .map_err(|e| db.err(e))?
+            .get(0);
+        // The lock first: a row without its lock reads as a dead run.
+        self.client
+            .execute(
+                "SELECT pg_advisory_lock(($1::bigint << 32) | $2::bigint)",
+                &[&RUN_LOCKS, &id],
+            )
+            .map_err(|e| db.err(e))?;
+        self.holding.push(id);
+        self.client
+            .execute(
+                "INSERT INTO runs (id, command, status, started_at, report_format, pid, host)
+                 VALUES ($1, $2, 'running', $3, $4, $5, $6)",
+                &[
+                    &id,
+                    &kind.as_str(),
+                    &started_at,
+                    &report_format.as_str(),
+                    &i64::from(std::process::id()),
+                    &super::host_name(),
+                ],
+            )
+            .map_err(|e| db.err(e))?;
+        Ok(id)
+    }
+
+    fn end_run(&mut self, record: &RunRecord) -> Result<()> {
+        let db = self.db.clone();
+        let mut tx = self.client.transaction().map_err(|e| db.err(e))?;
+        queries::finish_run(&mut tx, &db, record)?;
+        tx.commit().map_err(|e| db.err(e))
+    }
+
+    fn reap_interrupted(&mut self) -> Result<Vec<i64>> {
+        let live: Vec<i64> = self.live_runs()?.into_iter().collect();
+        let rows = self
+            .client
+            .query(
+                "UPDATE runs SET status = 'interrupted' WHERE status = 'running' AND NOT (id = ANY($1)) RETURNING id",
+                &[&live],
+            )
+            .map_err(|e| self.db.err(e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunRecord>> {
+        let runs = queries::runs(&mut self.client, &self.db, None)?;
+        self.with_liveness(runs)
+    }
+
+    fn run(&mut self, id: i64) -> Result<Option<RunRecord>> {
+        let runs = queries::runs(&mut self.client, &self.db, Some(id))?;
+        Ok(self.with_liveness(runs)?.pop())
+    }
+
+    fn last_success(&mut self) -> Result<Option<String>> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT max(finished_at) FROM runs WHERE status = 'completed'",
+                &[],
+            )
+            .map_err(|e| self.db.err(e))?;
+        Ok(row.get(0))
+    }
+
+    fn resolutions(&mut self, run_id: i64) -> Result<Resolutions> {
+        queries::resolutions(&mut self.client, &self.db, run_id)
+    }
+
+    fn close_failures(
+        &mut self,
+        ids: &[i64],
+        reason: &str,
+        by: &str,
+        at: &str,
+    ) -> Result<Vec<(i64, CloseResult)>> {
+        let db = self.db.clone();
+        let mut tx = self.client.transaction().map_err(|e| db.err(e))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let state: Option<String> = tx
+                .query_opt(
+                    "SELECT state FROM failed_orders WHERE id = $1 FOR UPDATE",
+                    &[id],
+                )
+                .map_err(|e| db.err(e))?
+                .map(|r| r.get(0));
+            let res = match state.as_deref().and_then(FailureState::parse) {
+                None => CloseResult::Missing,
+                Some(FailureState::Open) => {
+                    tx.execute(
+                        "UPDATE failed_orders SET state = $2, closed_by = $3, closed_reason = $4, closed_at = $5 WHERE id = $1",
+                        &[id, &FailureState::Closed.as_str(), &by, &reason, &at],
+                    )
+                    .map_err(|e| db.err(e))?;
+                    CloseResult::Closed
+                }
+                Some(other) => CloseResult::NotOpen(other),
+            };
+            out.push((*id, res));
+        }
+        tx.commit().map_err(|e| db.err(e))?;
+        Ok(out)
+    }
+
+    fn hold_catalog(&mut self, exclusive: bool) -> Result<()> {
+        let sql = if exclusive {
+            "SELECT pg_advisory_lock($1)"
+        } else {
+            "SELECT pg_advisory_lock_shared($1)"
+        };
+        // Waits up to lock_timeout for runs (or a catalog load) holding it.
+        self.client
+            .execute(sql, &[&CATALOG_LOCK])
+            .map_err(|e| self.db.err(e))?;
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<Vec<Fault>> {
+        let mut faults = queries::integrity(&mut self.client, &self.db)?;
+        faults.extend(queries::ledger_faults(&mut self.client, &self.db)?);
+        Ok(faults)
+    }
+}
+
+/// The schema version of the database (0 for a new one).
+fn schema_version(c: &mut impl GenericClient) -> std::result::Result<i32, postgres::Error> {
+    let exists: Option<String> = c
+        .query_one("SELECT to_regclass('schema_version')::text", &[])?
+        .get(0);
+    if exists.is_none() {
+        return Ok(0);
+    }
+    let v: Option<i32> = c
+        .query_one("SELECT max(version) FROM schema_version", &[])?
+        .get(0);
+    Ok(v.unwrap_or(0))
 }

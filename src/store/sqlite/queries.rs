@@ -3,12 +3,12 @@
 
 use rusqlite::{params, Connection, Params, Row};
 
-use super::super::{Fault, Resolutions, Result, StoreError, StoredFailure};
+use super::super::rows::{RawRun, StoredRow};
+use super::super::{Fault, Resolutions, Result, StoredFailure};
 use super::store_err;
 use crate::model::failure::FailureState;
-use crate::model::order::{AcceptedRow, FailedBody, FailedOrder, Product, Status};
-use crate::model::run::{Counts, RunInput, RunKind, RunRecord, RunStatus, RunSummary};
-use crate::model::{ErrorCode, Format};
+use crate::model::order::{AcceptedRow, Product, Status};
+use crate::model::run::{RunInput, RunRecord};
 
 /// Every row of a query, each turned into a `T`.
 pub(super) fn all<T, P: Params>(
@@ -24,13 +24,6 @@ pub(super) fn all<T, P: Params>(
         rows.collect()
     };
     run().map_err(|e| store_err(db, e))
-}
-
-fn damaged(db: &str, what: String) -> StoreError {
-    StoreError::Damaged {
-        db: db.to_string(),
-        what,
-    }
 }
 
 pub(super) fn products(c: &Connection, db: &str) -> Result<Vec<Product>> {
@@ -56,26 +49,21 @@ pub(super) const FAILURE_COLUMNS: &str =
 
 /// A failure row in [`FAILURE_COLUMNS`] order.
 pub(super) fn failure_from_row(db: &str, r: &Row<'_>) -> Result<StoredFailure> {
-    let get = |e| store_err(db, e);
-    let state: String = r.get(2).map_err(get)?;
-    let code: String = r.get(4).map_err(get)?;
-    let body: String = r.get(8).map_err(get)?;
-    Ok(StoredFailure {
-        id: r.get(0).map_err(get)?,
-        run_id: r.get(1).map_err(get)?,
-        state: FailureState::parse(&state)
-            .ok_or_else(|| damaged(db, format!("unknown failure state {state:?}")))?,
-        order: FailedOrder {
-            order_id: r.get(3).map_err(get)?,
-            code: ErrorCode::parse(&code)
-                .ok_or_else(|| damaged(db, format!("unknown error code {code:?}")))?,
-            detail: r.get(5).map_err(get)?,
-            source_file: r.get(6).map_err(get)?,
-            source_line: r.get::<_, i64>(7).map_err(get)? as u64,
-            body: serde_json::from_str::<FailedBody>(&body)
-                .map_err(|e| damaged(db, format!("failed order body: {e}")))?,
-        },
-    })
+    let f = (|| -> rusqlite::Result<StoredRow> {
+        Ok(StoredRow {
+            id: r.get(0)?,
+            run_id: r.get(1)?,
+            state: r.get(2)?,
+            order_id: r.get(3)?,
+            code: r.get(4)?,
+            detail: r.get(5)?,
+            source_file: r.get(6)?,
+            source_line: r.get(7)?,
+            body: r.get(8)?,
+        })
+    })()
+    .map_err(|e| store_err(db, e))?;
+    f.into_failure(db)
 }
 
 fn each_failure<P: Params>(
@@ -226,68 +214,6 @@ pub(super) fn runs(
         out.push((r.into_record(db, inputs)?, pid));
     }
     Ok(out)
-}
-
-/// A runs row as stored, before its texts are parsed.
-pub(in crate::store) struct RawRun {
-    pub id: i64,
-    pub command: String,
-    pub status: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub duration_ms: Option<i64>,
-    /// orders, accepted, skipped, failed, lines, units
-    pub counts: [i64; 6],
-    pub errors_by_code: String,
-    pub retried_runs: String,
-    pub report_format: String,
-    pub message: Option<String>,
-    pub host: Option<String>,
-}
-
-impl RawRun {
-    pub(in crate::store) fn into_record(
-        self,
-        db: &str,
-        inputs: Vec<RunInput>,
-    ) -> Result<RunRecord> {
-        let bad = |what: &str, v: &str| damaged(db, format!("run {}: {what} {v:?}", self.id));
-        let by_code: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&self.errors_by_code)
-                .map_err(|_| bad("errors_by_code", &self.errors_by_code))?;
-        let mut counts = Counts {
-            orders: self.counts[0] as u64,
-            accepted: self.counts[1] as u64,
-            skipped: self.counts[2] as u64,
-            failed: self.counts[3] as u64,
-            lines: self.counts[4] as u64,
-            units: self.counts[5],
-            by_code: [0; 12],
-        };
-        for (code, n) in &by_code {
-            if let Some(c) = ErrorCode::parse(code) {
-                counts.by_code[c as usize] = n.as_u64().unwrap_or(0);
-            }
-        }
-        let status = RunStatus::parse(&self.status).ok_or_else(|| bad("status", &self.status))?;
-        Ok(RunRecord {
-            summary: RunSummary {
-                run_id: self.id,
-                status,
-                finished_at: self.finished_at.clone().unwrap_or_default(),
-                started_at: self.started_at.clone(),
-                duration_ms: self.duration_ms.unwrap_or(0).max(0) as u64,
-                inputs,
-                counts,
-            },
-            kind: RunKind::parse(&self.command).ok_or_else(|| bad("command", &self.command))?,
-            report_format: Format::parse(&self.report_format).unwrap_or(Format::Csv),
-            retried_runs: serde_json::from_str(&self.retried_runs)
-                .map_err(|_| bad("retried_runs", &self.retried_runs))?,
-            message: self.message,
-            host: self.host.unwrap_or_default(),
-        })
-    }
 }
 
 fn inputs_of(c: &Connection, db: &str, run_id: i64) -> Result<Vec<RunInput>> {

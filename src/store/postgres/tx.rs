@@ -1,0 +1,527 @@
+//! A PostgreSQL transaction: reads see every committed change (READ
+//! COMMITTED); the stock rows a run needs are locked FOR UPDATE in sku order;
+//! order ids are claimed by inserting them (a concurrent run holding one
+//! makes the claim wait for its commit); bulk rows go in by binary COPY.
+
+use std::collections::HashMap;
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+use postgres::Transaction;
+
+use super::super::{
+    Applied, Claim, Committed, LedgerReason, NewOrder, Queries, Result, StoreError, StoredFailure,
+    Tx, Writes,
+};
+use super::{queries, Db};
+use crate::model::failure::FailureState;
+use crate::model::order::{AcceptedRow, Product, ValidOrder};
+use crate::model::run::RunRecord;
+
+pub(super) struct PgTx<'c> {
+    tx: Transaction<'c>,
+    db: Db,
+    /// The claim staging table exists in this transaction.
+    staged: bool,
+}
+
+/// The columns of orders, in the staging table's order.
+const ORDER_COLUMNS: &str = "order_id, content_hash, run_id, run_seq, source_file, source_line, placed_at, \
+     customer_email, currency, payment_method, payment_ref, payment_amount, total, lines, units, items";
+
+const ORDER_TYPES: [Type; 16] = [
+    Type::TEXT,
+    Type::BYTEA,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+];
+
+/// `[["sku",quantity,unit_price],...]`, as SQLite keeps it.
+fn items_json(o: &ValidOrder) -> String {
+    let items: Vec<serde_json::Value> = o
+        .lines
+        .iter()
+        .map(|l| serde_json::json!([l.sku, l.quantity, l.unit_price]))
+        .collect();
+    serde_json::Value::Array(items).to_string()
+}
+
+fn hash_of(b: &[u8]) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    let n = b.len().min(16);
+    h[..n].copy_from_slice(&b[..n]);
+    h
+}
+
+impl<'c> PgTx<'c> {
+    pub(super) fn new(tx: Transaction<'c>, db: Db) -> Self {
+        PgTx {
+            tx,
+            db,
+            staged: false,
+        }
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let db = &self.db;
+        self.tx.execute(sql, params).map_err(|e| db.err(e))
+    }
+
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
+        let db = &self.db;
+        self.tx.query(sql, params).map_err(|e| db.err(e))
+    }
+
+    /// A temporary table shaped like orders, empty, for this chunk's claims.
+    fn fresh_stage(&mut self) -> Result<()> {
+        if !self.staged {
+            self.tx
+                .batch_execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS claim_stage (LIKE orders) ON COMMIT DROP",
+                )
+                .map_err(|e| self.db.err(e))?;
+            self.staged = true;
+        }
+        // TRUNCATE, not DELETE: a chunk must not scan the dead rows of the last.
+        self.tx
+            .batch_execute("TRUNCATE claim_stage")
+            .map_err(|e| self.db.err(e))
+    }
+
+    fn copy_orders(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<()> {
+        let db = self.db.clone();
+        let sink = self
+            .tx
+            .copy_in(&format!(
+                "COPY claim_stage ({ORDER_COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))
+            .map_err(|e| db.err(e))?;
+        let mut w = BinaryCopyInWriter::new(sink, &ORDER_TYPES);
+        for n in orders {
+            let o = n.order;
+            let hash: &[u8] = &o.content_hash;
+            w.write(&[
+                &o.order_id,
+                &hash,
+                &run_id,
+                &(n.seq as i64),
+                &n.source_file,
+                &(n.source_line as i64),
+                &o.placed_at,
+                &o.customer_email,
+                &o.currency,
+                &o.payment_method,
+                &o.payment_ref,
+                &o.payment_amount,
+                &o.total,
+                &(o.lines.len() as i64),
+                &o.units,
+                &items_json(o),
+            ])
+            .map_err(|e| db.err(e))?;
+        }
+        w.finish().map_err(|e| db.err(e))?;
+        Ok(())
+    }
+
+    fn applied_map(&mut self, ids: &[&str]) -> Result<HashMap<String, Applied>> {
+        let rows = self.query(
+            "SELECT order_id, content_hash, run_id FROM orders WHERE order_id = ANY($1)",
+            &[&ids],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let hash: Vec<u8> = r.get(1);
+                (
+                    r.get::<_, String>(0),
+                    Applied {
+                        content_hash: hash_of(&hash),
+                        run_id: r.get(2),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    fn copy_skips(&mut self, run_id: i64, skips: &[(u64, AcceptedRow<&str>)]) -> Result<()> {
+        let db = self.db.clone();
+        let sink = self
+            .tx
+            .copy_in(
+                "COPY run_skips (run_id, run_seq, order_id, source_file, source_line, placed_at, customer_email,
+                 currency, lines, units, total, payment_method) FROM STDIN (FORMAT binary)",
+            )
+            .map_err(|e| db.err(e))?;
+        let t = [
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+        ];
+        let mut w = BinaryCopyInWriter::new(sink, &t);
+        for (seq, r) in skips {
+            w.write(&[
+                &run_id,
+                &(*seq as i64),
+                &r.order_id,
+                &r.source_file,
+                &(r.source_line as i64),
+                &r.placed_at,
+                &r.customer_email,
+                &r.currency,
+                &(r.lines as i64),
+                &r.units,
+                &r.total,
+                &r.payment_method,
+            ])
+            .map_err(|e| db.err(e))?;
+        }
+        w.finish().map_err(|e| db.err(e))?;
+        Ok(())
+    }
+
+    fn copy_failures(
+        &mut self,
+        run_id: i64,
+        failures: &[(u64, &crate::model::order::FailedOrder)],
+    ) -> Result<()> {
+        let db = self.db.clone();
+        let sink = self
+            .tx
+            .copy_in(
+                "COPY failed_orders (run_id, run_seq, order_id, error_code, error_detail, source_file,
+                 source_line, body, state) FROM STDIN (FORMAT binary)",
+            )
+            .map_err(|e| db.err(e))?;
+        let t = [
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+        ];
+        let mut w = BinaryCopyInWriter::new(sink, &t);
+        for (seq, f) in failures {
+            let body = serde_json::to_string(&f.body).unwrap_or_default();
+            let state = FailureState::initial(f.code, f.order_id.as_deref());
+            w.write(&[
+                &run_id,
+                &(*seq as i64),
+                &f.order_id,
+                &f.code.as_str(),
+                &f.detail,
+                &f.source_file,
+                &(f.source_line as i64),
+                &body,
+                &state.as_str(),
+            ])
+            .map_err(|e| db.err(e))?;
+        }
+        w.finish().map_err(|e| db.err(e))?;
+        Ok(())
+    }
+
+    /// Open failures of these order ids from other runs move to `to`, naming this run.
+    fn settle(&mut self, ids: &[&str], run_id: i64, to: FailureState) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let column = match to {
+            FailureState::Resolved => "resolved_by",
+            _ => "superseded_by",
+        };
+        self.execute(
+            &format!(
+                "UPDATE failed_orders SET state = $3, {column} = $2
+                 WHERE order_id = ANY($1) AND run_id != $2 AND state = $4"
+            ),
+            &[&ids, &run_id, &to.as_str(), &FailureState::Open.as_str()],
+        )?;
+        Ok(())
+    }
+}
+
+impl Queries for PgTx<'_> {
+    fn products(&mut self) -> Result<Vec<Product>> {
+        queries::products(&mut self.tx, &self.db)
+    }
+
+    fn failed_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
+    ) -> Result<()> {
+        queries::failed_of_run(&mut self.tx, &self.db, run_id, each)
+    }
+
+    fn accepted_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
+    ) -> Result<()> {
+        queries::accepted_of_run(&mut self.tx, &self.db, run_id, each)
+    }
+
+    fn open_failures(
+        &mut self,
+        of_run: Option<i64>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredFailure>> {
+        queries::open_failures(&mut self.tx, &self.db, of_run, after, limit)
+    }
+
+    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>> {
+        queries::failures_by_id(&mut self.tx, &self.db, ids)
+    }
+}
+
+impl Tx for PgTx<'_> {
+    fn stock(&mut self, skus: Option<&[String]>) -> Result<Vec<(String, i64)>> {
+        // Sorted locks: runs that share skus queue for each other, never deadlock on them.
+        let rows = match skus {
+            Some(skus) => self.query(
+                "SELECT sku, on_hand FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+                &[&skus],
+            )?,
+            None => self.query(
+                "SELECT sku, on_hand FROM products ORDER BY sku FOR UPDATE",
+                &[],
+            )?,
+        };
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn load_products(
+        &mut self,
+        products: &[Product],
+        run_id: Option<i64>,
+        source: &str,
+        at: &str,
+    ) -> Result<()> {
+        let mut sorted: Vec<&Product> = products.iter().collect();
+        sorted.sort_by(|a, b| a.sku.cmp(&b.sku));
+        let skus: Vec<&str> = sorted.iter().map(|p| p.sku.as_str()).collect();
+        let old: HashMap<String, i64> = self
+            .query(
+                "SELECT sku, on_hand FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+                &[&skus],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let names: Vec<&str> = sorted.iter().map(|p| p.name.as_str()).collect();
+        let prices: Vec<i64> = sorted.iter().map(|p| p.unit_price).collect();
+        let currencies: Vec<&str> = sorted.iter().map(|p| p.currency.as_str()).collect();
+        let levels: Vec<i64> = sorted.iter().map(|p| p.on_hand).collect();
+        self.execute(
+            "INSERT INTO products (sku, name, unit_price, currency, on_hand)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[])
+             ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit_price = excluded.unit_price,
+             currency = excluded.currency, on_hand = excluded.on_hand",
+            &[&skus, &names, &prices, &currencies, &levels],
+        )?;
+        // One ledger entry per product whose stock changed, in file order.
+        let (mut l_skus, mut deltas) = (Vec::new(), Vec::new());
+        for p in products {
+            let before = old.get(&p.sku).copied().unwrap_or(0);
+            if p.on_hand != before {
+                l_skus.push(p.sku.as_str());
+                deltas.push(p.on_hand - before);
+            }
+        }
+        self.execute(
+            "INSERT INTO stock_ledger (sku, run_id, reason, delta, at, source)
+             SELECT s, $3, $4, d, $5, $6 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(s, d, n) ORDER BY n",
+            &[&l_skus, &deltas, &run_id, &LedgerReason::Load.as_str(), &at, &source],
+        )?;
+        Ok(())
+    }
+
+    fn receive(
+        &mut self,
+        lines: &[(String, i64)],
+        source: &str,
+        at: &str,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut total: std::collections::BTreeMap<&str, i64> = Default::default();
+        for (sku, n) in lines {
+            *total.entry(sku).or_default() += n;
+        }
+        let skus: Vec<&str> = total.keys().copied().collect();
+        let adds: Vec<i64> = total.values().copied().collect();
+        let locked = self.query(
+            "SELECT sku FROM products WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+            &[&skus],
+        )?;
+        if locked.len() != skus.len() {
+            let known: std::collections::HashSet<String> =
+                locked.iter().map(|r| r.get(0)).collect();
+            let unknown: Vec<&str> = skus
+                .iter()
+                .copied()
+                .filter(|s| !known.contains(*s))
+                .collect();
+            return Err(StoreError::Other {
+                db: self.db.name.clone(),
+                what: format!("unknown sku(s) {}: load them first", unknown.join(", ")),
+            });
+        }
+        let rows = self.query(
+            "UPDATE products p SET on_hand = p.on_hand + u.n FROM unnest($1::text[], $2::bigint[]) AS u(sku, n)
+             WHERE p.sku = u.sku RETURNING p.sku, p.on_hand",
+            &[&skus, &adds],
+        )?;
+        let l_skus: Vec<&str> = lines.iter().map(|(s, _)| s.as_str()).collect();
+        let l_n: Vec<i64> = lines.iter().map(|(_, n)| *n).collect();
+        self.execute(
+            "INSERT INTO stock_ledger (sku, run_id, reason, delta, at, source)
+             SELECT s, NULL, $3, d, $4, $5 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(s, d, n) ORDER BY n",
+            &[&l_skus, &l_n, &LedgerReason::Receive.as_str(), &at, &source],
+        )?;
+        let mut levels: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        levels.sort();
+        Ok(levels)
+    }
+
+    fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>> {
+        self.fresh_stage()?;
+        self.copy_orders(run_id, orders)?;
+        // Sorted: two runs claiming the same ids queue for each other in one order.
+        let new: std::collections::HashSet<String> = self
+            .query(
+                &format!(
+                    "INSERT INTO orders ({ORDER_COLUMNS}) SELECT {ORDER_COLUMNS} FROM claim_stage
+                     ORDER BY order_id ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let taken: Vec<&str> = orders
+            .iter()
+            .map(|n| n.order.order_id.as_str())
+            .filter(|id| !new.contains(*id))
+            .collect();
+        let applied = if taken.is_empty() {
+            HashMap::new()
+        } else {
+            self.applied_map(&taken)?
+        };
+        Ok(orders
+            .iter()
+            .map(|n| match applied.get(&n.order.order_id) {
+                Some(a) if !new.contains(&n.order.order_id) => Claim::Taken(*a),
+                _ => Claim::New,
+            })
+            .collect())
+    }
+
+    fn unclaim(&mut self, order_ids: &[&str]) -> Result<()> {
+        self.execute("DELETE FROM orders WHERE order_id = ANY($1)", &[&order_ids])?;
+        Ok(())
+    }
+
+    fn applied(&mut self, order_ids: &[&str]) -> Result<Vec<Option<Applied>>> {
+        let map = self.applied_map(order_ids)?;
+        Ok(order_ids.iter().map(|id| map.get(*id).copied()).collect())
+    }
+
+    fn seen_in_run(&mut self, run_id: i64, order_ids: &[&str]) -> Result<Vec<bool>> {
+        let seen: std::collections::HashSet<String> = self
+            .query(
+                "SELECT u.id FROM unnest($1::text[]) AS u(id)
+                 WHERE EXISTS (SELECT 1 FROM orders o WHERE o.order_id = u.id AND o.run_id = $2)
+                    OR EXISTS (SELECT 1 FROM run_skips s WHERE s.order_id = u.id AND s.run_id = $2)
+                    OR EXISTS (SELECT 1 FROM failed_orders f WHERE f.order_id = u.id AND f.run_id = $2)",
+                &[&order_ids, &run_id],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(order_ids.iter().map(|id| seen.contains(*id)).collect())
+    }
+
+    fn record(&mut self, run_id: i64, w: &Writes<'_>) -> Result<()> {
+        if !w.skips.is_empty() {
+            self.copy_skips(run_id, &w.skips)?;
+        }
+        if !w.failures.is_empty() {
+            self.copy_failures(run_id, &w.failures)?;
+        }
+        self.settle(&w.resolved, run_id, FailureState::Resolved)?;
+        self.settle(&w.superseded, run_id, FailureState::Superseded)
+    }
+
+    fn move_stock(
+        &mut self,
+        deltas: &[(String, i64)],
+        run_id: i64,
+        reason: LedgerReason,
+        at: &str,
+    ) -> Result<()> {
+        let moved: Vec<&(String, i64)> = deltas.iter().filter(|(_, d)| *d != 0).collect();
+        let skus: Vec<&str> = moved.iter().map(|(s, _)| s.as_str()).collect();
+        let ds: Vec<i64> = moved.iter().map(|(_, d)| *d).collect();
+        self.execute(
+            "UPDATE products p SET on_hand = p.on_hand + u.d FROM unnest($1::text[], $2::bigint[]) AS u(sku, d)
+             WHERE p.sku = u.sku",
+            &[&skus, &ds],
+        )?;
+        self.execute(
+            "INSERT INTO stock_ledger (sku, run_id, reason, delta, at)
+             SELECT s, $3, $4, d, $5 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(s, d, n) ORDER BY n",
+            &[&skus, &ds, &run_id, &reason.as_str(), &at],
+        )?;
+        Ok(())
+    }
+
+    fn supersede_retried(&mut self, failure_ids: &[i64], run_id: i64) -> Result<()> {
+        self.execute(
+            "UPDATE failed_orders SET state = $3, superseded_by = $2 WHERE id = ANY($1) AND run_id != $2 AND state = $4",
+            &[
+                &failure_ids,
+                &run_id,
+                &FailureState::Superseded.as_str(),
+                &FailureState::Open.as_str(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
+        queries::finish_run(&mut self.tx, &self.db, record)
+    }
+
+    fn commit(self: Box<Self>) -> Result<Committed> {
+        let db = self.db.clone();
+        self.tx.commit().map_err(|e| db.err(e))?;
+        Ok(Committed::default())
+    }
+}
