@@ -1,6 +1,9 @@
-//! Helpers for the integration tests: a temp directory with its own database,
+//! Helpers for the integration tests: a temp directory with its own database
+//! (a SQLite file, or a fresh database on a throwaway PostgreSQL cluster),
 //! and the real binary run inside it.
 #![allow(dead_code)]
+
+pub mod pg;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,14 +13,80 @@ use assert_cmd::Command;
 
 pub const HEADER: &str = "order_id,placed_at,customer_email,sku,quantity,unit_price,currency,payment_method,payment_ref,payment_amount";
 
+/// The database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Every backend the suite runs against: both, unless ORDERBATCH_SKIP_PG=1
+/// asks (loudly) to leave PostgreSQL out.
+pub fn backends() -> Vec<Backend> {
+    if pg::skip_requested() {
+        eprintln!("!!! ORDERBATCH_SKIP_PG=1: the PostgreSQL half of this test is SKIPPED");
+        vec![Backend::Sqlite]
+    } else {
+        vec![Backend::Sqlite, Backend::Postgres]
+    }
+}
+
 pub struct Env {
     pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    /// `--db` of every command: the SQLite file (the default name) or the URL.
+    pub db: String,
 }
 
 impl Env {
+    /// A SQLite environment (the database is `orderbatch.db`, the default).
     pub fn new() -> Env {
+        Env::with(Backend::Sqlite)
+    }
+
+    pub fn with(backend: Backend) -> Env {
+        let db = match backend {
+            Backend::Sqlite => "orderbatch.db".to_string(),
+            Backend::Postgres => pg::cluster().new_database(),
+        };
         Env {
             dir: tempfile::tempdir().unwrap(),
+            backend,
+            db,
+        }
+    }
+
+    /// Rows of a query, each as its columns' text joined by `|` (NULL as empty).
+    pub fn sql(&self, query: &str) -> Vec<String> {
+        match self.backend {
+            Backend::Sqlite => {
+                let c = self.db();
+                let mut st = c.prepare(query).unwrap();
+                let n = st.column_count();
+                st.query_map([], |r| {
+                    let cells: Vec<String> = (0..n)
+                        .map(|i| match r.get_ref(i).unwrap() {
+                            rusqlite::types::ValueRef::Null => String::new(),
+                            rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                            rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                            rusqlite::types::ValueRef::Text(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            rusqlite::types::ValueRef::Blob(b) => {
+                                b.iter().map(|x| format!("{x:02x}")).collect()
+                            }
+                        })
+                        .collect();
+                    Ok(cells.join("|"))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            }
+            Backend::Postgres => {
+                let out = pg::cluster().psql(&self.db, query);
+                out.lines().map(str::to_string).collect()
+            }
         }
     }
 
@@ -42,10 +111,14 @@ impl Env {
         self.path(name).exists()
     }
 
-    /// The binary, run in the temp dir, with no ORDERBATCH_DB from outside.
+    /// The binary, run in the temp dir, with no ORDERBATCH_DB from outside
+    /// (a PostgreSQL environment names its database with `--db`).
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("orderbatch").unwrap();
         c.current_dir(self.dir.path()).env_remove("ORDERBATCH_DB");
+        if self.backend == Backend::Postgres {
+            c.args(["--db", &self.db]);
+        }
         c
     }
 
@@ -72,16 +145,17 @@ impl Env {
 
     /// sku -> on_hand.
     pub fn stock(&self) -> BTreeMap<String, i64> {
-        let c = self.db();
-        let mut st = c.prepare("SELECT sku, on_hand FROM products").unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
+        self.sql("SELECT sku, on_hand FROM products")
+            .iter()
+            .map(|l| {
+                let (sku, n) = l.split_once('|').unwrap();
+                (sku.to_string(), n.parse().unwrap())
+            })
             .collect()
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
+        self.sql(sql)[0].parse().unwrap()
     }
 }
 
@@ -141,11 +215,24 @@ impl Env {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
+        if self.backend == Backend::Postgres {
+            c.args(["--db", &self.db]);
+        }
         c
     }
 
     /// `PRAGMA integrity_check` of the database ("ok" when sound).
     pub fn integrity(&self) -> String {
+        if self.backend == Backend::Postgres {
+            // The server keeps its own pages consistent; orderbatch's check
+            // (amcheck where installed, and the ledger) is `verify`.
+            let out = self.run(&["verify"]);
+            return if out.status.success() {
+                "ok".into()
+            } else {
+                String::from_utf8_lossy(&out.stderr).into_owned()
+            };
+        }
         let c = self.db();
         let mut st = c.prepare("PRAGMA integrity_check").unwrap();
         let rows: Vec<String> = st
@@ -156,14 +243,46 @@ impl Env {
         rows.join("\n")
     }
 
-    /// run id -> status, from the run history.
+    /// run id -> status, as stored in the run history.
     pub fn run_statuses(&self) -> BTreeMap<i64, String> {
-        let c = self.db();
-        let mut st = c.prepare("SELECT id, status FROM runs").unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
+        self.sql("SELECT id, status FROM runs")
+            .iter()
+            .map(|l| {
+                let (id, s) = l.split_once('|').unwrap();
+                (id.parse().unwrap(), s.to_string())
+            })
             .collect()
+    }
+
+    /// Every table's rows as text, for scanning what the database holds.
+    pub fn dump(&self) -> Vec<u8> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut all = Vec::new();
+                for f in ["orderbatch.db", "orderbatch.db-wal"] {
+                    all.extend(std::fs::read(self.path(f)).unwrap_or_default());
+                }
+                all
+            }
+            Backend::Postgres => {
+                let mut all = Vec::new();
+                for t in [
+                    "products",
+                    "stock_ledger",
+                    "runs",
+                    "run_inputs",
+                    "orders",
+                    "run_skips",
+                    "failed_orders",
+                ] {
+                    for line in self.sql(&format!("SELECT * FROM {t}")) {
+                        all.extend(line.into_bytes());
+                        all.push(b'\n');
+                    }
+                }
+                all
+            }
+        }
     }
 
     /// Names of the entries of `dir` (relative to the temp dir) that start

@@ -26,6 +26,9 @@ const MIGRATIONS: [&str; 2] = [
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The runs this process started, by database: alive while it lives.
+static STARTED: std::sync::Mutex<Vec<(String, i64)>> = std::sync::Mutex::new(Vec::new());
+
 /// A run still marked running: its id, and the process and host it ran on.
 type Running = (i64, Option<i64>, Option<String>);
 
@@ -185,15 +188,17 @@ impl SqliteStore {
     /// Whether a run left 'running' is still going: its process must be an
     /// orderbatch on this host. A run from another host cannot be told, and
     /// is taken for alive; so is everything where /proc is missing.
-    fn alive(pid: Option<i64>, host: Option<&str>) -> bool {
+    fn alive(&self, id: i64, pid: Option<i64>, host: Option<&str>) -> bool {
         let here = super::host_name();
         if host != Some(here.as_str()) || !std::path::Path::new("/proc/self").exists() {
             return true;
         }
         let Some(pid) = pid else { return false };
-        // Our own pid on an old row is a reused pid: that run is gone.
         if pid == i64::from(std::process::id()) {
-            return false;
+            // Ours if this process started it; else a reused pid: that run is gone.
+            return STARTED
+                .lock()
+                .is_ok_and(|s| s.contains(&(self.path.clone(), id)));
         }
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .map(|comm| comm.trim() == "orderbatch")
@@ -213,7 +218,8 @@ impl SqliteStore {
     /// A running run whose process is gone reads as interrupted.
     fn with_liveness(&self, mut runs: Vec<(RunRecord, Option<i64>)>) -> Vec<RunRecord> {
         for (r, pid) in &mut runs {
-            if r.summary.status == RunStatus::Running && !Self::alive(*pid, Some(&r.host)) {
+            let id = r.summary.run_id;
+            if r.summary.status == RunStatus::Running && !self.alive(id, *pid, Some(&r.host)) {
                 r.summary.status = RunStatus::Interrupted;
             }
         }
@@ -276,13 +282,17 @@ impl Store for SqliteStore {
 
     fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64> {
         let host = super::host_name();
-        self.write(|c| {
+        let id = self.write(|c| {
             c.execute(
                 "INSERT INTO runs (command, status, started_at, report_format, pid, host) VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
                 params![kind.as_str(), started_at, report_format.as_str(), std::process::id(), host],
             )?;
             Ok(c.last_insert_rowid())
-        })
+        })?;
+        if let Ok(mut s) = STARTED.lock() {
+            s.push((self.path.clone(), id));
+        }
+        Ok(id)
     }
 
     fn end_run(&mut self, record: &RunRecord) -> Result<()> {
@@ -293,7 +303,7 @@ impl Store for SqliteStore {
         let dead: Vec<i64> = self
             .running()?
             .into_iter()
-            .filter(|(_, pid, host)| !Self::alive(*pid, host.as_deref()))
+            .filter(|(id, pid, host)| !self.alive(*id, *pid, host.as_deref()))
             .map(|(id, _, _)| id)
             .collect();
         if dead.is_empty() {

@@ -240,7 +240,7 @@ impl Tx for SqliteTx<'_> {
         source: &str,
         at: &str,
     ) -> Result<Vec<(String, i64)>> {
-        let mut levels = Vec::with_capacity(lines.len());
+        let mut levels = std::collections::BTreeMap::new();
         let mut unknown = Vec::new();
         self.run(|c| {
             let mut up = c.prepare_cached(
@@ -253,7 +253,7 @@ impl Tx for SqliteTx<'_> {
                 match up.query_row(params![sku, n], |r| r.get::<_, i64>(0)).optional()? {
                     Some(level) => {
                         ledger.execute(params![sku, LedgerReason::Receive.as_str(), n, at, source])?;
-                        levels.push((sku.clone(), level));
+                        levels.insert(sku.clone(), level);
                     }
                     None => unknown.push(sku.clone()),
                 }
@@ -266,7 +266,7 @@ impl Tx for SqliteTx<'_> {
                 what: format!("unknown sku(s) {}: load them first", unknown.join(", ")),
             });
         }
-        Ok(levels)
+        Ok(levels.into_iter().collect())
     }
 
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>> {

@@ -1,0 +1,700 @@
+//! The store's behaviour, tested once and run against every backend: every
+//! Store and Tx operation, the transaction promises, liveness, migrations.
+//! Each test runs on SQLite and on a fresh database of a throwaway
+//! PostgreSQL cluster (see tests/common/pg.rs).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{backends, pg, Backend};
+use orderbatch::model::failure::FailureState;
+use orderbatch::model::order::{
+    AcceptedRow, FailedBody, FailedOrder, FailedRow, Line, Product, Status, ValidOrder,
+};
+use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
+use orderbatch::model::{ErrorCode, Format};
+use orderbatch::store::{
+    self, Applied, Claim, CloseResult, Fault, LedgerReason, NewOrder, Store, StoreError, Writes,
+};
+
+/// A fresh database of each backend: (backend, --db, the temp dir that holds it).
+fn databases() -> Vec<(Backend, String, tempfile::TempDir)> {
+    backends()
+        .into_iter()
+        .map(|b| {
+            let dir = tempfile::tempdir().unwrap();
+            let db = match b {
+                Backend::Sqlite => dir.path().join("t.db").to_str().unwrap().to_string(),
+                Backend::Postgres => pg::cluster().new_database(),
+            };
+            (b, db, dir)
+        })
+        .collect()
+}
+
+fn open(db: &str) -> Box<dyn Store> {
+    store::open(db, Duration::from_secs(5)).unwrap()
+}
+
+fn product(sku: &str, price: i64, on_hand: i64) -> Product {
+    Product {
+        sku: sku.into(),
+        name: format!("{sku} name"),
+        unit_price: price,
+        currency: "EUR".into(),
+        on_hand,
+    }
+}
+
+fn order(id: &str, sku: &str, quantity: i64, hash: u8) -> ValidOrder {
+    ValidOrder {
+        order_id: id.into(),
+        placed_at: "2026-11-25T22:14:03Z".into(),
+        customer_email: "a@b.co".into(),
+        currency: "EUR".into(),
+        payment_method: "card".into(),
+        payment_ref: "ref".into(),
+        payment_amount: 100 * quantity,
+        lines: vec![Line {
+            sku: sku.into(),
+            quantity,
+            unit_price: 100,
+        }],
+        total: 100 * quantity,
+        units: quantity,
+        content_hash: [hash; 16],
+    }
+}
+
+fn failure(id: Option<&str>, code: ErrorCode) -> FailedOrder {
+    FailedOrder {
+        order_id: id.map(str::to_string),
+        code,
+        detail: format!("{code}: because"),
+        source_file: "in.csv".into(),
+        source_line: 7,
+        body: FailedBody {
+            rows: vec![FailedRow {
+                values: vec![id.unwrap_or("").to_string(); 10],
+                line: 7,
+                extra: vec![("note".into(), "n".into())],
+                detail: String::new(),
+            }],
+            no_items: false,
+            raw: None,
+        },
+    }
+}
+
+fn record(run_id: i64, status: RunStatus) -> RunRecord {
+    RunRecord {
+        summary: RunSummary {
+            run_id,
+            status,
+            started_at: "2026-11-25T22:00:00.000Z".into(),
+            finished_at: "2026-11-25T22:00:01.500Z".into(),
+            duration_ms: 1500,
+            inputs: vec![orderbatch::model::run::RunInput {
+                path: "in.csv".into(),
+                format: "csv".into(),
+                sha256: "ab".repeat(32),
+            }],
+            counts: Counts {
+                orders: 3,
+                accepted: 1,
+                skipped: 1,
+                failed: 1,
+                lines: 1,
+                units: 2,
+                by_code: [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+            },
+        },
+        kind: RunKind::Process,
+        report_format: Format::Csv,
+        retried_runs: vec![],
+        message: None,
+        host: "h".into(),
+    }
+}
+
+fn stock_of(s: &mut dyn Store) -> Vec<(String, i64)> {
+    s.products()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.sku, p.on_hand))
+        .collect()
+}
+
+#[test]
+fn opening_migrates_once_and_again_changes_nothing() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        assert!(s.products().unwrap().is_empty(), "{b:?}");
+        drop(s);
+        // Opened again: the schema is there; nothing is lost.
+        let mut s = open(&db);
+        let mut tx = s.begin().unwrap();
+        tx.load_products(&[product("A", 100, 5)], None, "cat.csv", "t")
+            .unwrap();
+        tx.commit().unwrap();
+        drop(s);
+        assert_eq!(stock_of(&mut *open(&db)), [("A".to_string(), 5)], "{b:?}");
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    for (b, db, _dir) in databases() {
+        drop(open(&db));
+        match b {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(&db).unwrap();
+                c.execute_batch("PRAGMA user_version = 99").unwrap();
+            }
+            Backend::Postgres => {
+                pg::cluster().psql(&db, "UPDATE schema_version SET version = 99");
+            }
+        }
+        let err = store::open(&db, Duration::from_secs(1)).err().unwrap();
+        assert!(
+            matches!(err, StoreError::TooNew { found: 99, .. }),
+            "{b:?}: {err}"
+        );
+        assert!(err.to_string().contains("newer orderbatch"), "{err}");
+    }
+}
+
+#[test]
+fn a_transaction_dropped_without_commit_leaves_nothing() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        {
+            let mut tx = s.begin().unwrap();
+            tx.load_products(&[product("A", 100, 5)], None, "cat.csv", "t")
+                .unwrap();
+            assert_eq!(tx.products().unwrap().len(), 1, "{b:?}: seen inside");
+        }
+        assert!(s.products().unwrap().is_empty(), "{b:?}: rolled back");
+        assert!(s.check().unwrap().is_empty(), "{b:?}");
+    }
+}
+
+#[test]
+fn loads_set_stock_receives_add_and_the_ledger_follows() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let mut tx = s.begin().unwrap();
+        tx.load_products(
+            &[product("A", 100, 5), product("B", 200, 0)],
+            None,
+            "c",
+            "t",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let mut tx = s.begin().unwrap();
+        // A second load sets the level (one ledger entry for the change only).
+        tx.load_products(&[product("A", 150, 7)], None, "c2", "t")
+            .unwrap();
+        let levels = tx
+            .receive(
+                &[("B".into(), 3), ("A".into(), 1), ("B".into(), 2)],
+                "d",
+                "t",
+            )
+            .unwrap();
+        assert_eq!(
+            levels,
+            [("A".to_string(), 8), ("B".to_string(), 5)],
+            "{b:?}"
+        );
+        tx.commit().unwrap();
+        let products = s.products().unwrap();
+        assert_eq!(products[0].unit_price, 150, "{b:?}: price updated");
+        assert_eq!(
+            stock_of(&mut *s),
+            [("A".to_string(), 8), ("B".to_string(), 5)]
+        );
+        assert!(s.check().unwrap().is_empty(), "{b:?}: ledger matches stock");
+        // An unknown sku changes nothing.
+        let mut tx = s.begin().unwrap();
+        assert!(tx.receive(&[("Z".into(), 1)], "d", "t").is_err(), "{b:?}");
+        drop(tx);
+        assert_eq!(stock_of(&mut *s)[0].1, 8);
+    }
+}
+
+#[test]
+fn stock_is_read_for_the_skus_asked_or_all() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let mut tx = s.begin().unwrap();
+        tx.load_products(
+            &[product("C", 1, 3), product("A", 1, 1), product("B", 1, 2)],
+            None,
+            "c",
+            "t",
+        )
+        .unwrap();
+        let mut all = tx.stock(None).unwrap();
+        all.sort();
+        assert_eq!(all.len(), 3, "{b:?}");
+        let some = tx.stock(Some(&["B".to_string(), "C".to_string()])).unwrap();
+        assert_eq!(some, [("B".to_string(), 2), ("C".to_string(), 3)], "{b:?}");
+        tx.move_stock(
+            &[("A".into(), -1), ("C".into(), 2)],
+            1,
+            LedgerReason::Order,
+            "t",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            stock_of(&mut *s),
+            [
+                ("A".to_string(), 0),
+                ("B".to_string(), 2),
+                ("C".to_string(), 5)
+            ]
+        );
+        assert!(s.check().unwrap().is_empty(), "{b:?}");
+    }
+}
+
+#[test]
+fn claims_store_new_orders_and_report_what_was_applied_before() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let (o1, o2) = (order("O-1", "A", 1, 1), order("O-2", "A", 2, 2));
+        let n = |o: &'static ValidOrder, seq| NewOrder {
+            order: o,
+            seq,
+            source_file: "in.csv",
+            source_line: seq + 1,
+        };
+        let (o1, o2): (&'static ValidOrder, &'static ValidOrder) =
+            (Box::leak(Box::new(o1)), Box::leak(Box::new(o2)));
+        let mut tx = s.begin().unwrap();
+        assert_eq!(
+            tx.claim(5, &[n(o1, 1), n(o2, 2)]).unwrap(),
+            [Claim::New, Claim::New]
+        );
+        tx.unclaim(&["O-2"]).unwrap();
+        tx.commit().unwrap();
+        let mut tx = s.begin().unwrap();
+        let again = tx.claim(6, &[n(o1, 1), n(o2, 2)]).unwrap();
+        assert_eq!(
+            again,
+            [
+                Claim::Taken(Applied {
+                    content_hash: [1; 16],
+                    run_id: 5
+                }),
+                Claim::New
+            ],
+            "{b:?}"
+        );
+        assert_eq!(
+            tx.applied(&["O-1", "O-9"]).unwrap(),
+            [
+                Some(Applied {
+                    content_hash: [1; 16],
+                    run_id: 5
+                }),
+                None
+            ]
+        );
+        tx.commit().unwrap();
+        let mut rows = Vec::new();
+        s.accepted_of_run(6, &mut |r| {
+            rows.push(r);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rows.len(), 1, "{b:?}");
+        assert_eq!((rows[0].order_id.as_str(), rows[0].source_line), ("O-2", 3));
+        assert_eq!((rows[0].units, rows[0].total), (2, 200));
+    }
+}
+
+#[test]
+fn records_keep_skips_and_failures_and_settle_older_failures() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        // Run 1: three failures (one open, one duplicate, one unparseable).
+        let f_open = failure(Some("O-1"), ErrorCode::InsufficientStock);
+        let f_dup = failure(Some("O-1"), ErrorCode::DuplicateInInput);
+        let f_raw = failure(None, ErrorCode::MalformedRecord);
+        let f_other = failure(Some("O-3"), ErrorCode::UnknownSku);
+        let mut tx = s.begin().unwrap();
+        let w = Writes {
+            failures: vec![(1, &f_open), (2, &f_dup), (3, &f_raw), (4, &f_other)],
+            ..Writes::default()
+        };
+        tx.record(1, &w).unwrap();
+        assert_eq!(
+            tx.seen_in_run(1, &["O-1", "O-2"]).unwrap(),
+            [true, false],
+            "{b:?}"
+        );
+        tx.commit().unwrap();
+        let mut states = Vec::new();
+        s.failed_of_run(1, &mut |f| {
+            states.push((f.order.order_id.clone(), f.state));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            states,
+            [
+                (Some("O-1".into()), FailureState::Open),
+                (Some("O-1".into()), FailureState::Final),
+                (None, FailureState::Final),
+                (Some("O-3".into()), FailureState::Open),
+            ],
+            "{b:?}"
+        );
+        let open = s.open_failures(None, 0, 10).unwrap();
+        assert_eq!(open.len(), 2);
+        // Run 2 skips O-1 (resolving it) and fails O-3 again (superseding it).
+        let o1 = order("O-1", "A", 1, 1);
+        let f_again = failure(Some("O-3"), ErrorCode::UnknownSku);
+        let mut tx = s.begin().unwrap();
+        let w = Writes {
+            skips: vec![(1, AcceptedRow::new(&o1, Status::Skipped, "b.csv", 2))],
+            failures: vec![(2, &f_again)],
+            resolved: vec!["O-1"],
+            superseded: vec!["O-3"],
+        };
+        tx.record(2, &w).unwrap();
+        assert_eq!(
+            tx.seen_in_run(2, &["O-1", "O-3", "O-2"]).unwrap(),
+            [true, true, false]
+        );
+        tx.commit().unwrap();
+        let r1 = s.resolutions(1).unwrap();
+        assert_eq!(r1.open, 0, "{b:?}");
+        assert_eq!(r1.resolved_by, [(2, 1)]);
+        assert_eq!(r1.superseded_by, [(2, 1)]);
+        assert_eq!(s.resolutions(2).unwrap().resolved_here, [(1, 1)]);
+        let open = s.open_failures(None, 0, 10).unwrap();
+        assert_eq!(open.len(), 1, "{b:?}: only run 2's O-3");
+        assert_eq!(
+            (open[0].run_id, open[0].order.order_id.as_deref()),
+            (2, Some("O-3"))
+        );
+        let mut skipped = Vec::new();
+        s.accepted_of_run(2, &mut |r| {
+            skipped.push((r.order_id, r.status));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(skipped, [("O-1".to_string(), Status::Skipped)]);
+    }
+}
+
+#[test]
+fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let fs: Vec<FailedOrder> = (0..5)
+            .map(|i| failure(Some(&format!("O-{i}")), ErrorCode::UnknownSku))
+            .collect();
+        let mut tx = s.begin().unwrap();
+        let w = Writes {
+            failures: fs
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (i as u64 + 1, f))
+                .collect(),
+            ..Writes::default()
+        };
+        tx.record(1, &w).unwrap();
+        tx.record(
+            2,
+            &Writes {
+                failures: vec![(1, &fs[0])],
+                ..Writes::default()
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let page1 = s.open_failures(None, 0, 4).unwrap();
+        let page2 = s.open_failures(None, page1[3].id, 4).unwrap();
+        assert_eq!((page1.len(), page2.len()), (4, 2), "{b:?}");
+        assert!(page1.iter().chain(&page2).map(|f| f.id).is_sorted());
+        assert_eq!(s.open_failures(Some(2), 0, 10).unwrap().len(), 1);
+        let ids = [page1[0].id, page1[1].id];
+        let res = s
+            .close_failures(&ids, "never coming", "ops@h", "t")
+            .unwrap();
+        assert_eq!(
+            res,
+            [(ids[0], CloseResult::Closed), (ids[1], CloseResult::Closed)]
+        );
+        let again = s
+            .close_failures(&[ids[0], 999_999], "x", "ops@h", "t")
+            .unwrap();
+        assert_eq!(
+            again,
+            [
+                (ids[0], CloseResult::NotOpen(FailureState::Closed)),
+                (999_999, CloseResult::Missing)
+            ],
+            "{b:?}"
+        );
+        assert_eq!(s.open_failures(None, 0, 10).unwrap().len(), 4);
+        let r = s.resolutions(1).unwrap();
+        assert_eq!(
+            r.closed,
+            [("ops@h".to_string(), "never coming".to_string(), 2)]
+        );
+        assert_eq!(r.open, 3);
+        let by_id = s.failures_by_id(&[ids[1], ids[0]]).unwrap();
+        assert_eq!(
+            by_id.iter().map(|f| f.id).collect::<Vec<_>>(),
+            [ids[0], ids[1]]
+        );
+        assert!(by_id.iter().all(|f| f.state == FailureState::Closed));
+    }
+}
+
+#[test]
+fn retried_failures_are_superseded_by_the_retrying_run() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let f = failure(Some("O-1"), ErrorCode::InsufficientStock);
+        let mut tx = s.begin().unwrap();
+        tx.record(
+            1,
+            &Writes {
+                failures: vec![(1, &f)],
+                ..Writes::default()
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let id = s.open_failures(None, 0, 1).unwrap()[0].id;
+        let mut tx = s.begin().unwrap();
+        tx.supersede_retried(&[id], 2).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            s.failures_by_id(&[id]).unwrap()[0].state,
+            FailureState::Superseded,
+            "{b:?}"
+        );
+        assert_eq!(s.resolutions(1).unwrap().superseded_by, [(2, 1)]);
+    }
+}
+
+#[test]
+fn the_history_records_runs_and_the_last_success() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        assert_eq!(s.last_success().unwrap(), None, "{b:?}");
+        let id = s
+            .start_run(RunKind::Process, "2026-11-25T22:00:00.000Z", Format::Jsonl)
+            .unwrap();
+        let run = s.run(id).unwrap().unwrap();
+        assert_eq!(
+            run.summary.status,
+            RunStatus::Running,
+            "{b:?}: alive while its store is open"
+        );
+        assert_eq!(run.report_format, Format::Jsonl);
+        let mut tx = s.begin().unwrap();
+        tx.finish_run(&record(id, RunStatus::Completed)).unwrap();
+        tx.commit().unwrap();
+        let run = s.run(id).unwrap().unwrap();
+        assert_eq!(
+            run.summary,
+            record(id, RunStatus::Completed).summary,
+            "{b:?}"
+        );
+        assert_eq!(
+            s.last_success().unwrap().as_deref(),
+            Some("2026-11-25T22:00:01.500Z")
+        );
+        let id2 = s
+            .start_run(RunKind::Reprocess, "2026-11-25T23:00:00.000Z", Format::Csv)
+            .unwrap();
+        let mut failed = record(id2, RunStatus::Failed);
+        failed.message = Some("why".into());
+        failed.kind = RunKind::Reprocess;
+        s.end_run(&failed).unwrap();
+        let runs = s.runs().unwrap();
+        assert_eq!(
+            runs.iter().map(|r| r.summary.run_id).collect::<Vec<_>>(),
+            [id2, id]
+        );
+        assert_eq!(runs[0].message.as_deref(), Some("why"));
+        assert_eq!(runs[0].kind, RunKind::Reprocess);
+        assert_eq!(
+            s.last_success().unwrap().as_deref(),
+            Some("2026-11-25T22:00:01.500Z"),
+            "{b:?}: a failed run is no success"
+        );
+        assert!(s.run(9999).unwrap().is_none());
+    }
+}
+
+#[test]
+fn a_run_whose_process_is_gone_reads_as_interrupted_and_is_reaped() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let dead = match b {
+            Backend::Sqlite => {
+                // A row left by a process that no longer exists on this host.
+                let c = rusqlite::Connection::open(&db).unwrap();
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+                c.execute(
+                    "INSERT INTO runs (id, command, status, started_at, pid, host) VALUES (7, 'process', 'running', 'x', ?1, ?2)",
+                    rusqlite::params![i64::from(u32::MAX), host.trim()],
+                )
+                .unwrap();
+                7
+            }
+            Backend::Postgres => {
+                // A run whose session ended (as when its process is killed):
+                // the server released its liveness lock.
+                let mut other = open(&db);
+                let id = other.start_run(RunKind::Process, "x", Format::Csv).unwrap();
+                assert_eq!(
+                    s.run(id).unwrap().unwrap().summary.status,
+                    RunStatus::Running
+                );
+                drop(other);
+                id
+            }
+        };
+        assert_eq!(
+            s.run(dead).unwrap().unwrap().summary.status,
+            RunStatus::Interrupted,
+            "{b:?}"
+        );
+        let alive = s.start_run(RunKind::Process, "y", Format::Csv).unwrap();
+        let reaped = s.reap_interrupted().unwrap();
+        if b == Backend::Postgres {
+            assert_eq!(reaped, [dead], "{b:?}: the live run is left alone");
+            assert_eq!(
+                s.run(alive).unwrap().unwrap().summary.status,
+                RunStatus::Running
+            );
+        } else {
+            assert!(reaped.contains(&dead), "{b:?}");
+        }
+        let stored = match b {
+            Backend::Sqlite => rusqlite::Connection::open(&db)
+                .unwrap()
+                .query_row("SELECT status FROM runs WHERE id = ?1", [dead], |r| {
+                    r.get::<_, String>(0)
+                })
+                .unwrap(),
+            Backend::Postgres => {
+                pg::cluster().psql(&db, &format!("SELECT status FROM runs WHERE id = {dead}"))
+            }
+        };
+        assert_eq!(stored, "interrupted", "{b:?}");
+    }
+}
+
+#[test]
+fn verify_finds_a_ledger_that_does_not_match_the_stock() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let mut tx = s.begin().unwrap();
+        tx.load_products(&[product("A", 1, 5), product("B", 1, 2)], None, "c", "t")
+            .unwrap();
+        tx.commit().unwrap();
+        assert!(s.check().unwrap().is_empty(), "{b:?}");
+        let tamper = "UPDATE products SET on_hand = 9 WHERE sku = 'A'";
+        match b {
+            Backend::Sqlite => {
+                rusqlite::Connection::open(&db)
+                    .unwrap()
+                    .execute_batch(tamper)
+                    .unwrap();
+            }
+            Backend::Postgres => {
+                pg::cluster().psql(&db, tamper);
+            }
+        }
+        assert_eq!(
+            s.check().unwrap(),
+            [Fault::Ledger {
+                sku: "A".into(),
+                on_hand: Some(9),
+                ledger_sum: 5
+            }],
+            "{b:?}"
+        );
+    }
+}
+
+#[test]
+fn a_writer_waits_for_another_up_to_the_lock_timeout() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let mut tx = s.begin().unwrap();
+        tx.load_products(&[product("A", 1, 5)], None, "c", "t")
+            .unwrap();
+        tx.commit().unwrap();
+        let mut holder = open(&db);
+        let mut held = holder.begin().unwrap();
+        held.stock(Some(&["A".to_string()])).unwrap();
+        let mut waiter = store::open(&db, Duration::from_millis(300)).unwrap();
+        let t = std::time::Instant::now();
+        let res = waiter
+            .begin()
+            .and_then(|mut tx| tx.stock(Some(&["A".to_string()])).map(|_| ()));
+        assert!(
+            matches!(res, Err(StoreError::Locked { .. })),
+            "{b:?}: {res:?}"
+        );
+        assert!(t.elapsed() >= Duration::from_millis(250), "{b:?} waited");
+        drop(held);
+        drop(holder);
+        let mut tx = waiter.begin().unwrap();
+        assert_eq!(
+            tx.stock(Some(&["A".to_string()])).unwrap(),
+            [("A".to_string(), 5)]
+        );
+    }
+}
+
+#[test]
+fn on_postgres_disjoint_stock_does_not_wait_and_a_catalog_load_waits_for_runs() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let db = pg::cluster().new_database();
+    let mut s = open(&db);
+    let mut tx = s.begin().unwrap();
+    tx.load_products(&[product("A", 1, 5), product("B", 1, 5)], None, "c", "t")
+        .unwrap();
+    tx.commit().unwrap();
+    let mut one = open(&db);
+    let mut t1 = one.begin().unwrap();
+    t1.stock(Some(&["A".to_string()])).unwrap();
+    let mut two = store::open(&db, Duration::from_millis(300)).unwrap();
+    let mut t2 = two.begin().unwrap();
+    assert_eq!(
+        t2.stock(Some(&["B".to_string()])).unwrap(),
+        [("B".to_string(), 5)],
+        "no wait on another sku"
+    );
+    drop(t2);
+    drop(t1);
+    // A run holds the catalog shared; a load needs it alone.
+    one.hold_catalog(false).unwrap();
+    two.hold_catalog(false).unwrap();
+    let mut loader = store::open(&db, Duration::from_millis(300)).unwrap();
+    assert!(matches!(
+        loader.hold_catalog(true),
+        Err(StoreError::Locked { .. })
+    ));
+    drop(one);
+    drop(two);
+    loader.hold_catalog(true).unwrap();
+}
