@@ -1,0 +1,699 @@
+//! Monitoring with the real tools: the metrics files of real runs pass
+//! `promtool check metrics`, the alert rules pass `promtool check rules` and
+//! their unit tests, and a real node_exporter (textfile collector only) and
+//! a real Prometheus loading deploy/prometheus/orderbatch-alerts.yml serve
+//! every query of the Grafana dashboard and raise OrderbatchLastRunFailed
+//! for a failed run.
+//!
+//! The tools come from the Debian packages prometheus (prometheus, promtool),
+//! prometheus-node-exporter and curl. A missing tool fails the test with the
+//! package to install; ORDERBATCH_SKIP_MONITORING=1 skips these tests loudly.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::*;
+
+const SKIP_ENV: &str = "ORDERBATCH_SKIP_MONITORING";
+const INSTALL: &str = "apt-get install prometheus prometheus-node-exporter curl";
+
+/// How long the end-to-end test may wait, in all, for the servers to come
+/// up and for Prometheus to show what the runs wrote.
+const DEADLINE: Duration = Duration::from_secs(60);
+/// The pause between two polls.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+/// A tool and the Debian package it comes with.
+struct Tool {
+    name: &'static str,
+    package: &'static str,
+}
+
+const PROMTOOL: Tool = Tool {
+    name: "promtool",
+    package: "prometheus",
+};
+const PROMETHEUS: Tool = Tool {
+    name: "prometheus",
+    package: "prometheus",
+};
+const NODE_EXPORTER: Tool = Tool {
+    name: "prometheus-node-exporter",
+    package: "prometheus-node-exporter",
+};
+const CURL: Tool = Tool {
+    name: "curl",
+    package: "curl",
+};
+
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The paths of `tools`, in order; None when ORDERBATCH_SKIP_MONITORING=1
+/// asks to skip the test (said loudly). A missing tool fails the test.
+fn tools(test: &str, needed: &[Tool]) -> Option<Vec<PathBuf>> {
+    if std::env::var(SKIP_ENV).is_ok_and(|v| v.trim() == "1") {
+        eprintln!("!!! {SKIP_ENV}=1: the monitoring test {test} is SKIPPED");
+        return None;
+    }
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for t in needed {
+        match find_tool(t.name) {
+            Some(p) => found.push(p),
+            None => missing.push(format!("{} (Debian package {})", t.name, t.package)),
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{test} needs {}, not found in PATH, /usr/bin or /usr/sbin: {INSTALL} \
+         (or set {SKIP_ENV}=1 to skip the monitoring tests)",
+        missing.join(", ")
+    );
+    Some(found)
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn shown(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+fn setup(env: &Env, stock: i64) {
+    env.write("catalog.csv", catalog(5, stock));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+}
+
+/// `n` orders of one line each; every `bad_every`-th (if any) names the
+/// unknown SKU-9.
+fn orders(prefix: &str, n: usize, bad_every: Option<usize>) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let sku = match bad_every {
+                Some(k) if i % k == 0 => 9,
+                _ => i % 5,
+            };
+            order_rows(&format!("{prefix}-{i}"), &[(sku, 1)])
+        })
+        .collect();
+    csv_file(&rows)
+}
+
+/// The samples of a metrics file: `name{label="v",...}` (labels sorted) -> value.
+fn samples_of_file(content: &str) -> BTreeMap<String, f64> {
+    content
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("{l:?}"));
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => {
+                    let inner = rest.strip_suffix('}').unwrap_or_else(|| panic!("{l:?}"));
+                    let labels: Vec<(String, String)> = inner
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(|p| {
+                            let (k, v) = p.split_once('=').unwrap_or_else(|| panic!("{l:?}"));
+                            (k.to_string(), v.trim_matches('"').to_string())
+                        })
+                        .collect();
+                    (n, labels)
+                }
+                None => (series, Vec::new()),
+            };
+            let v: f64 = value.parse().unwrap_or_else(|e| panic!("{l:?}: {e}"));
+            (series_key(name, labels), v)
+        })
+        .collect()
+}
+
+fn series_key(name: &str, mut labels: Vec<(String, String)>) -> String {
+    labels.sort();
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{name}{{{}}}", inner.join(","))
+}
+
+// ---------------------------------------------------------------------------
+// promtool
+// ---------------------------------------------------------------------------
+
+#[test]
+fn promtool_check_metrics_is_silent_on_the_metrics_of_real_runs() {
+    let Some(paths) = tools("promtool check metrics", &[PROMTOOL]) else {
+        return;
+    };
+    let promtool = &paths[0];
+    let env = Env::new();
+    setup(&env, 10);
+    env.write(
+        "orders.csv",
+        csv_file(&[order_rows("A-1", &[(0, 1)]), order_rows("A-2", &[(9, 1)])]),
+    );
+    env.write(
+        "more.csv",
+        csv_file(&[order_rows("B-1", &[(9, 1)]), order_rows("B-2", &[(9, 1)])]),
+    );
+    env.write("good.csv", csv_file(&[order_rows("C-1", &[(1, 2)])]));
+    let runs: [(&[&str], i32, &str); 5] = [
+        (&["process", "orders.csv"], 3, "some orders failed"),
+        (&["reprocess"], 3, "a reprocess whose order fails again"),
+        (
+            &["process", "more.csv", "--max-errors", "1"],
+            4,
+            "aborted by --max-errors",
+        ),
+        (&["process", "missing.csv"], 2, "input file missing"),
+        (&["process", "good.csv"], 0, "every order accepted"),
+    ];
+    for (i, (args, code, what)) in runs.iter().enumerate() {
+        let name = format!("run-{i}.prom");
+        let mut all = args.to_vec();
+        all.extend(["--metrics-file", &name]);
+        env.ok(&all, *code);
+        let content = env.read(&name);
+        assert!(
+            content.contains(&format!("\norderbatch_last_run_exit_code {code}\n")),
+            "{what}: the metrics file records exit code {code}:\n{content}"
+        );
+        let out = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(File::open(env.path(&name)).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(
+            (out.status.code(), text(&out.stdout), text(&out.stderr)),
+            (Some(0), String::new(), String::new()),
+            "promtool check metrics on the metrics of a run that exits {code} ({what}):\n{content}"
+        );
+    }
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_rules_and_their_unit_tests() {
+    let Some(paths) = tools("promtool test rules", &[PROMTOOL]) else {
+        return;
+    };
+    let promtool = &paths[0];
+    let check = Command::new(promtool)
+        .args(["check", "rules", "deploy/prometheus/orderbatch-alerts.yml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", shown(&check));
+    assert!(text(&check.stdout).contains("SUCCESS"), "{}", shown(&check));
+
+    let test = Command::new(promtool)
+        .args([
+            "test",
+            "rules",
+            "deploy/prometheus/orderbatch-alerts.test.yml",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(test.status.code(), Some(0), "{}", shown(&test));
+    assert!(text(&test.stdout).contains("SUCCESS"), "{}", shown(&test));
+    assert!(!text(&test.stdout).contains("FAILED"), "{}", shown(&test));
+}
+
+// ---------------------------------------------------------------------------
+// node_exporter + Prometheus
+// ---------------------------------------------------------------------------
+
+/// A server started by the test: killed and reaped when dropped, also when
+/// the test fails.
+struct Server {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(name: &'static str, mut cmd: Command, log: PathBuf) -> Server {
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Server { name, child, log }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let from = lines.len().saturating_sub(15);
+        format!(
+            "--- last lines of the {} log:\n{}",
+            self.name,
+            lines[from..].join("\n")
+        )
+    }
+
+    /// Why the server is no longer running, if it is not.
+    fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(None) => None,
+            Ok(Some(st)) => Some(format!("{} exited ({st})\n{}", self.name, self.log_tail())),
+            Err(e) => Some(format!("{}: {e}", self.name)),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One sample of an instant query: its labels and value.
+type Sample = (BTreeMap<String, String>, f64);
+
+/// The servers and the deadline every wait shares.
+struct Stack {
+    curl: PathBuf,
+    servers: Vec<Server>,
+    deadline: Instant,
+    prometheus_port: u16,
+}
+
+impl Stack {
+    /// Poll `check` until it gives a value; fail when a server dies or the
+    /// deadline passes, with the last reason `check` gave.
+    fn poll<T>(&mut self, what: &str, mut check: impl FnMut(&Stack) -> Result<T, String>) -> T {
+        loop {
+            let why = match check(self) {
+                Ok(v) => return v,
+                Err(why) => why,
+            };
+            for s in &mut self.servers {
+                if let Some(msg) = s.exited() {
+                    panic!("{what}: {msg}");
+                }
+            }
+            if Instant::now() >= self.deadline {
+                let logs: Vec<String> = self.servers.iter().map(Server::log_tail).collect();
+                panic!(
+                    "{what}: not so within {DEADLINE:?}; last: {why}\n{}",
+                    logs.join("\n")
+                );
+            }
+            std::thread::sleep(POLL_EVERY);
+        }
+    }
+
+    /// The body of GET http://127.0.0.1:port/path (with `query` URL-encoded).
+    fn get(&self, port: u16, path: &str, query: Option<&str>) -> Result<String, String> {
+        let mut c = Command::new(&self.curl);
+        c.args(["-sS", "--noproxy", "*", "--max-time", "5", "-G"]);
+        if let Some(q) = query {
+            c.arg("--data-urlencode").arg(format!("query={q}"));
+        }
+        c.arg(format!("http://127.0.0.1:{port}{path}"));
+        let out = c.output().map_err(|e| format!("curl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("GET {path}: curl {}", shown(&out)));
+        }
+        Ok(text(&out.stdout))
+    }
+
+    /// The `data` of a Prometheus API answer.
+    fn api(&self, path: &str, query: Option<&str>) -> Result<Value, String> {
+        let body = self.get(self.prometheus_port, path, query)?;
+        let v: Value =
+            serde_json::from_str(&body).map_err(|e| format!("GET {path}: {e}: {body}"))?;
+        if v["status"] != "success" {
+            return Err(format!("GET {path} {query:?}: {body}"));
+        }
+        Ok(v["data"].clone())
+    }
+
+    /// The samples of an instant query: (labels, value).
+    fn query(&self, expr: &str) -> Result<Vec<Sample>, String> {
+        let data = self.api("/api/v1/query", Some(expr))?;
+        if data["resultType"] != "vector" {
+            return Err(format!("{expr}: not an instant vector: {data}"));
+        }
+        data["result"]
+            .as_array()
+            .ok_or_else(|| format!("{expr}: {data}"))?
+            .iter()
+            .map(|s| {
+                let labels = s["metric"]
+                    .as_object()
+                    .ok_or_else(|| format!("{expr}: {s}"))?
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect();
+                let v = s["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .ok_or_else(|| format!("{expr}: {s}"))?;
+                Ok((labels, v))
+            })
+            .collect()
+    }
+
+    /// The value of a query that must give exactly one sample.
+    fn one(&self, expr: &str) -> Result<f64, String> {
+        match self.query(expr)?.as_slice() {
+            [(_, v)] => Ok(*v),
+            other => Err(format!("{expr}: {} samples: {other:?}", other.len())),
+        }
+    }
+}
+
+fn unix_seconds(rfc3339: &str) -> Result<f64, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(rfc3339).map_err(|e| format!("{rfc3339}: {e}"))?;
+    Ok(t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
+}
+
+/// The alert rules of the group `orderbatch` as Prometheus evaluated them,
+/// once every rule of it has been evaluated at or after `since` (Unix time
+/// on Prometheus' clock) without an error: name -> rule.
+fn rules_evaluated_since(stack: &Stack, since: f64) -> Result<BTreeMap<String, Value>, String> {
+    let data = stack.api("/api/v1/rules", None)?;
+    let groups = data["groups"].as_array().cloned().unwrap_or_default();
+    let [group] = groups.as_slice() else {
+        return Err(format!("one rule group loaded: {data}"));
+    };
+    if group["name"] != "orderbatch" {
+        return Err(format!("the group orderbatch: {group}"));
+    }
+    let mut alerts = BTreeMap::new();
+    for rule in group["rules"].as_array().cloned().unwrap_or_default() {
+        let name = rule["name"].as_str().unwrap_or_default().to_string();
+        let at = unix_seconds(rule["lastEvaluation"].as_str().unwrap_or_default())?;
+        if at < since {
+            return Err(format!("{name} last evaluated at {at}, before {since}"));
+        }
+        if rule["health"] != "ok" {
+            return Err(format!(
+                "rule {name}: health {}, error {}",
+                rule["health"], rule["lastError"]
+            ));
+        }
+        if rule["type"] == "alerting" {
+            alerts.insert(name, rule);
+        }
+    }
+    if alerts.is_empty() {
+        return Err(format!("no alert rules loaded: {group}"));
+    }
+    Ok(alerts)
+}
+
+/// Each alert rule's state and active alerts, for a failure message.
+fn states_of(rules: &BTreeMap<String, Value>) -> String {
+    let lines: Vec<String> = rules
+        .iter()
+        .map(|(name, r)| format!("{name}: {} {}", r["state"], r["alerts"]))
+        .collect();
+    lines.join("\n")
+}
+
+/// What a dashboard expression must give: at least one sample, every value
+/// a finite number.
+fn dashboard_ok(stack: &Stack, queries: &[String]) -> Result<(), String> {
+    for q in queries {
+        let samples = stack.query(q)?;
+        if samples.is_empty() {
+            return Err(format!("dashboard query gives no data: {q}"));
+        }
+        if let Some((labels, v)) = samples.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(format!("dashboard query gives {v} for {labels:?}: {q}"));
+        }
+    }
+    Ok(())
+}
+
+/// Prometheus holds exactly the samples of the metrics file, with the
+/// node_exporter target's `instance` and `job`; gives the scrape time of
+/// the newest of them.
+fn scraped(stack: &Stack, file: &BTreeMap<String, f64>, instance: &str) -> Result<f64, String> {
+    let mut got = BTreeMap::new();
+    for (labels, v) in stack.query("{__name__=~\"orderbatch_.+\"}")? {
+        if labels.get("instance").map(String::as_str) != Some(instance)
+            || labels.get("job").map(String::as_str) != Some("node")
+        {
+            return Err(format!("a series not of the node target: {labels:?}"));
+        }
+        let name = labels["__name__"].clone();
+        let rest = labels
+            .into_iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "__name__" | "instance" | "job"))
+            .collect();
+        got.insert(series_key(&name, rest), v);
+    }
+    if &got != file {
+        return Err(format!(
+            "Prometheus has {got:?}\nthe metrics file has {file:?}"
+        ));
+    }
+    if stack.one("max(node_textfile_scrape_error)")? != 0.0 {
+        return Err("node_exporter reports node_textfile_scrape_error".into());
+    }
+    stack.one("max(timestamp(orderbatch_last_run_exit_code))")
+}
+
+/// node_exporter (textfile collector only) and Prometheus (scraping it every
+/// second, evaluating deploy/prometheus/orderbatch-alerts.yml every second),
+/// both on 127.0.0.1. After a successful run and then a run aborted by
+/// --max-errors (exit 4), each time once Prometheus holds exactly the samples
+/// of the metrics file: every expression of deploy/grafana/queries.txt gives
+/// data (finite values), every rule evaluates without an error; after the
+/// success no alert is active, after the abort only OrderbatchLastRunFailed
+/// is, for the node, with exit code 4, in the state its `for:` allows
+/// (firing without one, pending or firing with one).
+#[test]
+fn node_exporter_and_prometheus_serve_the_dashboard_and_alert_on_a_failed_run() {
+    let Some(paths) = tools(
+        "node_exporter + Prometheus",
+        &[PROMETHEUS, NODE_EXPORTER, CURL],
+    ) else {
+        return;
+    };
+    let [prometheus, node_exporter, curl] = <[PathBuf; 3]>::try_from(paths).unwrap();
+    let queries: Vec<String> = std::fs::read_to_string(repo_file("deploy/grafana/queries.txt"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    assert!(queries.len() >= 10, "dashboard queries: {queries:?}");
+
+    let env = Env::new();
+    setup(&env, 1000);
+    let textfile = env.path("textfile");
+    std::fs::create_dir(&textfile).unwrap();
+    let metrics = textfile.join("orderbatch.prom");
+    let metrics_arg = metrics.to_str().unwrap().to_string();
+
+    let node_port = free_port();
+    let instance = format!("127.0.0.1:{node_port}");
+    let mut ne = Command::new(node_exporter);
+    ne.arg("--collector.disable-defaults")
+        .arg("--collector.textfile")
+        .arg(format!(
+            "--collector.textfile.directory={}",
+            textfile.display()
+        ))
+        .arg(format!("--web.listen-address={instance}"));
+    let node = Server::start("node_exporter", ne, env.path("node_exporter.log"));
+
+    let prometheus_port = free_port();
+    let rules = repo_file("deploy/prometheus/orderbatch-alerts.yml");
+    let config = env.write(
+        "prometheus.yml",
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - {rules:?}\n\
+             scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: [{instance:?}]\n",
+            rules = rules.display().to_string(),
+        ),
+    );
+    let mut pr = Command::new(prometheus);
+    pr.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            env.path("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"));
+    let prom = Server::start("prometheus", pr, env.path("prometheus.log"));
+
+    let mut stack = Stack {
+        curl,
+        servers: vec![node, prom],
+        deadline: Instant::now() + DEADLINE,
+        prometheus_port,
+    };
+    stack.poll("node_exporter answers", |s| {
+        let body = s.get(node_port, "/metrics", None)?;
+        body.contains("node_textfile_scrape_error")
+            .then_some(())
+            .ok_or(body)
+    });
+    stack.poll("Prometheus is ready", |s| {
+        let body = s.get(prometheus_port, "/-/ready", None)?;
+        body.contains("Ready").then_some(()).ok_or(body)
+    });
+
+    // 1. A successful run: the dashboard has all its data, no alert is active.
+    env.write("good.csv", orders("G", 300, None));
+    env.ok(&["process", "good.csv", "--metrics-file", &metrics_arg], 0);
+    let good = samples_of_file(&std::fs::read_to_string(&metrics).unwrap());
+    assert_eq!(good["orderbatch_last_run_exit_code{}"], 0.0);
+    let success = good["orderbatch_last_success_timestamp_seconds{}"];
+    let scrape = stack.poll("Prometheus has the successful run's metrics", |s| {
+        scraped(s, &good, &instance)
+    });
+    stack.poll(
+        "every dashboard query has data after the successful run",
+        |s| dashboard_ok(s, &queries),
+    );
+    stack.poll(
+        "node_exporter's mtime of the metrics file matches the file regex of OrderbatchMetricsStale",
+        |s| {
+            let q = r#"node_textfile_mtime_seconds{file=~"(.*/)?orderbatch\\.prom"}"#;
+            match s.query(q)?.len() {
+                1 => Ok(()),
+                n => Err(format!("{n} samples of {q}")),
+            }
+        },
+    );
+    let alert_rules = stack.poll("the rules evaluated on the successful run", |s| {
+        rules_evaluated_since(s, scrape)
+    });
+    assert!(
+        alert_rules.values().all(|r| r["state"] == "inactive"),
+        "no alert is active after a successful run: {}",
+        states_of(&alert_rules)
+    );
+    let failed_rule = alert_rules
+        .get("OrderbatchLastRunFailed")
+        .unwrap_or_else(|| panic!("the rule OrderbatchLastRunFailed: {alert_rules:?}"));
+    // The state the rule defines for a failed run: firing at once without
+    // a `for:`, pending (then firing) with one.
+    let wait_for = failed_rule["duration"].as_f64().unwrap_or(0.0);
+    let states: &[&str] = if wait_for == 0.0 {
+        &["firing"]
+    } else {
+        &["pending", "firing"]
+    };
+
+    // 2. A run aborted by --max-errors (exit 4): the dashboard still has all
+    // its data, the last success stays, and OrderbatchLastRunFailed (only it)
+    // is active for the node with the exit code 4.
+    env.write("bad.csv", orders("B", 300, Some(2)));
+    env.ok(
+        &[
+            "process",
+            "bad.csv",
+            "--max-errors",
+            "5",
+            "--metrics-file",
+            &metrics_arg,
+        ],
+        4,
+    );
+    let bad = samples_of_file(&std::fs::read_to_string(&metrics).unwrap());
+    assert_eq!(bad["orderbatch_last_run_exit_code{}"], 4.0);
+    assert_eq!(
+        bad["orderbatch_last_success_timestamp_seconds{}"], success,
+        "a failed run keeps the last success"
+    );
+    let scrape = stack.poll("Prometheus has the failed run's metrics", |s| {
+        scraped(s, &bad, &instance)
+    });
+    stack.poll("every dashboard query has data after the failed run", |s| {
+        dashboard_ok(s, &queries)?;
+        let age = s.one("time() - orderbatch_last_success_timestamp_seconds")?;
+        if !(0.0..120.0).contains(&age) {
+            return Err(format!("the last success is {age} s old"));
+        }
+        let runs = s.one("changes(orderbatch_last_run_timestamp_seconds[1d])")?;
+        if runs < 1.0 {
+            return Err(format!("changes() of the run timestamp: {runs}"));
+        }
+        Ok(())
+    });
+    let alert_rules = stack.poll("the rules evaluated on the failed run", |s| {
+        rules_evaluated_since(s, scrape)
+    });
+    let active: Vec<&String> = alert_rules
+        .iter()
+        .filter(|(_, r)| r["state"] != "inactive")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        active,
+        ["OrderbatchLastRunFailed"],
+        "the alert rules active after a run that exits 4: {}",
+        states_of(&alert_rules)
+    );
+    let alert = stack.poll("OrderbatchLastRunFailed in /api/v1/alerts", |s| {
+        let data = s.api("/api/v1/alerts", None)?;
+        let all = data["alerts"].as_array().cloned().unwrap_or_default();
+        match all.as_slice() {
+            [a] if a["labels"]["alertname"] == "OrderbatchLastRunFailed"
+                && states.iter().any(|st| a["state"] == *st) =>
+            {
+                Ok(a.clone())
+            }
+            _ => Err(format!("alerts: {data}")),
+        }
+    });
+    assert_eq!(alert["labels"]["instance"], instance.as_str(), "{alert}");
+    assert_eq!(alert["labels"]["job"], "node", "{alert}");
+    assert_eq!(alert["labels"]["severity"], "critical", "{alert}");
+    assert_eq!(
+        alert["value"].as_str().and_then(|v| v.parse::<f64>().ok()),
+        Some(4.0),
+        "{alert}"
+    );
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
+    assert_eq!(
+        summary,
+        format!(
+            "orderbatch on {instance}: last run failed with exit code 4 (aborted by --max-errors)"
+        ),
+        "{alert}"
+    );
+}
