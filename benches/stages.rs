@@ -63,7 +63,7 @@ fn read_all(bytes: &[u8]) -> Vec<RawOrder> {
         reader: Box::new(Cursor::new(bytes.to_vec())),
         meter: Arc::new(InputMeter::default()),
     };
-    open_orders(src, Format::Csv, b',')
+    open_orders(src, Format::Csv, None)
         .unwrap()
         .map(Result::unwrap)
         .collect()

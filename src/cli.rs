@@ -83,7 +83,7 @@ enum Cmd {
         run: i64,
         /// Report format (default: the format the run wrote)
         #[arg(long, value_enum)]
-        format: Option<FormatArg>,
+        format: Option<ReportArg>,
     },
     /// Check the database's integrity and the stock ledger: exit 0 when they hold, 1 listing the faults
     Verify {
@@ -96,8 +96,12 @@ enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff) to standard output
-    Man,
+    /// Print the manual (one complete roff page) to standard output, or write a page per command
+    Man {
+        /// Write orderbatch.1 and a page per command (orderbatch-process.1, ...) into DIR
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,10 +113,10 @@ enum InventoryCmd {
         file: String,
         /// File format (default: from the file name; required for '-')
         #[arg(long, value_enum)]
-        format: Option<FormatArg>,
+        format: Option<TableArg>,
         /// CSV field delimiter (one character; 'tab' or '\t' for tab)
-        #[arg(long, default_value = ",", value_parser = parse_delimiter)]
-        delimiter: u8,
+        #[arg(long, value_parser = parse_delimiter)]
+        delimiter: Option<u8>,
     },
     /// Add delivered units to the stock on hand at commit time (all or nothing)
     Receive {
@@ -121,10 +125,10 @@ enum InventoryCmd {
         file: String,
         /// File format (default: from the file name; required for '-')
         #[arg(long, value_enum)]
-        format: Option<FormatArg>,
+        format: Option<TableArg>,
         /// CSV field delimiter (one character; 'tab' or '\t' for tab)
-        #[arg(long, default_value = ",", value_parser = parse_delimiter)]
-        delimiter: u8,
+        #[arg(long, value_parser = parse_delimiter)]
+        delimiter: Option<u8>,
     },
     /// Write the catalog and stock as CSV (loads back as is)
     Export {
@@ -179,15 +183,15 @@ struct RunArgs {
     /// Load this catalog (as `inventory load`) in the same run, before the orders
     #[arg(long, value_name = "FILE")]
     catalog: Option<String>,
-    /// Input format (default: from the file name; required for '-')
+    /// Input format (default: from the file name: .csv, .tsv, .jsonl, .ndjson, .xlsx; required for '-')
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
     /// Directory for the reports (DIR/run-ID/...)
     #[arg(long, default_value = "reports", value_name = "DIR")]
     out: PathBuf,
-    /// Format of the accepted and failed reports
+    /// Format of the accepted and failed reports (xlsx: every cell text)
     #[arg(long, value_enum, default_value = "csv")]
-    report_format: FormatArg,
+    report_format: ReportArg,
     /// Check everything (stock included) and write the reports, but commit nothing
     #[arg(long)]
     dry_run: bool,
@@ -197,28 +201,75 @@ struct RunArgs {
     /// Validation threads, 1 to 256 (default: the number of CPUs)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: Option<u16>,
-    /// CSV field delimiter (one character; 'tab' or '\t' for tab)
-    #[arg(long, default_value = ",", value_parser = parse_delimiter)]
-    delimiter: u8,
+    /// Field delimiter of CSV input (one character; 'tab' or '\t' for tab; default ',', or tab for .tsv)
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
     /// Write Prometheus metrics of the run to PATH (written aside, then renamed)
     #[arg(long, value_name = "PATH")]
     metrics_file: Option<PathBuf>,
     /// Print the run summary as JSON on standard output (and nothing else)
     #[arg(long)]
     json: bool,
+    /// Encoding of text inputs, e.g. windows-1252, latin1, utf-16 (default UTF-8; a UTF-16 byte-order mark is recognised by itself)
+    #[arg(long, value_name = "NAME", value_parser = parse_encoding)]
+    encoding: Option<&'static encoding_rs::Encoding>,
+    /// Start CSV reports with a UTF-8 byte-order mark, so that Excel reads them as UTF-8
+    #[arg(long)]
+    report_bom: bool,
 }
 
+/// Formats of order input.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
     Csv,
+    Tsv,
     Jsonl,
+    Xlsx,
 }
 
 impl From<FormatArg> for Format {
     fn from(f: FormatArg) -> Format {
         match f {
             FormatArg::Csv => Format::Csv,
+            FormatArg::Tsv => Format::Tsv,
             FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Xlsx => Format::Xlsx,
+        }
+    }
+}
+
+/// Formats of catalog and delivery files.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TableArg {
+    Csv,
+    Tsv,
+    Jsonl,
+}
+
+impl From<TableArg> for Format {
+    fn from(f: TableArg) -> Format {
+        match f {
+            TableArg::Csv => Format::Csv,
+            TableArg::Tsv => Format::Tsv,
+            TableArg::Jsonl => Format::Jsonl,
+        }
+    }
+}
+
+/// Formats of reports.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportArg {
+    Csv,
+    Jsonl,
+    Xlsx,
+}
+
+impl From<ReportArg> for Format {
+    fn from(f: ReportArg) -> Format {
+        match f {
+            ReportArg::Csv => Format::Csv,
+            ReportArg::Jsonl => Format::Jsonl,
+            ReportArg::Xlsx => Format::Xlsx,
         }
     }
 }
@@ -237,6 +288,13 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
         }
         _ => Err("the delimiter must be one ASCII character (or 'tab')".into()),
     }
+}
+
+fn parse_encoding(s: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    encoding_rs::Encoding::for_label(s.trim().as_bytes()).ok_or_else(|| {
+        "not an encoding this program knows: try utf-8, windows-1252, latin1, iso-8859-15, utf-16, utf-16be"
+            .into()
+    })
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -265,6 +323,8 @@ impl RunArgs {
             delimiter: self.delimiter,
             metrics_file: self.metrics_file,
             json: self.json,
+            encoding: self.encoding,
+            report_bom: self.report_bom,
         }
     }
 }
@@ -322,12 +382,11 @@ impl Cli {
                 clap_complete::generate(shell, &mut Cli::command(), "orderbatch", &mut out);
                 Command::Print(out)
             }
-            Cmd::Man => {
-                let mut out = Vec::new();
-                // Rendering into memory cannot fail short of running out of memory.
-                let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
-                Command::Print(out)
-            }
+            Cmd::Man { dir: None } => Command::Print(manual::complete(Cli::command())),
+            Cmd::Man { dir: Some(dir) } => Command::WritePages {
+                dir,
+                pages: manual::pages(Cli::command()),
+            },
         };
         Config {
             db: self.db,
@@ -337,6 +396,105 @@ impl Cli {
             lock_timeout: self.lock_timeout,
             command,
         }
+    }
+}
+
+/// The manual pages: clap's sections for every command, with the sections
+/// clap does not write (the environment, the exit codes).
+mod manual {
+    use clap_mangen::Man;
+
+    const ENVIRONMENT: &str = ".SH ENVIRONMENT\n.TP\n\\fBORDERBATCH_DB\\fR\nThe database when \\fB\\-\\-db\\fR is not given: a SQLite file path, or a PostgreSQL URL (postgres://user@host/db). The flag overrides it; without either, orderbatch.db in the working directory. A password in the URL is never printed.\n";
+
+    const EXIT_STATUS: &str = ".SH \"EXIT STATUS\"\n.TP\n0\nThe run completed; every order accepted or skipped (other commands: success).\n.TP\n3\nThe run completed (and committed, unless \\-\\-dry\\-run); some orders failed: see the failed report.\n.TP\n4\nAborted by \\-\\-max\\-errors; nothing committed.\n.TP\n2\nUsage or input-file error found before any order was processed (bad flag, unreadable file, missing column, bad catalog).\n.TP\n75\nThe database stayed locked by another run past \\-\\-lock\\-timeout; nothing done; try again later.\n.TP\n1\nAny other fatal error (nothing of the run committed), or verify found faults.\n";
+
+    /// One section of a page, rendered into memory.
+    type Section = fn(&Man, &mut Vec<u8>) -> std::io::Result<()>;
+
+    fn render(man: &Man, sections: &[Section]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for s in sections {
+            // Rendering into memory cannot fail.
+            let _ = s(man, &mut out);
+        }
+        out
+    }
+
+    /// Every command below `cmd`, with their full names (`orderbatch inventory receive`).
+    fn commands(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let name = format!("{prefix} {}", sub.get_name());
+            if sub.has_subcommands() {
+                commands(sub, &name, out);
+            } else {
+                out.push((name, sub.clone()));
+            }
+        }
+    }
+
+    fn built(mut cmd: clap::Command) -> clap::Command {
+        cmd = cmd.disable_help_subcommand(true);
+        cmd.build();
+        cmd
+    }
+
+    /// One page: the program, then every command with its options.
+    pub fn complete(cmd: clap::Command) -> Vec<u8> {
+        let cmd = built(cmd);
+        let top = Man::new(cmd.clone());
+        let mut out = render(
+            &top,
+            &[
+                |m, w| m.render_title(w),
+                |m, w| m.render_name_section(w),
+                |m, w| m.render_synopsis_section(w),
+                |m, w| m.render_description_section(w),
+                |m, w| m.render_options_section(w),
+            ],
+        );
+        let mut all = Vec::new();
+        commands(&cmd, "orderbatch", &mut all);
+        for (name, sub) in all {
+            out.extend(format!(".SH \"{name}\"\n").into_bytes());
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            out.extend(format!("{}\n", about.replace('-', "\\-")).into_bytes());
+            let man = Man::new(sub.bin_name(&name));
+            let parts = render(
+                &man,
+                &[
+                    |m, w| m.render_synopsis_section(w),
+                    |m, w| m.render_options_section(w),
+                ],
+            );
+            // Its synopsis and options as subsections of the command's section.
+            let text = String::from_utf8_lossy(&parts)
+                .replacen(".SH SYNOPSIS", ".SS Synopsis", 1)
+                .replacen(".SH OPTIONS", ".SS Options", 1);
+            out.extend(text.into_bytes());
+        }
+        out.extend(ENVIRONMENT.as_bytes());
+        out.extend(EXIT_STATUS.as_bytes());
+        out
+    }
+
+    /// A page per command (and one for the program), by file name.
+    pub fn pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
+        let cmd = built(cmd);
+        let mut all = vec![("orderbatch".to_string(), cmd.clone())];
+        let mut subs = Vec::new();
+        commands(&cmd, "orderbatch", &mut subs);
+        all.extend(subs);
+        all.into_iter()
+            .map(|(name, c)| {
+                let file = format!("{}.1", name.replace(' ', "-"));
+                let man = Man::new(c.bin_name(&name)).title(name.replace(' ', "-"));
+                let mut page = Vec::new();
+                let _ = man.render(&mut page);
+                page.extend(ENVIRONMENT.as_bytes());
+                page.extend(EXIT_STATUS.as_bytes());
+                (file, page)
+            })
+            .collect()
     }
 }
 
@@ -386,7 +544,7 @@ mod tests {
         };
         assert_eq!(o.files, ["a.csv", "-"]);
         assert_eq!(o.jobs, 3);
-        assert_eq!(o.delimiter, b'\t');
+        assert_eq!(o.delimiter, Some(b'\t'));
         assert_eq!(o.max_errors, Some(5));
         assert_eq!(o.report_format, Format::Jsonl);
         assert_eq!(cli.lock_timeout, Duration::from_millis(1500));
@@ -413,6 +571,7 @@ mod tests {
         let Command::Print(text) = cfg.command else {
             panic!()
         };
-        assert!(String::from_utf8(text).unwrap().contains(".TH orderbatch"));
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains(".TH orderbatch") && text.contains("EXIT STATUS"));
     }
 }

@@ -22,12 +22,12 @@ pub enum Command {
     InventoryLoad {
         file: String,
         format: Option<Format>,
-        delimiter: u8,
+        delimiter: Option<u8>,
     },
     InventoryReceive {
         file: String,
         format: Option<Format>,
-        delimiter: u8,
+        delimiter: Option<u8>,
     },
     InventoryExport {
         out: Option<PathBuf>,
@@ -62,6 +62,11 @@ pub enum Command {
     },
     /// Text generated from the command-line definition (completions, man page).
     Print(Vec<u8>),
+    /// Files generated from it (manual pages), by name, into a directory.
+    WritePages {
+        dir: PathBuf,
+        pages: Vec<(String, Vec<u8>)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +86,11 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub max_errors: Option<u64>,
     pub jobs: usize,
-    pub delimiter: u8,
+    pub delimiter: Option<u8>,
     pub metrics_file: Option<PathBuf>,
     pub json: bool,
+    /// The encoding of text inputs (None: UTF-8, or UTF-16 by its BOM).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// CSV reports start with a UTF-8 byte-order mark (for Excel).
+    pub report_bom: bool,
 }

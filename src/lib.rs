@@ -63,6 +63,33 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     1
 }
 
+thread_local! {
+    /// Set while a library that panics on I/O errors runs (its panics are
+    /// caught and become errors): the panic hook stays quiet then.
+    static PANICS_EXPECTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread's panic will be caught and turned into an error.
+pub fn panic_is_expected() -> bool {
+    PANICS_EXPECTED.with(|p| p.get())
+}
+
+/// Run `f`, turning a panic inside it into an I/O error (for libraries that
+/// panic when a write fails).
+pub fn catching_panics<T>(f: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    PANICS_EXPECTED.with(|p| p.set(true));
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    PANICS_EXPECTED.with(|p| p.set(false));
+    res.unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("a write failed");
+        Err(std::io::Error::other(what.to_string()))
+    })
+}
+
 /// True when the error is a closed standard output (e.g. `| head`): not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -106,6 +133,20 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
         Command::Verify { json } => commands::verify::run(cfg, *json),
         Command::FailuresList { run, json } => commands::failures::list(cfg, *run, *json),
         Command::FailuresClose { ids, reason } => commands::failures::close(cfg, ids, reason),
+        Command::WritePages { dir, pages } => {
+            use anyhow::Context;
+            report::create_dirs(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            for (name, page) in pages {
+                let path = dir.join(name);
+                report::write_atomic(&path, page).with_context(|| {
+                    format!("cannot write {}: check the directory", path.display())
+                })?;
+            }
+            if !cfg.quiet {
+                eprintln!("wrote {} manual pages into {}", pages.len(), dir.display());
+            }
+            Ok(Exit::Ok)
+        }
         Command::Print(text) => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

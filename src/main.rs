@@ -10,6 +10,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     // A panic is a bug; still, say it in one line instead of a backtrace.
     std::panic::set_hook(Box::new(|info| {
+        if orderbatch::panic_is_expected() {
+            return;
+        }
         let at = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))

@@ -152,7 +152,7 @@ fn read_back(bytes: Vec<u8>, format: Format, catalog: &Catalog) -> ValidOrder {
         reader: Box::new(Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    let orders: Vec<_> = open_orders(src, format, b',')
+    let orders: Vec<_> = open_orders(src, format, None)
         .unwrap()
         .map(Result::unwrap)
         .collect();

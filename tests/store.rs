@@ -329,7 +329,12 @@ fn records_keep_skips_and_failures_and_settle_older_failures() {
         let f_other = failure(Some("O-3"), ErrorCode::UnknownSku);
         let mut tx = s.begin().unwrap();
         let w = Writes {
-            failures: vec![(1, &f_open), (2, &f_dup), (3, &f_raw), (4, &f_other)],
+            failures: vec![
+                (1, &f_open, FailureState::Open),
+                (2, &f_dup, FailureState::Final),
+                (3, &f_raw, FailureState::Final),
+                (4, &f_other, FailureState::Open),
+            ],
             ..Writes::default()
         };
         tx.record(1, &w).unwrap();
@@ -363,8 +368,9 @@ fn records_keep_skips_and_failures_and_settle_older_failures() {
         let mut tx = s.begin().unwrap();
         let w = Writes {
             skips: vec![(1, AcceptedRow::new(&o1, Status::Skipped, "b.csv", 2))],
-            failures: vec![(2, &f_again)],
+            failures: vec![(2, &f_again, FailureState::Open)],
             resolved: vec!["O-1"],
+            resolved_failures: vec![],
             superseded: vec!["O-3"],
         };
         tx.record(2, &w).unwrap();
@@ -406,7 +412,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
             failures: fs
                 .iter()
                 .enumerate()
-                .map(|(i, f)| (i as u64 + 1, f))
+                .map(|(i, f)| (i as u64 + 1, f, FailureState::Open))
                 .collect(),
             ..Writes::default()
         };
@@ -414,7 +420,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         tx.record(
             2,
             &Writes {
-                failures: vec![(1, &fs[0])],
+                failures: vec![(1, &fs[0], FailureState::Open)],
                 ..Writes::default()
             },
         )
@@ -469,7 +475,7 @@ fn retried_failures_are_superseded_by_the_retrying_run() {
         tx.record(
             1,
             &Writes {
-                failures: vec![(1, &f)],
+                failures: vec![(1, &f, FailureState::Open)],
                 ..Writes::default()
             },
         )

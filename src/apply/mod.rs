@@ -3,17 +3,19 @@
 //! skipped or conflicting order ids, stock, and the records the database
 //! keeps of every order. Every database call serves a whole chunk.
 
+mod fed_back;
 mod seen;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rustc_hash::FxHashMap;
 
+use crate::model::failure::FailureState;
 use crate::model::order::{AcceptedRow, FailedOrder, Problem, Status, ValidOrder};
 use crate::model::run::Counts;
 use crate::model::ErrorCode;
 use crate::read::RawOrder;
-use crate::store::{self, Applied, Claim, LedgerReason, NewOrder, Tx, Writes};
+use crate::store::{self, Applied, Claim, LedgerReason, NewOrder, StoredFailure, Tx, Writes};
 use crate::validate::{failed_order_of, show, Checked, Verdict};
 pub use seen::SeenIds;
 
@@ -31,6 +33,9 @@ pub enum Outcome {
 pub struct Decided {
     pub raw: RawOrder,
     pub outcome: Outcome,
+    /// A fed-back copy of a failure that a spreadsheet changed: its record is
+    /// final and the failure it names stays open, untouched.
+    pub mangled_copy: bool,
 }
 
 /// Stock of one sku: on hand now (as this run changed it) and taken by this run.
@@ -84,16 +89,20 @@ impl Applier {
         let first_seq = self.seq + 1;
         self.seq += chunk.len() as u64;
         self.counts.orders += chunk.len() as u64;
+        let named = Applier::named_failures(tx, &chunk)?;
+        let mut chunk = chunk;
+        let copies = Applier::check_fed_back(&mut chunk, &named);
         let dups = self.duplicates(tx, &chunk)?;
         let priors = self.priors(tx, &chunk, &dups, first_seq)?;
         let mut decided = Vec::with_capacity(chunk.len());
         let mut short: Vec<String> = Vec::new();
-        for (checked, prior) in chunk.into_iter().zip(priors) {
+        for ((checked, prior), mangled_copy) in chunk.into_iter().zip(priors).zip(copies) {
             let file = std::sync::Arc::clone(&checked.raw.source);
             let outcome = self.decide(&checked.raw, checked.verdict, prior, &file, &mut short);
             decided.push(Decided {
                 raw: checked.raw,
                 outcome,
+                mangled_copy,
             });
         }
         if !short.is_empty() {
@@ -102,6 +111,46 @@ impl Applier {
         }
         self.record(tx, &decided, first_seq)?;
         Ok(decided)
+    }
+
+    /// The stored failures the chunk's fed-back rows name, by id.
+    fn named_failures(
+        tx: &mut dyn Tx,
+        chunk: &[Checked],
+    ) -> store::Result<HashMap<i64, StoredFailure>> {
+        let ids: Vec<i64> = chunk.iter().filter_map(|c| c.raw.failure).collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(tx
+            .failures_by_id(&ids)?
+            .into_iter()
+            .map(|f| (f.id, f))
+            .collect())
+    }
+
+    /// Fed-back orders a spreadsheet changed become INVALID_FIELD failures;
+    /// true for each such copy.
+    fn check_fed_back(chunk: &mut [Checked], named: &HashMap<i64, StoredFailure>) -> Vec<bool> {
+        chunk
+            .iter_mut()
+            .map(|c| {
+                let Some(stored) = c.raw.failure.and_then(|id| named.get(&id)) else {
+                    return false;
+                };
+                let Some(p) = fed_back::problem(&c.raw, stored) else {
+                    return false;
+                };
+                let verdict = std::mem::replace(&mut c.verdict, Verdict::invalid(Vec::new(), None));
+                let mut problems = match verdict {
+                    Verdict::Invalid { problems, .. } => problems,
+                    Verdict::Valid(_) => Vec::new(),
+                };
+                problems.push(p);
+                c.verdict = Verdict::invalid(problems, None);
+                true
+            })
+            .collect()
     }
 
     /// The order id a record goes by, for duplicates: the parsed one, else the raw one.
@@ -307,18 +356,25 @@ impl Applier {
             let seq = first_seq + i as u64;
             let file = &*d.raw.source;
             match &d.outcome {
-                Outcome::Accepted(o) => w.resolved.push(&o.order_id),
+                Outcome::Accepted(o) => {
+                    w.resolved.push(&o.order_id);
+                    w.resolved_failures.extend(d.raw.failure);
+                }
                 Outcome::Skipped(o) => {
                     w.skips
                         .push((seq, AcceptedRow::new(o, Status::Skipped, file, d.raw.line)));
                     w.resolved.push(&o.order_id);
+                    w.resolved_failures.extend(d.raw.failure);
+                }
+                Outcome::Failed(f) if d.mangled_copy => {
+                    // Not an order of its own: the failure it names is.
+                    w.failures.push((seq, f, FailureState::Final));
                 }
                 Outcome::Failed(f) => {
-                    w.failures.push((seq, f));
-                    if let Some(id) = f.order_id.as_deref() {
-                        if f.code != ErrorCode::DuplicateInInput {
-                            w.superseded.push(id);
-                        }
+                    let state = FailureState::initial(f.code, f.order_id.as_deref());
+                    w.failures.push((seq, f, state));
+                    if state == FailureState::Open {
+                        w.superseded.extend(f.order_id.as_deref());
                     }
                     retried.extend(d.raw.failure);
                 }

@@ -3,10 +3,31 @@
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::model::text::for_terminal;
+use crate::store::{Fault, StoreError};
 use crate::Exit;
 
+/// Create or migrate the database, and check that it is sound.
 pub fn run(cfg: &Config) -> Result<Exit> {
-    let store = super::open(cfg)?;
+    let mut store = super::open(cfg)?;
+    let damaged: Vec<String> = store
+        .check()?
+        .into_iter()
+        .filter_map(|f| match f {
+            Fault::Integrity(what) => Some(what),
+            Fault::Ledger { .. } => None,
+        })
+        .collect();
+    if !damaged.is_empty() {
+        for what in &damaged {
+            eprintln!("integrity check: {}", for_terminal(what));
+        }
+        return Err(StoreError::Damaged {
+            db: store.name().to_string(),
+            what: format!("its integrity check found {} problem(s)", damaged.len()),
+        }
+        .into());
+    }
     if !cfg.quiet {
         eprintln!("database {} is ready", store.name());
     }

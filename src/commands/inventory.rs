@@ -15,7 +15,12 @@ use crate::read::catalog::{read_catalog, read_deliveries, CatalogError, CATALOG_
 use crate::validate::show;
 use crate::Exit;
 
-pub fn load(cfg: &Config, file: &str, format: Option<Format>, delimiter: u8) -> Result<Exit> {
+pub fn load(
+    cfg: &Config,
+    file: &str,
+    format: Option<Format>,
+    delimiter: Option<u8>,
+) -> Result<Exit> {
     let products = read_catalog(file, format, delimiter)?;
     let mut store = super::open(cfg)?;
     // Prices change: runs that validated against the old ones finish first.
@@ -36,7 +41,12 @@ pub fn load(cfg: &Config, file: &str, format: Option<Format>, delimiter: u8) -> 
     Ok(Exit::Ok)
 }
 
-pub fn receive(cfg: &Config, file: &str, format: Option<Format>, delimiter: u8) -> Result<Exit> {
+pub fn receive(
+    cfg: &Config,
+    file: &str,
+    format: Option<Format>,
+    delimiter: Option<u8>,
+) -> Result<Exit> {
     let deliveries = read_deliveries(file, format, delimiter)?;
     let mut store = super::open(cfg)?;
     let name = store.name().to_string();

@@ -33,7 +33,7 @@ pub fn run(cfg: &Config, kind: ReportKind, id: i64, format: Option<Format>) -> R
             w.finish()?.flush()?;
         }
         ReportKind::Failed => {
-            crate::report::render_failed(&mut *store, id, format, out)?.flush()?;
+            crate::report::render_failed(&mut *store, id, format, false, out)?.flush()?;
         }
     }
     Ok(Exit::Ok)

@@ -11,6 +11,7 @@ pub mod order;
 pub mod pan;
 pub mod rfc3339;
 pub mod run;
+pub mod spreadsheet;
 pub mod text;
 
 pub use code::ErrorCode;

@@ -30,14 +30,9 @@ const MAX_LISTED: usize = 20;
 pub fn read_catalog(
     path: &str,
     format: Option<Format>,
-    delimiter: u8,
+    delimiter: Option<u8>,
 ) -> Result<Vec<Product>, CatalogError> {
-    let format = resolve_format(path, format)?;
-    let source = open_source(path)?;
-    let rows = match format {
-        Format::Csv => csv_rows(path, source.reader, delimiter, &CATALOG_COLUMNS)?,
-        Format::Jsonl => jsonl_rows(path, source.reader, &CATALOG_COLUMNS)?,
-    };
+    let rows = rows_of(path, format, delimiter, &CATALOG_COLUMNS)?;
     let mut problems = Vec::new();
     let mut products = Vec::with_capacity(rows.len());
     let mut first_line: HashMap<String, u64> = HashMap::new();
@@ -125,14 +120,9 @@ pub type Delivery = (u64, String, i64);
 pub fn read_deliveries(
     path: &str,
     format: Option<Format>,
-    delimiter: u8,
+    delimiter: Option<u8>,
 ) -> Result<Vec<Delivery>, CatalogError> {
-    let format = resolve_format(path, format)?;
-    let source = open_source(path)?;
-    let rows = match format {
-        Format::Csv => csv_rows(path, source.reader, delimiter, &DELIVERY_COLUMNS)?,
-        Format::Jsonl => jsonl_rows(path, source.reader, &DELIVERY_COLUMNS)?,
-    };
+    let rows = rows_of(path, format, delimiter, &DELIVERY_COLUMNS)?;
     let mut problems = Vec::new();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -163,6 +153,26 @@ pub fn read_deliveries(
             path: path.to_string(),
             problems,
         })
+    }
+}
+
+/// The rows of a catalog or delivery file, each with the named columns.
+fn rows_of<const N: usize>(
+    path: &str,
+    format: Option<Format>,
+    delimiter: Option<u8>,
+    columns: &[&str; N],
+) -> Result<Vec<Row<N>>, CatalogError> {
+    let format = resolve_format(path, format)?;
+    let source = open_source(path)?;
+    let delimiter = delimiter.unwrap_or(format.default_delimiter());
+    match format {
+        Format::Csv | Format::Tsv => csv_rows(path, source.reader, delimiter, columns),
+        Format::Jsonl => jsonl_rows(path, source.reader, columns),
+        Format::Xlsx => Err(InputError::UnknownFormat {
+            path: path.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -324,13 +334,13 @@ mod tests {
     fn reads_csv_and_jsonl_catalogs() {
         let dir = tempfile::tempdir().unwrap();
         let csv = write(&dir, "c.csv", "\u{feff}SKU , name,unit_price,currency,on_hand,extra\nA-1,Mug,12.50,EUR,10,x\n\nB-2,'=Tea,100,JPY,0,y\n");
-        let p = read_catalog(&csv, None, b',').unwrap();
+        let p = read_catalog(&csv, None, None).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].unit_price, 1250);
         assert_eq!(p[1].unit_price, 100);
         assert_eq!(p[1].name, "=Tea");
         let jsonl = write(&dir, "c.jsonl", "{\"sku\":\"A\",\"name\":\"x\",\"unit_price\":1.005,\"currency\":\"KWD\",\"on_hand\":3}\n");
-        let p = read_catalog(&jsonl, None, b',').unwrap();
+        let p = read_catalog(&jsonl, None, None).unwrap();
         assert_eq!(p[0].unit_price, 1005);
         assert_eq!(p[0].on_hand, 3);
     }
@@ -343,12 +353,12 @@ mod tests {
             "c.csv",
             "sku,name,unit_price,currency,on_hand\nA,Mug,12.5,EUR,10\nB,Tea,1.234,EUR,1\nA,Mug,1,EUR,-1\n",
         );
-        let err = read_catalog(&csv, None, b',').unwrap_err().to_string();
+        let err = read_catalog(&csv, None, None).unwrap_err().to_string();
         assert!(err.contains("line 3: unit_price \"1.234\""), "{err}");
         assert!(err.contains("line 4: on_hand"), "{err}");
         assert!(err.contains("already appears on line 2"), "{err}");
         let missing = write(&dir, "m.csv", "sku,name,currency,on_hand\n");
-        let err = read_catalog(&missing, None, b',').unwrap_err();
+        let err = read_catalog(&missing, None, None).unwrap_err();
         assert!(matches!(
             err,
             CatalogError::Input(InputError::MissingColumn { .. })

@@ -8,8 +8,13 @@ use csv::{ByteRecord, StringRecord};
 
 use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
 use crate::model::escape::unescape_cell;
+use crate::model::failure::parse_failure_label;
 use crate::model::order::{Field, REPORT_COLUMNS};
 use crate::model::pan::mask_pans;
+
+/// The reason of a row that is not UTF-8, with what to try.
+pub(super) const NOT_UTF8: &str = "not valid UTF-8 (if the file comes from Excel or an older system, \
+     try --encoding windows-1252; a file saved as UTF-16 needs its byte-order mark or --encoding utf-16)";
 
 pub(super) struct CsvOrders {
     path: String,
@@ -36,7 +41,8 @@ fn parser(delimiter: u8, tee: Tee) -> csv::Reader<Tee> {
 }
 
 impl CsvOrders {
-    pub(super) fn new(source: Source, delimiter: u8) -> Result<Self, InputError> {
+    /// `unescape`: drop the formula-escape quote our CSV reports add.
+    pub(super) fn new(source: Source, delimiter: u8, unescape: bool) -> Result<Self, InputError> {
         let path = source.path.clone();
         let mut reader = source.reader;
         skip_bom(&mut reader).map_err(|e| read_err(&path, 1, e))?;
@@ -52,7 +58,8 @@ impl CsvOrders {
         }
         let header = StringRecord::from_byte_record(header)
             .map_err(|_| InputError::HeaderEncoding { path: path.clone() })?;
-        let columns = map_header(&path, &header)?;
+        let mut columns = map_header(&path, &header, delimiter)?;
+        columns.unescape = unescape;
         let end = rdr.position().byte();
         rdr.get_mut().line_at(end);
         rdr.get_mut().discard_to(end);
@@ -76,9 +83,14 @@ impl CsvOrders {
             return;
         }
         let rows = std::mem::take(&mut self.group);
+        // A fed-back failed report names the stored failure of each order.
+        let failure = self
+            .columns
+            .failure
+            .and_then(|pos| parse_failure_label(rows[0].cell(&self.columns, pos)));
         self.out.push_back(RawOrder {
             source: Arc::from(""),
-            failure: None,
+            failure,
             line: rows[0].line,
             body: RawBody::Rows {
                 columns: Arc::clone(&self.columns),
@@ -184,7 +196,7 @@ impl CsvOrders {
                     self.group.push(row);
                 }
                 Err(_) => {
-                    let bad = RawOrder::malformed(line, body, "not valid UTF-8");
+                    let bad = RawOrder::malformed(line, body, NOT_UTF8);
                     self.flush();
                     self.out.push_back(bad);
                 }
@@ -273,9 +285,14 @@ impl Iterator for CsvOrders {
 }
 
 /// Map header names (trimmed, case-insensitive) to the ten fields and the extras.
-fn map_header(path: &str, header: &StringRecord) -> Result<Columns, InputError> {
+pub(super) fn map_header(
+    path: &str,
+    header: &StringRecord,
+    delimiter: u8,
+) -> Result<Columns, InputError> {
     let mut index: [Option<usize>; 10] = [None; 10];
     let mut extras = Vec::new();
+    let mut failure = None;
     let mut seen = HashSet::new();
     for (pos, name) in header.iter().enumerate() {
         let name = unescape_cell(name.trim()).to_ascii_lowercase();
@@ -293,6 +310,8 @@ fn map_header(path: &str, header: &StringRecord) -> Result<Columns, InputError> 
         }
         if let Some(f) = Field::from_name(&name) {
             index[f.index()] = Some(pos);
+        } else if name == "failure_id" {
+            failure = Some(pos);
         } else if !REPORT_COLUMNS.contains(&name.as_str()) {
             extras.push((pos, name));
         }
@@ -301,6 +320,24 @@ fn map_header(path: &str, header: &StringRecord) -> Result<Columns, InputError> 
     for f in Field::ALL {
         match index[f.index()] {
             Some(i) => out[f.index()] = i,
+            None if header.len() == 1 => {
+                // One column: the file is probably separated by something else.
+                let one = header.get(0).unwrap_or("");
+                if let Some(d) = [';', '\t', '|', ',']
+                    .into_iter()
+                    .find(|d| one.contains(*d) && u32::from(*d) != u32::from(delimiter))
+                {
+                    return Err(InputError::WrongDelimiter {
+                        path: path.to_string(),
+                        found: d,
+                    });
+                }
+                return Err(InputError::MissingColumn {
+                    path: path.to_string(),
+                    column: f.name().to_string(),
+                    found: mask_pans(one.trim()).into_owned(),
+                });
+            }
             None => {
                 return Err(InputError::MissingColumn {
                     path: path.to_string(),
@@ -315,6 +352,7 @@ fn map_header(path: &str, header: &StringRecord) -> Result<Columns, InputError> 
         index: out,
         extras,
         unescape: true,
+        failure,
     })
 }
 
@@ -426,7 +464,7 @@ mod tests {
     }
 
     fn read_all(text: &[u8]) -> Vec<RawOrder> {
-        CsvOrders::new(source(text), b',')
+        CsvOrders::new(source(text), b',', true)
             .unwrap()
             .map(|r| r.unwrap())
             .collect()
@@ -524,14 +562,16 @@ mod tests {
     #[test]
     fn header_problems_are_input_errors() {
         let missing = HEADER.replace(",sku", "");
-        let err = CsvOrders::new(source(format!("{missing}\n").as_bytes()), b',')
+        let err = CsvOrders::new(source(format!("{missing}\n").as_bytes()), b',', true)
             .err()
             .unwrap();
         assert!(err.to_string().contains("'sku'"), "{err}");
         let dup = format!("{HEADER},sku\n");
-        let err = CsvOrders::new(source(dup.as_bytes()), b',').err().unwrap();
+        let err = CsvOrders::new(source(dup.as_bytes()), b',', true)
+            .err()
+            .unwrap();
         assert!(matches!(err, InputError::DuplicateColumn { .. }));
-        let err = CsvOrders::new(source(b""), b',').err().unwrap();
+        let err = CsvOrders::new(source(b""), b',', true).err().unwrap();
         assert!(matches!(err, InputError::NoHeader { .. }));
     }
 

@@ -186,9 +186,14 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
             RawRow { line, record }
         })
         .collect();
+    // A fed-back failed report names the stored failure of each order.
+    let failure = object.get("failure_id").and_then(|v| match Json::of(v) {
+        Json::Str(s) => crate::model::failure::parse_failure_label(s.trim()),
+        _ => None,
+    });
     RawOrder {
         source: Arc::from(""),
-        failure: None,
+        failure,
         line,
         body: RawBody::Rows {
             columns,

@@ -5,6 +5,7 @@ pub mod catalog;
 mod csv;
 pub mod jsonl;
 mod source;
+mod xlsx;
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use crate::model::escape::unescape_cell;
 use crate::model::order::{Field, Problem};
 use crate::model::Format;
 
-pub use self::source::{open_source, InputMeter, Source};
+pub use self::source::{open_source, open_source_in, InputMeter, Source};
 
 /// The explicit format, else the one the file name implies.
 pub fn resolve_format(path: &str, explicit: Option<Format>) -> Result<Format, InputError> {
@@ -53,14 +54,36 @@ pub enum InputError {
     DuplicateColumn { path: String, column: String },
     #[error("{path}: the file has no header row")]
     NoHeader { path: String },
-    #[error("{path}: the header row is not valid UTF-8")]
+    #[error("{path}: the header row is not valid UTF-8: the file is in another encoding: pass --encoding windows-1252 (Excel, older systems) or --encoding utf-16")]
     HeaderEncoding { path: String },
-    #[error("cannot tell the format of {path} from its name: pass --format csv or --format jsonl")]
+    #[error("cannot tell the format of {path} from its name: name it .csv, .tsv, .jsonl or .xlsx, or pass --format")]
     UnknownFormat { path: String },
-    #[error("reading standard input ('-') needs --format csv or --format jsonl")]
+    #[error("{path}: the header does not split into columns but holds {}: pass --delimiter {} (or name a tab-separated file .tsv)", found_name(*.found), found_arg(*.found))]
+    WrongDelimiter { path: String, found: char },
+    #[error("{path}: an xlsx workbook cannot be read: {what}")]
+    Workbook { path: String, what: String },
+    #[error("reading standard input ('-') needs --format csv, tsv or jsonl")]
     StdinNeedsFormat,
     #[error("standard input ('-') can be given only once")]
     StdinTwice,
+}
+
+fn found_name(c: char) -> &'static str {
+    match c {
+        ';' => "';'",
+        '\t' => "tabs",
+        '|' => "'|'",
+        _ => "','",
+    }
+}
+
+fn found_arg(c: char) -> &'static str {
+    match c {
+        ';' => "';'",
+        '\t' => "tab",
+        '|' => "'|'",
+        _ => "','",
+    }
 }
 
 /// Where each of the ten fields and each extra column sits in a record.
@@ -71,6 +94,9 @@ pub struct Columns {
     pub extras: Vec<(usize, String)>,
     /// CSV input drops the formula-escape quote our reports add.
     pub unescape: bool,
+    /// The `failure_id` column of a fed-back failed report, when there is one.
+    #[serde(default)]
+    pub failure: Option<usize>,
 }
 
 impl Columns {
@@ -84,6 +110,7 @@ impl Columns {
                 .map(|(i, n)| (10 + i, n))
                 .collect(),
             unescape,
+            failure: None,
         }
     }
 }
@@ -190,12 +217,14 @@ pub type OrderReader = Box<dyn Iterator<Item = Result<RawOrder, InputError>> + S
 pub fn open_orders(
     source: Source,
     format: Format,
-    delimiter: u8,
+    delimiter: Option<u8>,
 ) -> Result<OrderReader, InputError> {
     let name: Arc<str> = Arc::from(source.path.as_str());
+    let delimiter = delimiter.unwrap_or(format.default_delimiter());
     let orders: OrderReader = match format {
-        Format::Csv => Box::new(csv::CsvOrders::new(source, delimiter)?),
+        Format::Csv | Format::Tsv => Box::new(csv::CsvOrders::new(source, delimiter, true)?),
         Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source)),
+        Format::Xlsx => Box::new(xlsx::orders(source)?),
     };
     Ok(Box::new(orders.map(move |r| {
         r.map(|mut o| {

@@ -41,7 +41,17 @@ pub struct Source {
 const BUF: usize = 256 * 1024;
 
 /// Open `path` (`-` is standard input); names ending in `.gz` are decompressed.
+/// Text is read as UTF-8 unless `encoding` names another; a UTF-16 byte-order
+/// mark is recognised by itself.
 pub fn open_source(path: &str) -> Result<Source, InputError> {
+    open_source_in(path, None)
+}
+
+/// As [`open_source`], in the given encoding.
+pub fn open_source_in(
+    path: &str,
+    encoding: Option<&'static encoding_rs::Encoding>,
+) -> Result<Source, InputError> {
     let open_err = |source: io::Error| InputError::Open {
         path: path.to_string(),
         source,
@@ -66,14 +76,24 @@ pub fn open_source(path: &str) -> Result<Source, InputError> {
         hasher: Some(Sha256::new()),
         meter: Arc::clone(&meter),
     };
-    let reader: Box<dyn BufRead + Send> = if path.ends_with(".gz") {
-        Box::new(BufReader::with_capacity(
-            BUF,
-            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUF, hashed)),
-        ))
+    let bytes: Box<dyn Read + Send> = if path.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            BUF, hashed,
+        )))
     } else {
-        Box::new(BufReader::with_capacity(BUF, hashed))
+        Box::new(hashed)
     };
+    // Transcoded to UTF-8: the named encoding, or the one a UTF-16 BOM names;
+    // otherwise the bytes pass through as they are (invalid UTF-8 is then a
+    // malformed record, not a changed value). A UTF-8 BOM is left for the
+    // readers, which skip it.
+    let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(encoding.filter(|e| *e != encoding_rs::UTF_8))
+        .utf8_passthru(true)
+        .strip_bom(false)
+        .bom_override(true)
+        .build(bytes);
+    let reader: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(BUF, decoded));
     Ok(Source {
         path: path.to_string(),
         reader,

@@ -104,6 +104,11 @@ impl ReportDir {
         self.out_path.join(&self.target_name)
     }
 
+    /// Where a report file is being written, for messages.
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        self.out_path.join(&self.partial_name).join(name)
+    }
+
     /// A new file in the partial directory (never an existing one, never through a link).
     pub fn file(&self, name: &str) -> io::Result<BufWriter<File>> {
         let fd = rfs::openat(

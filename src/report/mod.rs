@@ -3,6 +3,7 @@
 
 pub mod dir;
 pub mod metrics;
+mod xlsx;
 
 pub use dir::{create_dirs, ReportDir, MARKER};
 
@@ -53,21 +54,62 @@ fn write_cells<W: Write>(w: &mut csv::Writer<W>, cells: &[&str]) -> io::Result<(
     w.write_record(None::<&[u8]>).map_err(csv_err)
 }
 
+/// The UTF-8 byte-order mark some spreadsheets need to read a CSV file as UTF-8.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A report with a header row and rows of cells: CSV (formula-escaped) or an
+/// xlsx sheet (text cells, no escaping needed).
+pub enum Table<W: Write> {
+    Csv(Box<csv::Writer<W>>),
+    Xlsx(Box<xlsx::XlsxSheet>, W),
+}
+
+impl<W: Write> Table<W> {
+    /// `bom`: start a CSV file with the UTF-8 byte-order mark (for Excel).
+    fn new(mut out: W, format: Format, header: &[&str], bom: bool) -> io::Result<Self> {
+        Ok(match format {
+            Format::Xlsx => Table::Xlsx(Box::new(xlsx::XlsxSheet::new(header)?), out),
+            _ => {
+                if bom {
+                    out.write_all(BOM)?;
+                }
+                let mut w = csv_writer(out);
+                write_cells(&mut w, header)?;
+                Table::Csv(Box::new(w))
+            }
+        })
+    }
+
+    fn row(&mut self, cells: &[&str]) -> io::Result<()> {
+        match self {
+            Table::Csv(w) => write_cells(w, cells),
+            Table::Xlsx(sheet, _) => sheet.row(cells),
+        }
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Table::Csv(w) => (*w).into_inner().map_err(|e| e.into_error()),
+            Table::Xlsx(sheet, out) => sheet.finish(out),
+        }
+    }
+}
+
 /// Streams the accepted report, one row per accepted or skipped order.
 pub enum AcceptedWriter<W: Write> {
-    Csv(Box<csv::Writer<W>>),
+    Table(Table<W>),
     Jsonl(W),
 }
 
 impl<W: Write> AcceptedWriter<W> {
     pub fn new(out: W, format: Format) -> io::Result<Self> {
+        AcceptedWriter::with_bom(out, format, false)
+    }
+
+    pub fn with_bom(out: W, format: Format, bom: bool) -> io::Result<Self> {
         Ok(match format {
-            Format::Csv => {
-                let mut w = csv_writer(out);
-                write_cells(&mut w, &ACCEPTED_COLUMNS)?;
-                AcceptedWriter::Csv(Box::new(w))
-            }
             Format::Jsonl => AcceptedWriter::Jsonl(out),
+            _ => AcceptedWriter::Table(Table::new(out, format, &ACCEPTED_COLUMNS, bom)?),
         })
     }
 
@@ -75,26 +117,23 @@ impl<W: Write> AcceptedWriter<W> {
         let currency = r.currency.as_ref();
         let total = format_amount(r.total, currency_exponent(currency));
         match self {
-            AcceptedWriter::Csv(w) => {
+            AcceptedWriter::Table(t) => {
                 let mut n = itoa::Buffer::new();
                 let mut lines = itoa::Buffer::new();
                 let mut units = itoa::Buffer::new();
-                write_cells(
-                    w,
-                    &[
-                        r.order_id.as_ref(),
-                        r.status.as_str(),
-                        r.source_file.as_ref(),
-                        n.format(r.source_line),
-                        r.placed_at.as_ref(),
-                        r.customer_email.as_ref(),
-                        currency,
-                        lines.format(r.lines),
-                        units.format(r.units),
-                        &total,
-                        r.payment_method.as_ref(),
-                    ],
-                )
+                t.row(&[
+                    r.order_id.as_ref(),
+                    r.status.as_str(),
+                    r.source_file.as_ref(),
+                    n.format(r.source_line),
+                    r.placed_at.as_ref(),
+                    r.customer_email.as_ref(),
+                    currency,
+                    lines.format(r.lines),
+                    units.format(r.units),
+                    &total,
+                    r.payment_method.as_ref(),
+                ])
             }
             AcceptedWriter::Jsonl(w) => {
                 let v = serde_json::json!({
@@ -118,7 +157,7 @@ impl<W: Write> AcceptedWriter<W> {
 
     pub fn finish(self) -> io::Result<W> {
         match self {
-            AcceptedWriter::Csv(w) => (*w).into_inner().map_err(|e| e.into_error()),
+            AcceptedWriter::Table(t) => t.finish(),
             AcceptedWriter::Jsonl(mut w) => {
                 w.flush()?;
                 Ok(w)
@@ -161,22 +200,25 @@ fn extra_key(name: &str) -> Option<String> {
 /// Writes the failed report: one row per input row (CSV) or one line per
 /// order in the JSONL input layout; both are valid input again.
 pub enum FailedWriter<W: Write> {
-    Csv(Box<csv::Writer<W>>, Vec<String>),
+    Table(Table<W>, Vec<String>),
     Jsonl(W),
 }
 
 impl<W: Write> FailedWriter<W> {
     pub fn new(out: W, format: Format, extras: ExtraColumns) -> io::Result<Self> {
+        FailedWriter::with_bom(out, format, extras, false)
+    }
+
+    pub fn with_bom(out: W, format: Format, extras: ExtraColumns, bom: bool) -> io::Result<Self> {
         Ok(match format {
-            Format::Csv => {
-                let mut w = csv_writer(out);
+            Format::Jsonl => FailedWriter::Jsonl(out),
+            _ => {
                 let mut header: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
                 header.extend(extras.names.iter().map(String::as_str));
                 header.extend(crate::model::order::REPORT_COLUMNS);
-                write_cells(&mut w, &header)?;
-                FailedWriter::Csv(Box::new(w), extras.names)
+                let t = Table::new(out, format, &header, bom)?;
+                FailedWriter::Table(t, extras.names)
             }
-            Format::Jsonl => FailedWriter::Jsonl(out),
         })
     }
 
@@ -185,11 +227,11 @@ impl<W: Write> FailedWriter<W> {
         let line = f.source_line.to_string();
         let id = failure_label(stored.id);
         match self {
-            FailedWriter::Csv(w, extras) => {
+            FailedWriter::Table(w, extras) => {
                 if f.body.rows.is_empty() {
                     let mut cells = vec![""; 10 + extras.len()];
                     cells.extend([f.code.as_str(), &f.detail, &f.source_file, &line, &id]);
-                    return write_cells(w, &cells);
+                    return w.row(&cells);
                 }
                 // Each row carries its own problems (the first also the order's):
                 // a report stays proportional to its input.
@@ -212,7 +254,7 @@ impl<W: Write> FailedWriter<W> {
                         cells.push(v.unwrap_or(""));
                     }
                     cells.extend(tail);
-                    write_cells(w, &cells)?;
+                    w.row(&cells)?;
                 }
                 Ok(())
             }
@@ -261,7 +303,7 @@ impl<W: Write> FailedWriter<W> {
 
     pub fn finish(self) -> io::Result<W> {
         match self {
-            FailedWriter::Csv(w, _) => (*w).into_inner().map_err(|e| e.into_error()),
+            FailedWriter::Table(t, _) => t.finish(),
             FailedWriter::Jsonl(mut w) => {
                 w.flush()?;
                 Ok(w)
@@ -280,16 +322,17 @@ pub fn render_failed<W: Write>(
     store: &mut dyn Queries,
     run_id: i64,
     format: Format,
+    bom: bool,
     out: W,
 ) -> anyhow::Result<W> {
     let mut extras = ExtraColumns::default();
-    if format == Format::Csv {
+    if format != Format::Jsonl {
         store.failed_of_run(run_id, &mut |f: StoredFailure| {
             extras.add(&f.order);
             Ok(())
         })?;
     }
-    let mut w = FailedWriter::new(out, format, extras)?;
+    let mut w = FailedWriter::with_bom(out, format, extras, bom)?;
     let mut io_err = None;
     store.failed_of_run(run_id, &mut |f: StoredFailure| {
         if io_err.is_none() {

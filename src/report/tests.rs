@@ -118,7 +118,7 @@ fn read_back(format: Format, bytes: Vec<u8>) -> Vec<RawOrder> {
         reader: Box::new(std::io::Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    open_orders(src, format, b',')
+    open_orders(src, format, None)
         .expect("a failed report is valid input")
         .map(|r| r.expect("no read error"))
         .collect()
@@ -542,7 +542,7 @@ fn extra_names_that_collide_case_insensitively_still_read_back() {
         reader: Box::new(std::io::Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    let res = open_orders(src, Format::Csv, b',');
+    let res = open_orders(src, Format::Csv, None);
     assert!(res.is_ok(), "{}", res.err().unwrap());
 }
 

@@ -176,7 +176,7 @@ impl<'a> Ctx<'a> {
                 .into())
             }
             // The catalog is its own file, comma-separated like `inventory export` writes it.
-            Some(path) => Some((path.clone(), read_catalog(path, None, b',')?)),
+            Some(path) => Some((path.clone(), read_catalog(path, None, None)?)),
             None => None,
         };
         Ok(Prepared { inputs, catalog })

@@ -16,6 +16,15 @@ use crate::report::{file_name, AcceptedWriter, ReportDir};
 use crate::store::{LedgerReason, Tx};
 use crate::validate::Checked;
 
+/// The message of a report file that could not be written.
+fn cannot_write(reports: &ReportDir, name: &str) -> String {
+    let shown = reports.path_of(name).display().to_string();
+    format!(
+        "cannot write {}; nothing of this run was committed: make room or fix --out, then run the same command again",
+        crate::model::text::for_terminal(&shown)
+    )
+}
+
 impl Ctx<'_> {
     pub(super) fn pass(
         &mut self,
@@ -27,10 +36,13 @@ impl Ctx<'_> {
     ) -> Result<Flow> {
         let run_id = self.run_id.context("internal error: the run has no id")?;
         let mut applier = Applier::new(run_id, stock);
-        let accepted = AcceptedWriter::new(
-            reports.file(&file_name("accepted", self.opts.report_format))?,
-            self.opts.report_format,
-        )?;
+        let accepted_name = file_name("accepted", self.opts.report_format);
+        let accepted = reports
+            .file(&accepted_name)
+            .and_then(|f| {
+                AcceptedWriter::with_bom(f, self.opts.report_format, self.opts.report_bom)
+            })
+            .with_context(|| cannot_write(reports, &accepted_name))?;
         let (aborted, writer) = std::thread::scope(|s| -> Result<_> {
             let reporter = stages::report(s, accepted)?;
             let res = self.apply_all(&mut *tx, &mut applier, chunks, &reporter.tx, progress);
@@ -60,25 +72,32 @@ impl Ctx<'_> {
             .finish()
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
             .and_then(|f| f.sync_all())
-            .context("cannot write the accepted report")?;
-        let mut failed = reports.file(&file_name("failed", self.opts.report_format))?;
-        crate::report::render_failed(&mut *tx, run_id, self.opts.report_format, &mut failed)?;
+            .with_context(|| cannot_write(reports, &accepted_name))?;
+        let failed_name = file_name("failed", self.opts.report_format);
+        let mut failed = reports
+            .file(&failed_name)
+            .with_context(|| cannot_write(reports, &failed_name))?;
+        let (format, bom) = (self.opts.report_format, self.opts.report_bom);
+        crate::report::render_failed(&mut *tx, run_id, format, bom, &mut failed)
+            .with_context(|| cannot_write(reports, &failed_name))?;
         failed
             .into_inner()
             .map_err(|e| e.into_error())
             .and_then(|f| f.sync_all())
-            .context("cannot write the failed report")?;
+            .with_context(|| cannot_write(reports, &failed_name))?;
         let status = if self.opts.dry_run {
             RunStatus::DryRun
         } else {
             RunStatus::Completed
         };
         let record = self.record(run_id, status, applier.counts.clone());
-        let mut summary = reports.file("summary.json")?;
-        summary
-            .write_all(record.summary.to_json().as_bytes())
-            .and_then(|()| summary.flush())
-            .context("cannot write summary.json")?;
+        reports
+            .file("summary.json")
+            .and_then(|mut f| {
+                f.write_all(record.summary.to_json().as_bytes())?;
+                f.into_inner().map_err(|e| e.into_error())?.sync_all()
+            })
+            .with_context(|| cannot_write(reports, "summary.json"))?;
         self.timings.report += t.elapsed();
         let t = Instant::now();
         let flow = if self.opts.dry_run {

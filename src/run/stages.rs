@@ -163,7 +163,7 @@ impl<W: Write + Send> Reporting<'_, W> {
         drop(self.tx);
         match self.handle.join() {
             Ok((Ok(w), busy)) => Ok((w, busy)),
-            Ok((Err(e), _)) => Err(e).context("cannot write the accepted report"),
+            Ok((Err(e), _)) => Err(e).context("writing the accepted report failed"),
             Err(_) => Err(anyhow::anyhow!(
                 "internal error: the report thread stopped unexpectedly; nothing was committed"
             )),

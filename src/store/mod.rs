@@ -100,10 +100,12 @@ pub struct NewOrder<'a> {
 pub struct Writes<'a> {
     /// Orders reported as skipped, with their position in the run.
     pub skips: Vec<(u64, AcceptedRow<&'a str>)>,
-    /// Failed orders, with their position in the run.
-    pub failures: Vec<(u64, &'a FailedOrder)>,
+    /// Failed orders, with their position in the run and the state they start in.
+    pub failures: Vec<(u64, &'a FailedOrder, FailureState)>,
     /// Order ids accepted or skipped: their open failures are resolved.
     pub resolved: Vec<&'a str>,
+    /// Failure records resolved by id (a fed-back row that named one).
+    pub resolved_failures: Vec<i64>,
     /// Order ids that failed again: their older open failures are superseded.
     pub superseded: Vec<&'a str>,
 }
@@ -113,6 +115,7 @@ impl Writes<'_> {
         self.skips.is_empty()
             && self.failures.is_empty()
             && self.resolved.is_empty()
+            && self.resolved_failures.is_empty()
             && self.superseded.is_empty()
     }
 }

@@ -70,10 +70,10 @@ fn source(path: &str, bytes: Vec<u8>) -> Source {
 /// Every order a reader makes of `bytes`.
 fn read(format: Format, bytes: Vec<u8>) -> Vec<RawOrder> {
     let path = match format {
-        Format::Csv => "t.csv",
         Format::Jsonl => "t.jsonl",
+        _ => "t.csv",
     };
-    open_orders(source(path, bytes), format, b',')
+    open_orders(source(path, bytes), format, None)
         .expect("header is fine")
         .map(|r| r.expect("no input error"))
         .collect()
@@ -1316,11 +1316,11 @@ proptest! {
     ) {
         let mut bytes = format!("{}\n", header().join(",")).into_bytes();
         bytes.extend_from_slice(&csv_body);
-        let reader = open_orders(source("t.csv", bytes), Format::Csv, b',').unwrap();
+        let reader = open_orders(source("t.csv", bytes), Format::Csv, None).unwrap();
         for raw in reader.flatten() {
             check_properties(&raw)?;
         }
-        let reader = open_orders(source("t.jsonl", json_line.into_bytes()), Format::Jsonl, b',').unwrap();
+        let reader = open_orders(source("t.jsonl", json_line.into_bytes()), Format::Jsonl, None).unwrap();
         for raw in reader.flatten() {
             check_properties(&raw)?;
         }

@@ -204,7 +204,7 @@ impl<'c> PgTx<'c> {
     fn copy_failures(
         &mut self,
         run_id: i64,
-        failures: &[(u64, &crate::model::order::FailedOrder)],
+        failures: &[(u64, &crate::model::order::FailedOrder, FailureState)],
     ) -> Result<()> {
         let db = self.db.clone();
         let sink = self
@@ -226,9 +226,8 @@ impl<'c> PgTx<'c> {
             Type::TEXT,
         ];
         let mut w = BinaryCopyInWriter::new(sink, &t);
-        for (seq, f) in failures {
+        for (seq, f, state) in failures {
             let body = serde_json::to_string(&f.body).unwrap_or_default();
-            let state = FailureState::initial(f.code, f.order_id.as_deref());
             w.write(&[
                 &run_id,
                 &(*seq as i64),
@@ -476,6 +475,17 @@ impl Tx for PgTx<'_> {
             self.copy_failures(run_id, &w.failures)?;
         }
         self.settle(&w.resolved, run_id, FailureState::Resolved)?;
+        if !w.resolved_failures.is_empty() {
+            self.execute(
+                "UPDATE failed_orders SET state = $3, resolved_by = $2 WHERE id = ANY($1) AND run_id != $2 AND state = $4",
+                &[
+                    &w.resolved_failures,
+                    &run_id,
+                    &FailureState::Resolved.as_str(),
+                    &FailureState::Open.as_str(),
+                ],
+            )?;
+        }
         self.settle(&w.superseded, run_id, FailureState::Superseded)
     }
 

@@ -390,14 +390,19 @@ impl Store for SqliteStore {
     }
 
     fn check(&mut self) -> Result<Vec<Fault>> {
-        let mut faults: Vec<Fault> =
-            queries::all(&self.conn, &self.path, "PRAGMA integrity_check", [], |r| {
-                r.get::<_, String>(0)
-            })?
-            .into_iter()
-            .filter(|line| line != "ok")
-            .map(Fault::Integrity)
-            .collect();
+        let lines = queries::all(&self.conn, &self.path, "PRAGMA integrity_check", [], |r| {
+            r.get::<_, String>(0)
+        });
+        let mut faults: Vec<Fault> = match lines {
+            Ok(lines) => lines
+                .into_iter()
+                .filter(|line| line != "ok")
+                .map(Fault::Integrity)
+                .collect(),
+            // So damaged that the check itself cannot finish: that is its finding.
+            Err(StoreError::Damaged { what, .. }) => vec![Fault::Integrity(what)],
+            Err(e) => return Err(e),
+        };
         if faults.is_empty() {
             faults.extend(queries::ledger_faults(&self.conn, &self.path)?);
         }

@@ -114,9 +114,14 @@ fn insert_skip(
     Ok(())
 }
 
-fn insert_failure(c: &Connection, run_id: i64, seq: u64, f: &FailedOrder) -> rusqlite::Result<()> {
+fn insert_failure(
+    c: &Connection,
+    run_id: i64,
+    seq: u64,
+    f: &FailedOrder,
+    state: FailureState,
+) -> rusqlite::Result<()> {
     let body = serde_json::to_string(&f.body).unwrap_or_default();
-    let state = FailureState::initial(f.code, f.order_id.as_deref());
     c.prepare_cached(
         "INSERT INTO failed_orders (run_id, run_seq, order_id, error_code, error_detail, source_file, source_line, body, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -342,11 +347,22 @@ impl Tx for SqliteTx<'_> {
             for (seq, row) in &w.skips {
                 insert_skip(c, run_id, *seq, row)?;
             }
-            for (seq, f) in &w.failures {
-                insert_failure(c, run_id, *seq, f)?;
+            for (seq, f, state) in &w.failures {
+                insert_failure(c, run_id, *seq, f, *state)?;
             }
             for id in &w.resolved {
                 settle(c, id, run_id, FailureState::Resolved)?;
+            }
+            let mut by_id = c.prepare_cached(
+                "UPDATE failed_orders SET state = ?3, resolved_by = ?2 WHERE id = ?1 AND run_id != ?2 AND state = ?4",
+            )?;
+            for id in &w.resolved_failures {
+                by_id.execute(params![
+                    id,
+                    run_id,
+                    FailureState::Resolved.as_str(),
+                    FailureState::Open.as_str()
+                ])?;
             }
             for id in &w.superseded {
                 settle(c, id, run_id, FailureState::Superseded)?;
