@@ -1,5 +1,6 @@
-//! The bundled samples give the committed reports. Set UPDATE_SAMPLES=1 to
-//! rewrite samples/reports/ after an intended change of behaviour.
+//! The bundled samples give the committed reports, on every backend. Set
+//! UPDATE_SAMPLES=1 to rewrite samples/reports/ after an intended change of
+//! behaviour.
 
 mod common;
 
@@ -7,17 +8,26 @@ use std::path::Path;
 
 use common::*;
 
-#[test]
-fn the_samples_give_the_committed_reports() {
-    let env = Env::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh database of `backend` with the sample files under `samples/`.
+fn sample_files(backend: Backend) -> Env {
+    let env = env_for(backend);
     for name in ["catalog.csv", "orders.csv", "orders.jsonl"] {
         env.write(
             &format!("samples/{name}"),
-            std::fs::read(root.join("samples").join(name)).unwrap(),
+            std::fs::read(root().join("samples").join(name)).unwrap(),
         );
     }
-    // The README's first command, then the JSONL file into the same database.
+    env
+}
+
+/// The README's two sample runs on a fresh database: run 1 the CSV orders
+/// with the catalog, run 2 the JSONL orders into the same database.
+fn sample_runs(backend: Backend) -> Env {
+    let env = sample_files(backend);
     env.ok(
         &[
             "process",
@@ -28,39 +38,46 @@ fn the_samples_give_the_committed_reports() {
         3,
     );
     env.ok(&["process", "samples/orders.jsonl"], 3);
+    env
+}
+
+#[test]
+fn the_samples_give_the_committed_reports() {
     let update = std::env::var_os("UPDATE_SAMPLES").is_some();
-    for (run, input) in [(1, "orders.csv"), (2, "orders.jsonl")] {
-        for kind in ["accepted", "failed"] {
-            let got = env.read(&format!("reports/run-{run}/{kind}.csv"));
-            let want_path = root.join(format!("samples/reports/{input}/{kind}.csv"));
-            if update {
-                std::fs::write(&want_path, &got).unwrap();
-                continue;
-            }
-            let want = std::fs::read_to_string(&want_path).unwrap();
-            assert_eq!(
-                got,
-                want,
-                "{} differs from this run's report",
-                want_path.display()
-            );
-        }
-    }
-    // Together the two sample files show every error code.
-    let mut seen = std::collections::BTreeSet::new();
-    for run in [1, 2] {
-        let s: serde_json::Value =
-            serde_json::from_str(&env.read(&format!("reports/run-{run}/summary.json"))).unwrap();
-        for (code, n) in s["errors_by_code"].as_object().unwrap() {
-            if n.as_u64().unwrap() > 0 {
-                seen.insert(code.clone());
+    for b in backends() {
+        let env = sample_runs(b);
+        for (run, input) in [(1, "orders.csv"), (2, "orders.jsonl")] {
+            for kind in ["accepted", "failed"] {
+                let got = env.read(&format!("reports/run-{run}/{kind}.csv"));
+                let want_path = root().join(format!("samples/reports/{input}/{kind}.csv"));
+                if update && b == Backend::Sqlite {
+                    std::fs::write(&want_path, &got).unwrap();
+                    continue;
+                }
+                let want = std::fs::read_to_string(&want_path).unwrap();
+                assert_eq!(
+                    got,
+                    want,
+                    "{b:?}: {} differs from this run's report",
+                    want_path.display()
+                );
             }
         }
-        assert!(s["accepted"].as_u64().unwrap() > 0);
+        // The counts the README gives, and together the two sample files
+        // show every error code.
+        let mut seen = std::collections::BTreeSet::new();
+        for (run, counts) in [(1, [27, 16, 0, 11, 21, 38]), (2, [14, 6, 1, 7, 7, 14])] {
+            let s = json(&env.read(&format!("reports/run-{run}/summary.json")));
+            let got = ["orders", "accepted", "skipped", "failed", "lines", "units"]
+                .map(|k| s[k].as_u64().unwrap_or_else(|| panic!("{b:?}: {k} in {s}")));
+            assert_eq!(got, counts, "{b:?}: run {run}: {s}");
+            for (code, n) in s["errors_by_code"].as_object().unwrap() {
+                if n.as_u64().unwrap() > 0 {
+                    seen.insert(code.clone());
+                }
+            }
+        }
+        assert_eq!(seen.len(), 12, "{b:?}: {seen:?}");
+        env.ok(&["verify"], 0);
     }
-    assert_eq!(seen.len(), 12, "{seen:?}");
-    let s2: serde_json::Value =
-        serde_json::from_str(&env.read("reports/run-2/summary.json")).unwrap();
-    assert!(s2["skipped"].as_u64().unwrap() > 0);
-    env.ok(&["verify"], 0);
 }

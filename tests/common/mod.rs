@@ -343,3 +343,24 @@ pub fn parse_csv(text: &[u8]) -> Vec<BTreeMap<String, String>> {
         })
         .collect()
 }
+
+// Helpers shared by the end-to-end tests that run on every backend.
+
+/// A fresh environment of `backend`, whose name goes to stderr first: a test
+/// that loops over [`backends()`] then says in its captured output which
+/// backend failed, also when a helper such as [`Env::ok`] panics.
+pub fn env_for(backend: Backend) -> Env {
+    eprintln!("=== backend {backend:?}");
+    Env::with(backend)
+}
+
+/// `catalog(5, stock)` loaded with `inventory load`: SKU-0..SKU-4, `stock` each.
+pub fn load_catalog(env: &Env, stock: i64) {
+    env.write("catalog.csv", catalog(5, stock));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+}
+
+/// A JSON document (a summary, `--json` output), or a panic showing the text.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
