@@ -71,29 +71,32 @@ fn failures_are_listed_closed_with_a_reason_and_never_retried() {
             .iter()
             .map(|f| f["failure_id"].as_str().unwrap())
             .collect();
-        assert_eq!(ids, ["F1", "F2"], "{b:?}");
+        assert_eq!(ids, ["F1-1", "F1-2"], "{b:?}");
         assert_eq!(open[0]["order_id"], "F-1");
         assert_eq!(open[0]["error_code"], "UNKNOWN_SKU");
         let text = env.ok(&["failures", "list", "--run", "1"], 0);
-        assert!(text.lines().next().unwrap().starts_with("F1"), "{text}");
+        assert!(
+            text.lines().next().unwrap().starts_with("F1-1  run 1"),
+            "{text}"
+        );
         // Closing: all or nothing, with who and why kept.
-        let out = env.run(&["failures", "close", "F1", "F99", "--reason", "x"]);
+        let out = env.run(&["failures", "close", "F1-1", "F1-99", "--reason", "x"]);
         assert_eq!(out.status.code(), Some(2));
-        assert_one_error_line(&out, &["nothing was closed", "F99 does not exist"]);
+        assert_one_error_line(&out, &["nothing was closed", "F1-99 does not exist"]);
         let out = env.run(&["failures", "close", "1", "--reason", "x"]);
-        assert_one_error_line(&out, &["1 is not a failure id", "F42"]);
+        assert_one_error_line(&out, &["1 is not a failure id", "F12-345"]);
         env.ok(
             &[
                 "failures",
                 "close",
-                "F1",
+                "F1-1",
                 "--reason",
                 "discontinued product, refunded",
             ],
             0,
         );
-        let out = env.run(&["failures", "close", "F1", "--reason", "again"]);
-        assert_one_error_line(&out, &["F1 is closed"]);
+        let out = env.run(&["failures", "close", "F1-1", "--reason", "again"]);
+        assert_one_error_line(&out, &["F1-1 is closed"]);
         assert_eq!(
             json(&env.ok(&["failures", "list", "--json"], 0))
                 .as_array()

@@ -270,7 +270,7 @@ fn ragged_rows_and_invalid_utf8_are_malformed_records_and_the_run_goes_on() {
         );
         let rows = parse_csv(failed.as_bytes());
         assert_eq!(rows[0]["source_line"], "3", "{b:?}: {failed}");
-        assert_eq!(rows[0]["failure_id"], "F1", "{b:?}: {failed}");
+        assert_eq!(rows[0]["failure_id"], "F1-2", "{b:?}: {failed}");
         assert_eq!(rows[1]["source_line"], "4", "{b:?}: {failed}");
         assert_eq!(rows[1]["error_code"], "MALFORMED_RECORD", "{b:?}: {failed}");
     }

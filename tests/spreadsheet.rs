@@ -42,7 +42,7 @@ fn a_spreadsheet_round_trip_never_ships_an_order_twice() {
         env.write("edited.csv", &edited);
         env.ok(&["inventory", "receive", "restock.csv"], 0);
         assert_eq!(teas(&env), 6, "{b:?}");
-        // The edited report: 777 is not 000777 of failure F1.
+        // The edited report: 777 is not 000777 of failure F1-1.
         env.ok(&["process", "edited.csv"], 3);
         let rows = parse_csv(env.read("reports/run-2/failed.csv").as_bytes());
         assert_eq!(rows.len(), 1);
@@ -50,7 +50,7 @@ fn a_spreadsheet_round_trip_never_ships_an_order_twice() {
         assert_eq!(rows[0]["error_code"], "INVALID_FIELD", "{b:?}");
         let detail = &rows[0]["error_detail"];
         assert!(
-            detail.contains("\"777\" is not the order_id \"000777\" of failure F1")
+            detail.contains("\"777\" is not the order_id \"000777\" of failure F1-1")
                 && detail.contains("leading zeros were dropped")
                 && detail.contains("as text"),
             "{detail}"
@@ -119,7 +119,7 @@ fn a_long_number_a_spreadsheet_wrote_in_scientific_notation_is_caught() {
     let rows = parse_csv(env.read("reports/run-2/failed.csv").as_bytes());
     assert_eq!(rows[0]["error_code"], "INVALID_FIELD");
     assert!(
-        rows[0]["error_detail"].contains("payment_ref \"1.23456789012346E+018\" is not the \"1234567890123456780\" of failure F1")
+        rows[0]["error_detail"].contains("payment_ref \"1.23456789012346E+018\" is not the \"1234567890123456780\" of failure F1-1")
             && rows[0]["error_detail"].contains("scientific notation"),
         "{}",
         rows[0]["error_detail"]
@@ -148,7 +148,7 @@ fn an_xlsx_failed_report_holds_every_cell_as_text_and_goes_back_in() {
     );
     assert_eq!(rows[1][0], Data::String("000777".into()));
     assert_eq!(rows[1][5], Data::String("5.00".into()));
-    assert_eq!(rows[1].last(), Some(&Data::String("F1".into())));
+    assert_eq!(rows[1].last(), Some(&Data::String("F1-1".into())));
     // `report failed` rebuilds the same workbook content from the database.
     let out = env
         .cmd()

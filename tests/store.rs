@@ -457,7 +457,8 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
             [("ops@h".to_string(), "never coming".to_string(), 2)]
         );
         assert_eq!(r.open, 3);
-        let by_id = s.failures_by_id(&[ids[1], ids[0]]).unwrap();
+        let keys = [page1[1].key(), page1[0].key()];
+        let by_id = s.failures_by_key(&keys).unwrap();
         assert_eq!(
             by_id.iter().map(|f| f.id).collect::<Vec<_>>(),
             [ids[0], ids[1]]
@@ -481,12 +482,14 @@ fn retried_failures_are_superseded_by_the_retrying_run() {
         )
         .unwrap();
         tx.commit().unwrap();
-        let id = s.open_failures(None, 0, 1).unwrap()[0].id;
+        let open = s.open_failures(None, 0, 1).unwrap();
+        let (id, key) = (open[0].id, open[0].key());
+        assert_eq!(key.seq, 1, "{b:?}: its position in run 1");
         let mut tx = s.begin().unwrap();
         tx.supersede_retried(&[id], 2).unwrap();
         tx.commit().unwrap();
         assert_eq!(
-            s.failures_by_id(&[id]).unwrap()[0].state,
+            s.failures_by_key(&[key]).unwrap()[0].state,
             FailureState::Superseded,
             "{b:?}"
         );

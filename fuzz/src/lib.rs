@@ -112,6 +112,7 @@ fn render_failed(failed: &[FailedOrder], format: Format, extras: ExtraColumns) -
         let stored = StoredFailure {
             id: i as i64 + 1,
             run_id: 1,
+            seq: i as u64 + 1,
             state: FailureState::Open,
             order: f.clone(),
         };

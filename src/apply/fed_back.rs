@@ -15,7 +15,7 @@ use crate::validate::{fields, show};
 
 /// The problem of a fed-back order with the failure it names, if any.
 pub fn problem(raw: &RawOrder, stored: &StoredFailure) -> Option<Problem> {
-    let label = failure_label(stored.id);
+    let label = failure_label(stored.key());
     let now = raw.order_id().unwrap_or("");
     if let Some(was) = stored.order.order_id.as_deref() {
         if now != was && fields::order_id(was).is_ok() {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use rustc_hash::FxHashMap;
 
-use crate::model::failure::FailureState;
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, FailedOrder, Problem, Status, ValidOrder};
 use crate::model::run::Counts;
 use crate::model::ErrorCode;
@@ -36,6 +36,8 @@ pub struct Decided {
     /// A fed-back copy of a failure that a spreadsheet changed: its record is
     /// final and the failure it names stays open, untouched.
     pub mangled_copy: bool,
+    /// The database id of the stored failure the order retries or fixes.
+    pub named: Option<i64>,
 }
 
 /// Stock of one sku: on hand now (as this run changed it) and taken by this run.
@@ -98,11 +100,17 @@ impl Applier {
         let mut short: Vec<String> = Vec::new();
         for ((checked, prior), mangled_copy) in chunk.into_iter().zip(priors).zip(copies) {
             let file = std::sync::Arc::clone(&checked.raw.source);
+            let named_id = checked
+                .raw
+                .failure
+                .and_then(|k| named.get(&k))
+                .map(|f| f.id);
             let outcome = self.decide(&checked.raw, checked.verdict, prior, &file, &mut short);
             decided.push(Decided {
                 raw: checked.raw,
                 outcome,
                 mangled_copy,
+                named: named_id,
             });
         }
         if !short.is_empty() {
@@ -117,25 +125,28 @@ impl Applier {
     fn named_failures(
         tx: &mut dyn Tx,
         chunk: &[Checked],
-    ) -> store::Result<HashMap<i64, StoredFailure>> {
-        let ids: Vec<i64> = chunk.iter().filter_map(|c| c.raw.failure).collect();
-        if ids.is_empty() {
+    ) -> store::Result<HashMap<FailureKey, StoredFailure>> {
+        let keys: Vec<FailureKey> = chunk.iter().filter_map(|c| c.raw.failure).collect();
+        if keys.is_empty() {
             return Ok(HashMap::new());
         }
         Ok(tx
-            .failures_by_id(&ids)?
+            .failures_by_key(&keys)?
             .into_iter()
-            .map(|f| (f.id, f))
+            .map(|f| (f.key(), f))
             .collect())
     }
 
     /// Fed-back orders a spreadsheet changed become INVALID_FIELD failures;
     /// true for each such copy.
-    fn check_fed_back(chunk: &mut [Checked], named: &HashMap<i64, StoredFailure>) -> Vec<bool> {
+    fn check_fed_back(
+        chunk: &mut [Checked],
+        named: &HashMap<FailureKey, StoredFailure>,
+    ) -> Vec<bool> {
         chunk
             .iter_mut()
             .map(|c| {
-                let Some(stored) = c.raw.failure.and_then(|id| named.get(&id)) else {
+                let Some(stored) = c.raw.failure.and_then(|k| named.get(&k)) else {
                     return false;
                 };
                 let Some(p) = fed_back::problem(&c.raw, stored) else {
@@ -358,13 +369,13 @@ impl Applier {
             match &d.outcome {
                 Outcome::Accepted(o) => {
                     w.resolved.push(&o.order_id);
-                    w.resolved_failures.extend(d.raw.failure);
+                    w.resolved_failures.extend(d.named);
                 }
                 Outcome::Skipped(o) => {
                     w.skips
                         .push((seq, AcceptedRow::new(o, Status::Skipped, file, d.raw.line)));
                     w.resolved.push(&o.order_id);
-                    w.resolved_failures.extend(d.raw.failure);
+                    w.resolved_failures.extend(d.named);
                 }
                 Outcome::Failed(f) if d.mangled_copy => {
                     // Not an order of its own: the failure it names is.
@@ -376,7 +387,7 @@ impl Applier {
                     if state == FailureState::Open {
                         w.superseded.extend(f.order_id.as_deref());
                     }
-                    retried.extend(d.raw.failure);
+                    retried.extend(d.named);
                 }
             }
         }

@@ -15,7 +15,7 @@ const PAGE: usize = 1000;
 fn failure_json(f: &StoredFailure) -> Value {
     let o = &f.order;
     json!({
-        "failure_id": failure_label(f.id),
+        "failure_id": failure_label(f.key()),
         "run": f.run_id,
         "order_id": o.order_id,
         "error_code": o.code.as_str(),
@@ -52,7 +52,7 @@ pub fn list(cfg: &Config, of_run: Option<i64>, json_out: bool) -> Result<Exit> {
         let o = &f.order;
         text.push_str(&format!(
             "{}  run {}  {}  {}  {}:{}\n",
-            failure_label(f.id),
+            failure_label(f.key()),
             f.run_id,
             for_terminal(o.order_id.as_deref().unwrap_or("-")),
             o.code.as_str(),
@@ -83,7 +83,7 @@ pub fn close(cfg: &Config, ids: &[String], reason: &str) -> Result<Exit> {
     for id in ids {
         let n = parse_failure_label(id.trim()).ok_or_else(|| {
             UsageError(format!(
-                "{} is not a failure id: failure ids look like F42 (see `orderbatch failures list`)",
+                "{} is not a failure id: failure ids look like F12-345 (see `orderbatch failures list`)",
                 for_terminal(id)
             ))
         })?;
@@ -91,10 +91,10 @@ pub fn close(cfg: &Config, ids: &[String], reason: &str) -> Result<Exit> {
     }
     let mut store = super::open(cfg)?;
     // All or nothing: every id must name an open failure.
-    let found = store.failures_by_id(&numbers)?;
+    let found = store.failures_by_key(&numbers)?;
     let mut problems = Vec::new();
     for n in &numbers {
-        match found.iter().find(|f| f.id == *n) {
+        match found.iter().find(|f| f.key() == *n) {
             None => problems.push(format!("{} does not exist", failure_label(*n))),
             Some(f) if f.state != FailureState::Open => {
                 problems.push(format!("{} is {}", failure_label(*n), f.state.as_str()))
@@ -109,7 +109,12 @@ pub fn close(cfg: &Config, ids: &[String], reason: &str) -> Result<Exit> {
         ))
         .into());
     }
-    let results = store.close_failures(&numbers, reason.trim(), &who(), &crate::now_rfc3339())?;
+    let ids: Vec<i64> = found.iter().map(|f| f.id).collect();
+    let labels: std::collections::HashMap<i64, String> = found
+        .iter()
+        .map(|f| (f.id, failure_label(f.key())))
+        .collect();
+    let results = store.close_failures(&ids, reason.trim(), &who(), &crate::now_rfc3339())?;
     let closed = results
         .iter()
         .filter(|(_, r)| *r == CloseResult::Closed)
@@ -117,7 +122,7 @@ pub fn close(cfg: &Config, ids: &[String], reason: &str) -> Result<Exit> {
     for (id, res) in results.iter().filter(|(_, r)| *r != CloseResult::Closed) {
         eprintln!(
             "{} was not closed: another command changed it meanwhile ({res:?})",
-            failure_label(*id)
+            labels.get(id).map_or("?", String::as_str)
         );
     }
     if !cfg.quiet {

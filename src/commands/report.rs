@@ -33,7 +33,11 @@ pub fn run(cfg: &Config, kind: ReportKind, id: i64, format: Option<Format>) -> R
             w.finish()?.flush()?;
         }
         ReportKind::Failed => {
-            crate::report::render_failed(&mut *store, id, format, false, out)?.flush()?;
+            let style = crate::report::FailedStyle {
+                bom: false,
+                ids: true,
+            };
+            crate::report::render_failed(&mut *store, id, format, style, out)?.flush()?;
         }
     }
     Ok(Exit::Ok)

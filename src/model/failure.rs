@@ -56,19 +56,36 @@ impl FailureState {
     }
 }
 
-/// How a fed-back report row names its stored failure: `F` and the record id,
-/// a form no spreadsheet turns into a number or a date.
-pub fn failure_label(id: i64) -> String {
-    format!("F{id}")
+/// A stored failure as reports name it: the run that failed the order and
+/// the order's position in that run. The same on every backend (database ids
+/// are not: PostgreSQL never hands out a rolled-back id again).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct FailureKey {
+    pub run: i64,
+    pub seq: u64,
 }
 
-/// The record id of a `failure_id` cell (`F42` -> 42); `None` for anything else.
-pub fn parse_failure_label(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix(['F', 'f'])?;
-    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok().filter(|n| *n > 0)
+/// `F<run>-<seq>` (`F12-345`): a form no spreadsheet turns into a number or a date.
+pub fn failure_label(key: FailureKey) -> String {
+    format!("F{}-{}", key.run, key.seq)
+}
+
+/// The key of a `failure_id` cell (`F12-345`); `None` for anything else.
+pub fn parse_failure_label(s: &str) -> Option<FailureKey> {
+    let rest = s.strip_prefix(['F', 'f'])?;
+    let (run, seq) = rest.split_once('-')?;
+    let number = |d: &str| {
+        (!d.is_empty() && d.len() <= 18 && d.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| d.parse::<i64>().ok())
+            .flatten()
+            .filter(|n| *n > 0)
+    };
+    Some(FailureKey {
+        run: number(run)?,
+        seq: u64::try_from(number(seq)?).ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -94,10 +111,14 @@ mod tests {
 
     #[test]
     fn labels_round_trip_and_reject_what_is_not_one() {
-        assert_eq!(failure_label(42), "F42");
-        assert_eq!(parse_failure_label("F42"), Some(42));
-        assert_eq!(parse_failure_label("f7"), Some(7));
-        for bad in ["", "F", "42", "F-1", "F0", "F1.0", "F 1", "F1e3", "G1"] {
+        let key = FailureKey { run: 12, seq: 345 };
+        assert_eq!(failure_label(key), "F12-345");
+        assert_eq!(parse_failure_label("F12-345"), Some(key));
+        assert_eq!(parse_failure_label("f12-345"), Some(key));
+        for bad in [
+            "", "F", "42", "F42", "F-1", "F0-1", "F1-0", "F1-", "F1.0-2", "F 1-2", "F1-2-3",
+            "G1-2", "F1e3-1",
+        ] {
             assert_eq!(parse_failure_label(bad), None, "{bad}");
         }
     }

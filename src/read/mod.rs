@@ -173,7 +173,7 @@ pub struct RawOrder {
     /// failure: the input it first came from).
     pub source: Arc<str>,
     /// The stored failure this order is a retry or a fixed copy of.
-    pub failure: Option<i64>,
+    pub failure: Option<crate::model::failure::FailureKey>,
     /// Physical line of the order's first row (1-based; the CSV header is line 1).
     pub line: u64,
     pub body: RawBody,

@@ -223,14 +223,19 @@ impl<W: Write> FailedWriter<W> {
     }
 
     pub fn write(&mut self, stored: &StoredFailure) -> io::Result<()> {
+        self.write_as(stored, &failure_label(stored.key()))
+    }
+
+    /// A failed order named `id` in the report (empty for a failure that
+    /// will not be stored: a dry run's).
+    pub fn write_as(&mut self, stored: &StoredFailure, id: &str) -> io::Result<()> {
         let f = &stored.order;
         let line = f.source_line.to_string();
-        let id = failure_label(stored.id);
         match self {
             FailedWriter::Table(w, extras) => {
                 if f.body.rows.is_empty() {
                     let mut cells = vec![""; 10 + extras.len()];
-                    cells.extend([f.code.as_str(), &f.detail, &f.source_file, &line, &id]);
+                    cells.extend([f.code.as_str(), &f.detail, &f.source_file, &line, id]);
                     return w.row(&cells);
                 }
                 // Each row carries its own problems (the first also the order's):
@@ -242,7 +247,7 @@ impl<W: Write> FailedWriter<W> {
                         (false, 0) => f.detail.as_str(),
                         (false, _) => "",
                     };
-                    let tail = [f.code.as_str(), detail, &f.source_file, &line, &id];
+                    let tail = [f.code.as_str(), detail, &f.source_file, &line, id];
                     let mut cells: Vec<&str> = row.values.iter().map(String::as_str).collect();
                     cells.resize(10, "");
                     for name in extras.iter() {
@@ -316,13 +321,22 @@ pub fn file_name(kind: &str, format: Format) -> String {
     format!("{kind}.{}", format.as_str())
 }
 
+/// How a failed report is written.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedStyle {
+    /// CSV starts with a UTF-8 byte-order mark.
+    pub bom: bool,
+    /// Rows name their stored failures (not in a dry run: nothing is stored).
+    pub ids: bool,
+}
+
 /// Write a run's failed orders to `out`, from the database (two passes: the
 /// CSV header needs every extra column of the run).
 pub fn render_failed<W: Write>(
     store: &mut dyn Queries,
     run_id: i64,
     format: Format,
-    bom: bool,
+    style: FailedStyle,
     out: W,
 ) -> anyhow::Result<W> {
     let mut extras = ExtraColumns::default();
@@ -332,11 +346,16 @@ pub fn render_failed<W: Write>(
             Ok(())
         })?;
     }
-    let mut w = FailedWriter::with_bom(out, format, extras, bom)?;
+    let mut w = FailedWriter::with_bom(out, format, extras, style.bom)?;
     let mut io_err = None;
     store.failed_of_run(run_id, &mut |f: StoredFailure| {
         if io_err.is_none() {
-            io_err = w.write(&f).err();
+            let id = if style.ids {
+                failure_label(f.key())
+            } else {
+                String::new()
+            };
+            io_err = w.write_as(&f, &id).err();
         }
         Ok(())
     })?;

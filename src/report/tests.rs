@@ -95,6 +95,7 @@ fn stored(id: i64, f: &FailedOrder) -> crate::store::StoredFailure {
     crate::store::StoredFailure {
         id,
         run_id: 1,
+        seq: id as u64,
         state: crate::model::failure::FailureState::Open,
         order: f.clone(),
     }
@@ -343,7 +344,7 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
             "d1",
             "in/orders.csv",
             "2",
-            "F1"
+            "F1-1"
         ]
     );
     assert_eq!(
@@ -356,7 +357,7 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
             "d2",
             "in/orders.csv",
             "2",
-            "F2"
+            "F1-2"
         ]
     );
     // The order's detail is not repeated on its later rows.
@@ -370,7 +371,7 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
             "",
             "in/orders.csv",
             "2",
-            "F2"
+            "F1-2"
         ]
     );
     assert_eq!(&c[2][..10], b_values);
@@ -400,7 +401,7 @@ fn a_malformed_record_keeps_its_raw_text_in_error_detail() {
     let row = &c[1];
     assert_eq!(row.len(), 16);
     assert!(row[..11].iter().all(String::is_empty), "{row:?}");
-    assert_eq!(row[15], "F1");
+    assert_eq!(row[15], "F1-1");
     assert_eq!(row[11], "MALFORMED_RECORD");
     assert!(row[12].contains("X,\"1\",2"), "{}", row[12]);
     assert_eq!(row[13], "in.csv");
@@ -449,7 +450,7 @@ fn failed_jsonl_is_the_input_layout_plus_report_keys() {
         "error_detail": "d",
         "source_file": "in/orders.csv",
         "source_line": 2,
-        "failure_id": "F1",
+        "failure_id": "F1-1",
     });
     assert_eq!(v[0], want);
 

@@ -171,7 +171,7 @@ pub fn retry_order(f: &StoredFailure) -> RawOrder {
     };
     RawOrder {
         source: Arc::from(o.source_file.as_str()),
-        failure: Some(f.id),
+        failure: Some(f.key()),
         line: o.source_line,
         body,
         notes: Vec::new(),

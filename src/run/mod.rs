@@ -147,7 +147,8 @@ impl<'a> Ctx<'a> {
         match res {
             Ok(done) => Ok(done),
             Err(e) => {
-                self.record_failure(&mut *store, &e);
+                let shared = store.concurrency() == Concurrency::Shared;
+                self.record_failure(&mut *store, &e, shared);
                 Err(e)
             }
         }
@@ -356,11 +357,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// A run stopped by an error committed nothing; the history says how it ended.
-    fn record_failure(&self, store: &mut dyn Store, e: &anyhow::Error) {
+    fn record_failure(&self, store: &mut dyn Store, e: &anyhow::Error, shared: bool) {
         let Some(run_id) = self.run_id else { return };
-        // After a lock timeout the history row cannot be written either (the
-        // lock is still held): waiting for it a second time would only double the wait.
-        if crate::exit_code_of(e) == 75 {
+        // Where one writer holds the whole database, the history row cannot be
+        // written after a lock timeout either: waiting a second time would
+        // only double the wait (the row reads as interrupted later). Where
+        // runs share it, the row is free to write.
+        if crate::exit_code_of(e) == 75 && !shared {
             return;
         }
         let mut record = self.record(run_id, RunStatus::Failed, Default::default());

@@ -77,9 +77,18 @@ impl Ctx<'_> {
         let mut failed = reports
             .file(&failed_name)
             .with_context(|| cannot_write(reports, &failed_name))?;
-        let (format, bom) = (self.opts.report_format, self.opts.report_bom);
-        crate::report::render_failed(&mut *tx, run_id, format, bom, &mut failed)
-            .with_context(|| cannot_write(reports, &failed_name))?;
+        let style = crate::report::FailedStyle {
+            bom: self.opts.report_bom,
+            ids: !self.opts.dry_run,
+        };
+        crate::report::render_failed(
+            &mut *tx,
+            run_id,
+            self.opts.report_format,
+            style,
+            &mut failed,
+        )
+        .with_context(|| cannot_write(reports, &failed_name))?;
         failed
             .into_inner()
             .map_err(|e| e.into_error())

@@ -9,7 +9,7 @@ mod sqlite;
 
 use std::time::Duration;
 
-use crate::model::failure::FailureState;
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, FailedOrder, Product, ValidOrder};
 use crate::model::run::{RunKind, RunRecord};
 use crate::model::Format;
@@ -123,11 +123,22 @@ impl Writes<'_> {
 /// A stored failed order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFailure {
-    /// The record's own id (`F<id>` in reports).
+    /// The record's own id in this database.
     pub id: i64,
     pub run_id: i64,
+    /// The order's position in its run (with the run, the key reports show).
+    pub seq: u64,
     pub state: FailureState,
     pub order: FailedOrder,
+}
+
+impl StoredFailure {
+    pub fn key(&self) -> FailureKey {
+        FailureKey {
+            run: self.run_id,
+            seq: self.seq,
+        }
+    }
 }
 
 /// The fate of failed orders, seen from one run.
@@ -191,8 +202,8 @@ pub trait Queries {
         after: i64,
         limit: usize,
     ) -> Result<Vec<StoredFailure>>;
-    /// The stored failures with these ids (those that exist), by id.
-    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>>;
+    /// The stored failures with these keys (those that exist), by key.
+    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>>;
 }
 
 /// A database.

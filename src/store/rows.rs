@@ -18,6 +18,7 @@ fn damaged(db: &str, what: String) -> StoreError {
 pub struct StoredRow {
     pub id: i64,
     pub run_id: i64,
+    pub seq: i64,
     pub state: String,
     pub order_id: Option<String>,
     pub code: String,
@@ -50,6 +51,7 @@ impl StoredRow {
         Ok(StoredFailure {
             id: self.id,
             run_id: self.run_id,
+            seq: self.seq.max(0) as u64,
             state,
             order: FailedOrder {
                 order_id: self.order_id,

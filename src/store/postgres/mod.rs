@@ -21,7 +21,7 @@ use super::{
     CloseResult, Concurrency, Fault, Queries, Resolutions, Result, Store, StoreError,
     StoredFailure, Tx,
 };
-use crate::model::failure::FailureState;
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
@@ -145,7 +145,18 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let client = config.connect(tls(&prepared, &name)?).map_err(|e| {
+        // Over Unix sockets there is no TLS: the system's certificates are
+        // not even read (that costs tens of milliseconds per connection).
+        let local = config
+            .get_hosts()
+            .iter()
+            .all(|h| matches!(h, postgres::config::Host::Unix(_)));
+        let connected = if local {
+            config.connect(postgres::NoTls)
+        } else {
+            config.connect(tls(&prepared, &name)?)
+        };
+        let client = connected.map_err(|e| {
             unavailable(format!(
                 "{e}: check that the server runs and accepts this user (pg_hba.conf), and the URL"
             ))
@@ -252,8 +263,8 @@ impl Queries for PgStore {
         queries::open_failures(&mut self.client, &self.db, of_run, after, limit)
     }
 
-    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>> {
-        queries::failures_by_id(&mut self.client, &self.db, ids)
+    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
+        queries::failures_by_key(&mut self.client, &self.db, keys)
     }
 }
 

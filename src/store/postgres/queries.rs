@@ -8,7 +8,7 @@ use postgres::{GenericClient, Row};
 use super::super::rows::{RawRun, StoredRow};
 use super::super::{Fault, Resolutions, Result, StoredFailure};
 use super::Db;
-use crate::model::failure::FailureState;
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
 use crate::model::run::{RunInput, RunRecord};
 
@@ -32,7 +32,7 @@ pub(super) fn products(c: &mut impl GenericClient, db: &Db) -> Result<Vec<Produc
 }
 
 pub(super) const FAILURE_COLUMNS: &str =
-    "id, run_id, state, order_id, error_code, error_detail, source_file, source_line, body";
+    "id, run_id, state, order_id, error_code, error_detail, source_file, source_line, body, run_seq";
 
 fn failure_from_row(db: &Db, r: &Row) -> Result<StoredFailure> {
     StoredRow {
@@ -45,6 +45,7 @@ fn failure_from_row(db: &Db, r: &Row) -> Result<StoredFailure> {
         source_file: r.get(6),
         source_line: r.get(7),
         body: r.get(8),
+        seq: r.get(9),
     }
     .into_failure(&db.name)
 }
@@ -100,13 +101,19 @@ pub(super) fn open_failures(
     rows.iter().map(|r| failure_from_row(db, r)).collect()
 }
 
-pub(super) fn failures_by_id(
+pub(super) fn failures_by_key(
     c: &mut impl GenericClient,
     db: &Db,
-    ids: &[i64],
+    keys: &[FailureKey],
 ) -> Result<Vec<StoredFailure>> {
-    let sql = format!("SELECT {FAILURE_COLUMNS} FROM failed_orders WHERE id = ANY($1) ORDER BY id");
-    let rows = c.query(&sql, &[&ids]).map_err(|e| db.err(e))?;
+    let runs: Vec<i64> = keys.iter().map(|k| k.run).collect();
+    let seqs: Vec<i64> = keys.iter().map(|k| k.seq as i64).collect();
+    let sql = format!(
+        "SELECT {FAILURE_COLUMNS} FROM failed_orders
+         WHERE (run_id, run_seq) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))
+         ORDER BY run_id, run_seq"
+    );
+    let rows = c.query(&sql, &[&runs, &seqs]).map_err(|e| db.err(e))?;
     rows.iter().map(|r| failure_from_row(db, r)).collect()
 }
 

@@ -14,7 +14,7 @@ use super::super::{
     Tx, Writes,
 };
 use super::{queries, Db};
-use crate::model::failure::FailureState;
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, ValidOrder};
 use crate::model::run::RunRecord;
 
@@ -295,8 +295,8 @@ impl Queries for PgTx<'_> {
         queries::open_failures(&mut self.tx, &self.db, of_run, after, limit)
     }
 
-    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>> {
-        queries::failures_by_id(&mut self.tx, &self.db, ids)
+    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
+        queries::failures_by_key(&mut self.tx, &self.db, keys)
     }
 }
 

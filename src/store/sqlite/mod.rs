@@ -14,7 +14,7 @@ use super::{
     Backoff, CloseResult, Concurrency, Fault, Queries, Resolutions, Result, Store, StoreError,
     StoredFailure, Tx,
 };
-use crate::model::failure::FailureState;
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
@@ -257,8 +257,8 @@ impl Queries for SqliteStore {
         queries::open_failures(&self.conn, &self.path, of_run, after, limit)
     }
 
-    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>> {
-        queries::failures_by_id(&self.conn, &self.path, ids)
+    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
+        queries::failures_by_key(&self.conn, &self.path, keys)
     }
 }
 

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, Params, Row};
 use super::super::rows::{RawRun, StoredRow};
 use super::super::{Fault, Resolutions, Result, StoredFailure};
 use super::store_err;
-use crate::model::failure::FailureState;
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
 use crate::model::run::{RunInput, RunRecord};
 
@@ -45,7 +45,7 @@ pub(super) fn products(c: &Connection, db: &str) -> Result<Vec<Product>> {
 }
 
 pub(super) const FAILURE_COLUMNS: &str =
-    "id, run_id, state, order_id, error_code, error_detail, source_file, source_line, body";
+    "id, run_id, state, order_id, error_code, error_detail, source_file, source_line, body, run_seq";
 
 /// A failure row in [`FAILURE_COLUMNS`] order.
 pub(super) fn failure_from_row(db: &str, r: &Row<'_>) -> Result<StoredFailure> {
@@ -60,6 +60,7 @@ pub(super) fn failure_from_row(db: &str, r: &Row<'_>) -> Result<StoredFailure> {
             source_file: r.get(6)?,
             source_line: r.get(7)?,
             body: r.get(8)?,
+            seq: r.get(9)?,
         })
     })()
     .map_err(|e| store_err(db, e))?;
@@ -118,16 +119,22 @@ pub(super) fn open_failures(
     Ok(out)
 }
 
-pub(super) fn failures_by_id(c: &Connection, db: &str, ids: &[i64]) -> Result<Vec<StoredFailure>> {
-    let sql = format!("SELECT {FAILURE_COLUMNS} FROM failed_orders WHERE id = ?1");
+pub(super) fn failures_by_key(
+    c: &Connection,
+    db: &str,
+    keys: &[FailureKey],
+) -> Result<Vec<StoredFailure>> {
+    let sql =
+        format!("SELECT {FAILURE_COLUMNS} FROM failed_orders WHERE run_id = ?1 AND run_seq = ?2");
     let mut out = Vec::new();
-    for id in ids {
-        each_failure(c, db, &sql, [id], &mut |f| {
+    for k in keys {
+        each_failure(c, db, &sql, params![k.run, k.seq as i64], &mut |f| {
             out.push(f);
             Ok(())
         })?;
     }
-    out.sort_by_key(|f| f.id);
+    out.sort_by_key(|f| f.key());
+    out.dedup_by_key(|f| f.key());
     Ok(out)
 }
 

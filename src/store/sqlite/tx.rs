@@ -10,7 +10,7 @@ use super::super::{
     Tx, Writes,
 };
 use super::{queries, store_err};
-use crate::model::failure::FailureState;
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, FailedOrder, Product};
 use crate::model::run::RunRecord;
 
@@ -183,8 +183,8 @@ impl Queries for SqliteTx<'_> {
         queries::open_failures(self.conn, &self.path, of_run, after, limit)
     }
 
-    fn failures_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredFailure>> {
-        queries::failures_by_id(self.conn, &self.path, ids)
+    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
+        queries::failures_by_key(self.conn, &self.path, keys)
     }
 }
 
