@@ -40,8 +40,23 @@ pub struct Cli {
     /// How long to wait for another run's lock before exiting with 75
     #[arg(long, global = true, default_value = "60", value_name = "SECONDS", value_parser = parse_seconds)]
     lock_timeout: Duration,
+    /// How messages on stderr look: lines for people, or one JSON object per event (for journald, Loki)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "human",
+        value_name = "FORMAT"
+    )]
+    log_format: LogArg,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogArg {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -392,8 +407,13 @@ impl Cli {
             db: self.db,
             quiet: self.quiet,
             verbose: self.verbose,
-            progress: !self.no_progress && !self.quiet,
+            // Progress bars are for people; JSON logs are for collectors.
+            progress: !self.no_progress && !self.quiet && matches!(self.log_format, LogArg::Human),
             lock_timeout: self.lock_timeout,
+            log_format: match self.log_format {
+                LogArg::Human => crate::log::LogFormat::Human,
+                LogArg::Json => crate::log::LogFormat::Json,
+            },
             command,
         }
     }

@@ -13,6 +13,8 @@ pub struct Config {
     /// Progress bars allowed (they still appear only on a terminal).
     pub progress: bool,
     pub lock_timeout: Duration,
+    /// How stderr speaks: lines for people, or JSON objects.
+    pub log_format: crate::log::LogFormat,
     pub command: Command,
 }
 

@@ -4,6 +4,8 @@ pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod interrupt;
+pub mod log;
 pub mod model;
 pub mod progress;
 pub mod read;
@@ -143,7 +145,10 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
                 })?;
             }
             if !cfg.quiet {
-                eprintln!("wrote {} manual pages into {}", pages.len(), dir.display());
+                log::info(
+                    "man",
+                    &format!("wrote {} manual pages into {}", pages.len(), dir.display()),
+                );
             }
             Ok(Exit::Ok)
         }

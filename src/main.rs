@@ -18,22 +18,22 @@ fn main() -> ExitCode {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         let what = info.payload_as_str().unwrap_or("panic");
-        eprintln!(
-            "orderbatch: internal error{at}: {what}; nothing of the current run was committed (please report this)"
+        orderbatch::log::error(
+            &format!("internal error{at}: {what}; nothing of the current run was committed (please report this)"),
+            101,
         );
     }));
     orderbatch::keep_files_private();
     let cfg = orderbatch::cli::parse();
+    orderbatch::log::init(cfg.log_format);
+    orderbatch::interrupt::install();
     match orderbatch::run(&cfg) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) if orderbatch::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let text = format!("{e:#}");
-            eprintln!(
-                "orderbatch: error: {}",
-                orderbatch::model::text::for_terminal(&text)
-            );
-            ExitCode::from(orderbatch::exit_code_of(&e))
+            let code = orderbatch::exit_code_of(&e);
+            orderbatch::log::error(&format!("{e:#}"), code);
+            ExitCode::from(code)
         }
     }
 }

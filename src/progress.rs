@@ -1,58 +1,121 @@
-//! Progress bars on stderr: the only part that knows indicatif. Shown only when
-//! stderr is a terminal and neither --quiet nor --no-progress was given.
+//! Progress on stderr: the only part that knows indicatif. Shown only when
+//! stderr is a terminal and neither --quiet, --no-progress nor JSON logs were
+//! asked for. One line under 80 columns: the stage (reading, checking,
+//! applying, committing, writing reports), how far, orders per second, and
+//! the accepted and failed orders so far. It stays on screen until the
+//! summary line replaces it.
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
+    start: Instant,
+}
+
+/// Orders so far, for the line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub orders: u64,
+    pub accepted: u64,
+    pub failed: u64,
+}
+
+/// `12345` as `12.3k`, to keep the line short.
+fn short(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.2}M", n as f64 / 1e6),
+    }
 }
 
 impl Progress {
-    /// A bar over `total` bytes when the size is known, else a spinner counting orders.
-    pub fn new(allowed: bool, total: Option<u64>, label: &str) -> Progress {
+    /// A bar over `total` bytes when the size is known, else a spinner.
+    pub fn new(allowed: bool, total: Option<u64>, stage: &str) -> Progress {
+        let start = Instant::now();
         if !allowed || !std::io::stderr().is_terminal() {
-            return Progress { bar: None };
+            return Progress { bar: None, start };
         }
-        let bar = match total {
-            Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr())
-                .with_style(
-                    ProgressStyle::with_template(
-                        "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ({elapsed}, eta {eta})",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                ),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template("{prefix} {spinner} {msg} ({elapsed})")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        let (bar, template) = match total {
+            Some(n) => (
+                ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+                "{prefix:>15} [{bar:16}] {percent:>3}% {msg}",
+            ),
+            None => (
+                ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+                "{prefix:>15} {spinner} {msg}",
             ),
         };
-        bar.set_prefix(label.to_string());
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bar = bar.with_style(style);
+        bar.set_prefix(stage.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
-        Progress { bar: Some(bar) }
-    }
-
-    pub fn update(&self, bytes: u64, orders: u64) {
-        if let Some(b) = &self.bar {
-            if b.length().is_some() {
-                b.set_position(bytes);
-            }
-            b.set_message(format!("{orders} orders"));
+        Progress {
+            bar: Some(bar),
+            start,
         }
     }
 
-    pub fn set_stage(&self, label: &str) {
+    /// Bytes read so far (of the total) and the orders decided.
+    pub fn update(&self, bytes: u64, t: Tally) {
+        let Some(b) = &self.bar else { return };
+        if b.length().is_some() {
+            b.set_position(bytes);
+        }
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        b.set_message(format!(
+            "{} orders {}/s, {} ok {} failed",
+            short(t.orders),
+            short((t.orders as f64 / secs) as u64),
+            short(t.accepted),
+            short(t.failed)
+        ));
+    }
+
+    /// The stage the run is in now.
+    pub fn set_stage(&self, stage: &str) {
         if let Some(b) = &self.bar {
-            b.set_prefix(label.to_string());
+            b.set_prefix(stage.to_string());
+            b.tick();
         }
     }
 
+    /// Gone from the screen, for the summary line in its place.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_fits_in_80_columns_at_any_size() {
+        let widest = format!(
+            "{:>15} [{}] {:>3}% {} orders {}/s, {} ok {} failed",
+            "writing reports",
+            "=".repeat(16),
+            100,
+            short(999_999_999),
+            short(999_999_999),
+            short(999_999_999),
+            short(999_999_999)
+        );
+        assert!(
+            widest.chars().count() <= 80,
+            "{} columns: {widest}",
+            widest.chars().count()
+        );
+        assert_eq!(short(1234), "1234");
+        assert_eq!(short(12_345), "12.3k");
+        assert_eq!(short(2_500_000), "2.50M");
     }
 }

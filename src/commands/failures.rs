@@ -62,7 +62,10 @@ pub fn list(cfg: &Config, of_run: Option<i64>, json_out: bool) -> Result<Exit> {
     }
     super::print(&text)?;
     if !cfg.quiet {
-        eprintln!("{} open failed orders", all.len());
+        crate::log::info(
+            "failures_listed",
+            &format!("{} open failed orders", all.len()),
+        );
     }
     Ok(Exit::Ok)
 }
@@ -120,13 +123,13 @@ pub fn close(cfg: &Config, ids: &[String], reason: &str) -> Result<Exit> {
         .filter(|(_, r)| *r == CloseResult::Closed)
         .count();
     for (id, res) in results.iter().filter(|(_, r)| *r != CloseResult::Closed) {
-        eprintln!(
+        crate::log::warn(&format!(
             "{} was not closed: another command changed it meanwhile ({res:?})",
             labels.get(id).map_or("?", String::as_str)
-        );
+        ));
     }
     if !cfg.quiet {
-        eprintln!("closed {closed} failed orders");
+        crate::log::info("failures_closed", &format!("closed {closed} failed orders"));
     }
     Ok(Exit::Ok)
 }

@@ -3,7 +3,6 @@
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::model::text::for_terminal;
 use crate::store::{Fault, StoreError};
 use crate::Exit;
 
@@ -20,7 +19,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
         .collect();
     if !damaged.is_empty() {
         for what in &damaged {
-            eprintln!("integrity check: {}", for_terminal(what));
+            crate::log::fault(&format!("integrity check: {what}"));
         }
         return Err(StoreError::Damaged {
             db: store.name().to_string(),
@@ -29,7 +28,7 @@ pub fn run(cfg: &Config) -> Result<Exit> {
         .into());
     }
     if !cfg.quiet {
-        eprintln!("database {} is ready", store.name());
+        crate::log::info("ready", &format!("database {} is ready", store.name()));
     }
     Ok(Exit::Ok)
 }

@@ -29,13 +29,12 @@ pub fn load(
     let mut tx = store.begin()?;
     tx.load_products(&products, None, file, &crate::now_rfc3339())?;
     if let Some(w) = tx.commit()?.warning {
-        eprintln!("orderbatch: warning: {w}");
+        crate::log::warn(&w);
     }
     if !cfg.quiet {
-        eprintln!(
-            "loaded {} products from {} into {name}",
-            products.len(),
-            for_terminal(file)
+        crate::log::info(
+            "inventory_loaded",
+            &format!("loaded {} products from {file} into {name}", products.len()),
         );
     }
     Ok(Exit::Ok)
@@ -73,14 +72,16 @@ pub fn receive(
     let mut tx = store.begin()?;
     let levels = tx.receive(&lines, file, &crate::now_rfc3339())?;
     if let Some(w) = tx.commit()?.warning {
-        eprintln!("orderbatch: warning: {w}");
+        crate::log::warn(&w);
     }
     if !cfg.quiet {
         let units: i64 = lines.iter().map(|(_, n)| n).sum();
-        eprintln!(
-            "received {units} units of {} skus from {} into {name}",
-            levels.len(),
-            for_terminal(file)
+        crate::log::info(
+            "inventory_received",
+            &format!(
+                "received {units} units of {} skus from {file} into {name}",
+                levels.len()
+            ),
         );
     }
     Ok(Exit::Ok)

@@ -54,12 +54,15 @@ pub fn run(cfg: &Config, json_out: bool) -> Result<Exit> {
         ))?;
     } else {
         for f in &faults {
-            eprintln!("{}", describe(f));
+            crate::log::fault(&describe(f));
         }
         if faults.is_empty() && !cfg.quiet {
-            eprintln!(
-                "{} holds: the database passes its integrity check, and every sku's stock equals the sum of its ledger, none negative",
-                store.name()
+            crate::log::info(
+                "verified",
+                &format!(
+                    "{} holds: the database passes its integrity check, and every sku's stock equals the sum of its ledger, none negative",
+                    store.name()
+                ),
             );
         }
     }

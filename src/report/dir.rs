@@ -33,6 +33,18 @@ fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
 }
 
+/// Remove `name` under `out`: a directory with what it holds, anything else
+/// (a link too) itself; never follows a link.
+fn remove_entry(out_fd: &OwnedFd, out: &Path, name: &str) -> io::Result<()> {
+    match rfs::statat(out_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => {
+            std::fs::remove_dir_all(out.join(name))
+        }
+        Ok(_) => Ok(rfs::unlinkat(out_fd, name, AtFlags::empty())?),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Create `dir` and its missing parents, each made durable in its parent.
 pub fn create_dirs(dir: &Path) -> io::Result<()> {
     let mut missing = Vec::new();
@@ -66,23 +78,18 @@ impl ReportDir {
         create_dirs(out)?;
         let out_fd = rfs::open(out, dir_flags(), Mode::empty())?;
         let partial_name = format!(".run-{run_id}.partial");
-        // A leftover of an earlier attempt with this id (another database, a
+        // Built under a name of its own with its marker, then renamed: a
+        // partial directory always says whose it is, even after a kill. A
+        // leftover of an earlier attempt with this id (another database, a
         // crash) is removed; a link is removed itself, never followed.
-        match rfs::statat(&out_fd, partial_name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => {
-                std::fs::remove_dir_all(out.join(&partial_name))?;
-            }
-            Ok(_) => rfs::unlinkat(&out_fd, partial_name.as_str(), AtFlags::empty())?,
-            Err(_) => {}
+        let new_name = format!("{partial_name}.new");
+        for name in [&partial_name, &new_name] {
+            remove_entry(&out_fd, out, name)?;
         }
-        rfs::mkdirat(
-            &out_fd,
-            partial_name.as_str(),
-            Mode::from_raw_mode(DIR_MODE),
-        )?;
+        rfs::mkdirat(&out_fd, new_name.as_str(), Mode::from_raw_mode(DIR_MODE))?;
         let partial = rfs::openat(
             &out_fd,
-            partial_name.as_str(),
+            new_name.as_str(),
             dir_flags() | OFlags::NOFOLLOW,
             Mode::empty(),
         )?;
@@ -96,7 +103,15 @@ impl ReportDir {
         use io::Write;
         let mut m = dir.file(MARKER)?;
         m.write_all(marker.as_bytes())?;
-        m.flush()?;
+        m.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        rfs::fsync(&dir.partial)?;
+        rfs::renameat(
+            &dir.out,
+            new_name.as_str(),
+            &dir.out,
+            dir.partial_name.as_str(),
+        )?;
+        rfs::fsync(&dir.out)?;
         Ok(dir)
     }
 
@@ -133,9 +148,10 @@ impl ReportDir {
         Ok(())
     }
 
-    /// Make the reports durable, then move them into place in one rename.
+    /// Make the reports durable, then move them into place in one rename
+    /// (the marker goes after: a kill in between leaves it in `run-ID`,
+    /// harmless, never complete reports that no run would publish).
     pub fn publish(self) -> io::Result<PathBuf> {
-        rfs::unlinkat(&self.partial, MARKER, AtFlags::empty())?;
         rfs::fsync(&self.partial)?;
         // The name must still be the directory this run made: had someone
         // swapped it, their object would be published instead.
@@ -182,6 +198,7 @@ impl ReportDir {
             self.target_name.as_str(),
         )?;
         rfs::fsync(&self.out)?;
+        let _ = rfs::unlinkat(&self.partial, MARKER, AtFlags::empty());
         Ok(self.target())
     }
 
@@ -192,9 +209,14 @@ impl ReportDir {
 
     /// Remove the partial reports a run left behind (it is gone).
     pub fn remove_partial(out: &Path, run_id: i64) {
-        let p = out.join(format!(".run-{run_id}.partial"));
-        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
-            let _ = std::fs::remove_dir_all(p);
+        for name in [
+            format!(".run-{run_id}.partial"),
+            format!(".run-{run_id}.partial.new"),
+        ] {
+            let p = out.join(name);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                let _ = std::fs::remove_dir_all(p);
+            }
         }
     }
 }
@@ -209,7 +231,10 @@ pub fn leftovers(out: &Path) -> Vec<(i64, String)> {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(id) = name
             .strip_prefix(".run-")
-            .and_then(|r| r.strip_suffix(".partial"))
+            .and_then(|r| {
+                r.strip_suffix(".partial")
+                    .or_else(|| r.strip_suffix(".partial.new"))
+            })
             .and_then(|n| n.parse::<i64>().ok())
         else {
             continue;
@@ -219,10 +244,23 @@ pub fn leftovers(out: &Path) -> Vec<(i64, String)> {
         }
         if let Ok(marker) = std::fs::read_to_string(e.path().join(MARKER)) {
             found.push((id, marker));
+        } else if name.ends_with(".new") && stale(&e) {
+            // Killed while it was made, before its marker: it holds nothing.
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
     found.sort();
     found
+}
+
+/// Older than a minute: no run takes that long between making its directory
+/// and writing the marker.
+fn stale(e: &std::fs::DirEntry) -> bool {
+    e.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() > 60)
 }
 
 /// Move the complete reports a committed run left aside into place (it was
@@ -240,8 +278,9 @@ pub fn publish_leftover(out: &Path, run_id: i64) -> io::Result<()> {
         dir_flags() | OFlags::NOFOLLOW,
         Mode::empty(),
     )?;
-    rfs::unlinkat(&dir, MARKER, AtFlags::empty())?;
     rfs::fsync(&dir)?;
     rfs::renameat(&out_fd, partial.as_str(), &out_fd, target.as_str())?;
-    Ok(rfs::fsync(&out_fd)?)
+    rfs::fsync(&out_fd)?;
+    let _ = rfs::unlinkat(&dir, MARKER, AtFlags::empty());
+    Ok(())
 }

@@ -68,7 +68,10 @@ impl Ctx<'_> {
                 reports.discard();
                 None
             }
-            _ => match reports.publish() {
+            _ => match {
+                self.progress.set_stage("writing reports");
+                reports.publish()
+            } {
                 Ok(dir) => Some(dir.display().to_string()),
                 Err(e) => {
                     warn(&format!(
@@ -97,24 +100,41 @@ impl Ctx<'_> {
         Ok((exit, Some(flow.record)))
     }
 
-    /// The one-line summary on stderr (and the stage timings with -v).
+    /// The one-line summary on stderr (and the stage timings with -v); in
+    /// JSON, one event with the summary's fields, whatever --quiet says.
     fn finish_message(&self, exit: Exit, summary: &RunSummary, reports: Option<&str>) {
+        self.progress.finish();
+        let t = &self.timings;
+        let secs = |d: std::time::Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
+        let mut fields = serde_json::to_value(summary).unwrap_or_default();
+        fields["exit_code"] = exit.code().into();
+        fields["reports"] = reports.into();
+        fields["stage_seconds"] = serde_json::json!({
+            "read": secs(t.read), "validate": secs(t.validate), "apply": secs(t.apply),
+            "report": secs(t.report), "commit": secs(t.commit),
+        });
+        if crate::log::format() == crate::log::LogFormat::Json {
+            crate::log::event("run_finished", &summary.one_line(reports), fields);
+            return;
+        }
         if self.cfg.quiet && exit == Exit::Ok {
             return;
         }
         if self.cfg.verbose {
-            let t = &self.timings;
-            eprintln!(
-                "timings: read {:.3} s, validate {:.3} s, apply {:.3} s, report {:.3} s, commit {:.3} s, total {:.3} s",
-                t.read.as_secs_f64(),
-                t.validate.as_secs_f64(),
-                t.apply.as_secs_f64(),
-                t.report.as_secs_f64(),
-                t.commit.as_secs_f64(),
-                summary.duration_ms as f64 / 1000.0
+            crate::log::info(
+                "timings",
+                &format!(
+                    "timings: read {:.3} s, validate {:.3} s, apply {:.3} s, report {:.3} s, commit {:.3} s, total {:.3} s",
+                    t.read.as_secs_f64(),
+                    t.validate.as_secs_f64(),
+                    t.apply.as_secs_f64(),
+                    t.report.as_secs_f64(),
+                    t.commit.as_secs_f64(),
+                    summary.duration_ms as f64 / 1000.0
+                ),
             );
         }
-        eprintln!("{}", summary.one_line(reports));
+        crate::log::info("run_finished", &summary.one_line(reports));
     }
 
     /// The metrics file, whatever the outcome; the last success comes from
@@ -159,5 +179,5 @@ impl Ctx<'_> {
 }
 
 fn warn(text: &str) {
-    eprintln!("orderbatch: warning: {text}");
+    crate::log::warn(text);
 }

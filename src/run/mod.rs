@@ -91,6 +91,8 @@ struct Ctx<'a> {
     )>,
     /// Runs whose failures a reprocess retried.
     retried_runs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<i64>>>,
+    /// The progress line; on screen until the summary line replaces it.
+    progress: crate::progress::Progress,
 }
 
 impl<'a> Ctx<'a> {
@@ -105,18 +107,21 @@ impl<'a> Ctx<'a> {
             run_id: None,
             inputs: Vec::new(),
             retried_runs: Default::default(),
+            progress: crate::progress::Progress::new(false, None, ""),
         }
     }
 
     /// The run from start to end; the metrics file is written whatever the outcome.
     fn run(mut self, plan: Plan) -> Result<Exit> {
         let res = self.run_inner(plan);
+        self.progress.finish();
         self.emit_metrics(&res);
         res.map(|(exit, _)| exit)
     }
 
     fn run_inner(&mut self, plan: Plan) -> Result<(Exit, Option<RunRecord>)> {
         let prepared = self.prepare(&plan)?;
+        self.start_progress();
         let mut store = store::open(&self.cfg.db, self.cfg.lock_timeout)?;
         if let Plan::Retry(Some(id)) = plan {
             if store.run(id)?.is_none() {
@@ -130,6 +135,16 @@ impl<'a> Ctx<'a> {
         }
         let run_id = store.start_run(self.kind, &self.started_at, self.opts.report_format)?;
         self.run_id = Some(run_id);
+        crate::interrupt::running(run_id);
+        crate::log::structured(
+            "run_started",
+            serde_json::json!({
+                "run_id": run_id,
+                "command": self.kind.as_str(),
+                "db": store.name(),
+                "inputs": self.inputs.iter().map(|(p, _, _)| p.as_str()).collect::<Vec<_>>(),
+            }),
+        );
         let marker = marker(store.name(), run_id, &self.started_at);
         let reports = ReportDir::create(&self.opts.out, run_id, &marker).with_context(|| {
             format!(
@@ -197,10 +212,10 @@ impl<'a> Ctx<'a> {
             match run.summary.status {
                 RunStatus::Completed | RunStatus::DryRun => {
                     if let Err(e) = crate::report::dir::publish_leftover(&self.opts.out, id) {
-                        eprintln!(
-                            "orderbatch: warning: the reports of run {id} are complete in {} but could not be moved into place: {e}",
+                        crate::log::warn(&format!(
+                            "the reports of run {id} are complete in {} but could not be moved into place: {e}",
                             self.opts.out.join(format!(".run-{id}.partial")).display()
-                        );
+                        ));
                     }
                 }
                 RunStatus::Running => {}
@@ -238,12 +253,10 @@ impl<'a> Ctx<'a> {
         self.load_catalog(&mut *tx, catalog_file.as_ref())?;
         let catalog = crate::validate::Catalog::new(tx.products()?);
         let stock = tx.stock(None)?;
-        let progress = self.progress(true);
         std::thread::scope(|s| {
             let checking = stages::check(s, orders, &catalog, self.opts.jobs)?;
-            let flow = self.pass(tx, checking.rx.iter(), stock, reports, &progress);
+            let flow = self.pass(tx, checking.rx.iter(), stock, reports);
             let times = checking.join();
-            progress.finish();
             let flow = flow?;
             let times = times?;
             self.timings.read = times.read;
@@ -277,10 +290,7 @@ impl<'a> Ctx<'a> {
                 let mut tx = store.begin()?;
                 self.load_catalog(&mut *tx, catalog_file.as_ref())?;
                 let stock = tx.stock(Some(&spool.skus()))?;
-                let progress = self.progress(false);
-                let flow = self.pass(tx, spool.chunks()?, stock, reports, &progress);
-                progress.finish();
-                flow
+                self.pass(tx, spool.chunks()?, stock, reports)
             })();
             match res {
                 Err(e) if is_contention(&e) => {
@@ -306,7 +316,7 @@ impl<'a> Ctx<'a> {
         orders: Vec<stages::Orders>,
         catalog: &crate::validate::Catalog,
     ) -> Result<spool::Spool> {
-        let progress = self.progress(true);
+        self.progress.set_stage("checking");
         let res = std::thread::scope(|s| {
             let checking = stages::check(s, orders, catalog, self.opts.jobs)?;
             let mut w = spool::SpoolWriter::new()?;
@@ -316,7 +326,13 @@ impl<'a> Ctx<'a> {
                     let chunk = chunk?;
                     n += chunk.len() as u64;
                     w.push(&chunk)?;
-                    progress.update(self.bytes_read(), n);
+                    self.progress.update(
+                        self.bytes_read(),
+                        crate::progress::Tally {
+                            orders: n,
+                            ..Default::default()
+                        },
+                    );
                 }
                 Ok(())
             })();
@@ -327,7 +343,6 @@ impl<'a> Ctx<'a> {
             self.timings.validate = times.validate;
             w.finish()
         });
-        progress.finish();
         res
     }
 
@@ -346,14 +361,11 @@ impl<'a> Ctx<'a> {
         self.inputs.iter().map(|(_, _, m)| m.bytes_read()).sum()
     }
 
-    fn progress(&self, reading: bool) -> crate::progress::Progress {
+    /// The progress line of the run, over the input's bytes when their size is known.
+    fn start_progress(&mut self) {
         let total: Option<u64> = self.inputs.iter().map(|(_, _, m)| m.size).sum();
-        let total = total.filter(|_| reading && !self.inputs.is_empty());
-        crate::progress::Progress::new(
-            self.cfg.progress,
-            total,
-            if reading { "reading" } else { "applying" },
-        )
+        let total = total.filter(|_| !self.inputs.is_empty());
+        self.progress = crate::progress::Progress::new(self.cfg.progress, total, "reading");
     }
 
     /// A run stopped by an error committed nothing; the history says how it ended.

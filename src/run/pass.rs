@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use super::{stages, Ctx, Ending, Flow};
 use crate::apply::{Applier, Decided};
 use crate::model::run::{RunKind, RunStatus};
-use crate::progress::Progress;
 use crate::report::{file_name, AcceptedWriter, ReportDir};
 use crate::store::{LedgerReason, Tx};
 use crate::validate::Checked;
@@ -32,7 +31,6 @@ impl Ctx<'_> {
         chunks: impl Iterator<Item = Result<Vec<Checked>>>,
         stock: Vec<(String, i64)>,
         reports: &ReportDir,
-        progress: &Progress,
     ) -> Result<Flow> {
         let run_id = self.run_id.context("internal error: the run has no id")?;
         let mut applier = Applier::new(run_id, stock);
@@ -45,7 +43,7 @@ impl Ctx<'_> {
             .with_context(|| cannot_write(reports, &accepted_name))?;
         let (aborted, writer) = std::thread::scope(|s| -> Result<_> {
             let reporter = stages::report(s, accepted)?;
-            let res = self.apply_all(&mut *tx, &mut applier, chunks, &reporter.tx, progress);
+            let res = self.apply_all(&mut *tx, &mut applier, chunks, &reporter.tx);
             let joined = reporter.join();
             let aborted = res?;
             let (writer, busy) = joined?;
@@ -61,7 +59,7 @@ impl Ctx<'_> {
                 warning: None,
             });
         }
-        progress.set_stage("committing");
+        self.progress.set_stage("committing");
         let reason = match self.kind {
             RunKind::Process => LedgerReason::Order,
             RunKind::Reprocess => LedgerReason::Reprocess,
@@ -119,6 +117,7 @@ impl Ctx<'_> {
         } else {
             tx.finish_run(&record)?;
             let committed = tx.commit()?;
+            crate::interrupt::committed();
             Flow {
                 ending: Ending::Committed,
                 record,
@@ -137,8 +136,8 @@ impl Ctx<'_> {
         applier: &mut Applier,
         chunks: impl Iterator<Item = Result<Vec<Checked>>>,
         report: &SyncSender<Vec<Decided>>,
-        progress: &Progress,
     ) -> Result<bool> {
+        self.progress.set_stage("applying");
         for chunk in chunks {
             let chunk = chunk?;
             let t = Instant::now();
@@ -152,7 +151,15 @@ impl Ctx<'_> {
                 // The report thread stopped on an error: joining it says which.
                 return Ok(false);
             }
-            progress.update(self.bytes_read(), applier.counts.orders);
+            let c = &applier.counts;
+            self.progress.update(
+                self.bytes_read(),
+                crate::progress::Tally {
+                    orders: c.orders,
+                    accepted: c.accepted + c.skipped,
+                    failed: c.failed,
+                },
+            );
             if aborted {
                 return Ok(true);
             }

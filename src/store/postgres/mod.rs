@@ -323,15 +323,32 @@ impl Store for PgStore {
     }
 
     fn reap_interrupted(&mut self) -> Result<Vec<i64>> {
-        let live: Vec<i64> = self.live_runs()?.into_iter().collect();
+        // Row by row, in the same statement: a run's lock is taken before its
+        // row is written, so a row whose lock can be had is a dead run's (a
+        // separate look at pg_locks first would miss a run starting meanwhile).
+        let db = self.db.clone();
         let rows = self
             .client
             .query(
-                "UPDATE runs SET status = 'interrupted' WHERE status = 'running' AND NOT (id = ANY($1)) RETURNING id",
-                &[&live],
+                "WITH candidates AS MATERIALIZED (
+                     SELECT id FROM runs WHERE status = 'running' AND NOT (id = ANY($2))),
+                 dead AS MATERIALIZED (
+                     SELECT id FROM candidates WHERE pg_try_advisory_lock(($1::bigint << 32) | id))
+                 UPDATE runs SET status = 'interrupted' FROM dead
+                 WHERE runs.id = dead.id RETURNING runs.id",
+                &[&RUN_LOCKS, &self.holding],
             )
-            .map_err(|e| self.db.err(e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+            .map_err(|e| db.err(e))?;
+        let dead: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        for id in &dead {
+            self.client
+                .execute(
+                    "SELECT pg_advisory_unlock(($1::bigint << 32) | $2::bigint)",
+                    &[&RUN_LOCKS, id],
+                )
+                .map_err(|e| db.err(e))?;
+        }
+        Ok(dead)
     }
 
     fn runs(&mut self) -> Result<Vec<RunRecord>> {
