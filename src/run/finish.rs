@@ -63,15 +63,13 @@ impl Ctx<'_> {
         if let Some(w) = &flow.warning {
             warn(&format!("run {run_id}: {w}"));
         }
+        self.progress.set_stage("writing reports");
         let dir = match flow.ending {
             Ending::Aborted => {
                 reports.discard();
                 None
             }
-            _ => match {
-                self.progress.set_stage("writing reports");
-                reports.publish()
-            } {
+            _ => match reports.publish() {
                 Ok(dir) => Some(dir.display().to_string()),
                 Err(e) => {
                     warn(&format!(
