@@ -707,3 +707,30 @@ fn on_postgres_disjoint_stock_does_not_wait_and_a_catalog_load_waits_for_runs() 
     drop(two);
     loader.hold_catalog(true).unwrap();
 }
+
+#[test]
+fn on_postgres_verify_runs_amcheck_where_it_is_installed() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let db = pg::cluster().new_database();
+    let mut s = open(&db);
+    let mut tx = s.begin().unwrap();
+    tx.load_products(&[product("A", 1, 5)], None, "c", "t")
+        .unwrap();
+    tx.commit().unwrap();
+    pg::cluster().psql(&db, "CREATE EXTENSION amcheck");
+    assert!(
+        s.check().unwrap().is_empty(),
+        "every index passes bt_index_check"
+    );
+    // A role that may not run the check gets the ledger check alone, not a
+    // damaged database.
+    pg::cluster().psql(
+        &db,
+        "REVOKE EXECUTE ON FUNCTION bt_index_check(regclass, boolean) FROM PUBLIC",
+    );
+    pg::cluster().psql(&db, "CREATE ROLE checker LOGIN; GRANT ALL ON ALL TABLES IN SCHEMA public TO checker; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO checker");
+    let as_checker = db.replacen("postgres@", "checker@", 1);
+    assert!(open(&as_checker).check().unwrap().is_empty());
+}

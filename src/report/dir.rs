@@ -221,46 +221,55 @@ impl ReportDir {
     }
 }
 
-/// Partial report directories under `out` with their marker text: (run id, marker).
-pub fn leftovers(out: &Path) -> Vec<(i64, String)> {
+/// A partial report directory a run left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub run_id: i64,
+    /// Its marker (whose it is); `None` when it has none.
+    pub marker: Option<String>,
+    /// Still under the name it is made with: it holds no report, only
+    /// perhaps its marker (the run was killed while making it).
+    pub unfinished: bool,
+}
+
+/// The partial report directories under `out`.
+pub fn leftovers(out: &Path) -> Vec<Leftover> {
     let Ok(entries) = std::fs::read_dir(out) else {
         return Vec::new();
     };
     let mut found = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name
-            .strip_prefix(".run-")
-            .and_then(|r| {
-                r.strip_suffix(".partial")
-                    .or_else(|| r.strip_suffix(".partial.new"))
-            })
-            .and_then(|n| n.parse::<i64>().ok())
-        else {
+        let Some(rest) = name.strip_prefix(".run-") else {
+            continue;
+        };
+        let (id, unfinished) = match (
+            rest.strip_suffix(".partial"),
+            rest.strip_suffix(".partial.new"),
+        ) {
+            (Some(id), _) => (id, false),
+            (None, Some(id)) => (id, true),
+            _ => continue,
+        };
+        let Ok(run_id) = id.parse::<i64>() else {
             continue;
         };
         if !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        if let Ok(marker) = std::fs::read_to_string(e.path().join(MARKER)) {
-            found.push((id, marker));
-        } else if name.ends_with(".new") && stale(&e) {
-            // Killed while it was made, before its marker: it holds nothing.
-            let _ = std::fs::remove_dir_all(e.path());
-        }
+        found.push(Leftover {
+            run_id,
+            marker: std::fs::read_to_string(e.path().join(MARKER)).ok(),
+            unfinished,
+        });
     }
-    found.sort();
+    found.sort_by_key(|l| (l.run_id, l.unfinished));
     found
 }
 
-/// Older than a minute: no run takes that long between making its directory
-/// and writing the marker.
-fn stale(e: &std::fs::DirEntry) -> bool {
-    e.metadata()
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age.as_secs() > 60)
+/// Remove a directory a run was killed while making (it holds no report).
+pub fn remove_unfinished(out: &Path, run_id: i64) {
+    let _ = std::fs::remove_dir_all(out.join(format!(".run-{run_id}.partial.new")));
 }
 
 /// Move the complete reports a committed run left aside into place (it was

@@ -204,9 +204,20 @@ impl<'a> Ctx<'a> {
     fn reap(&self, store: &mut dyn Store) -> Result<()> {
         store.reap_interrupted()?;
         let db = store.name().to_string();
-        for (id, text) in crate::report::dir::leftovers(&self.opts.out) {
-            let Some(run) = store.run(id)? else { continue };
-            if text != marker(&db, id, &run.summary.started_at) {
+        for left in crate::report::dir::leftovers(&self.opts.out) {
+            let id = left.run_id;
+            let run = store.run(id)?;
+            let status = run.as_ref().map(|r| r.summary.status);
+            if left.unfinished {
+                // Killed while making it: it holds no report. Left alone only
+                // while a run of that number is alive.
+                if status != Some(RunStatus::Running) {
+                    crate::report::dir::remove_unfinished(&self.opts.out, id);
+                }
+                continue;
+            }
+            let Some(run) = run else { continue };
+            if left.marker.as_deref() != Some(&marker(&db, id, &run.summary.started_at)) {
                 continue; // another database's run of the same number
             }
             match run.summary.status {

@@ -152,13 +152,22 @@ impl PgStore {
             .iter()
             .all(|h| matches!(h, postgres::config::Host::Unix(_)));
         let connected = if local {
+            // As libpq: sslmode means nothing on a Unix socket.
+            config.ssl_mode(postgres::config::SslMode::Disable);
             config.connect(postgres::NoTls)
         } else {
             config.connect(tls(&prepared, &name)?)
         };
         let client = connected.map_err(|e| {
+            // The server's own reason (wrong password, no such database, no
+            // pg_hba.conf line), or the connection's.
+            let why = match (e.as_db_error(), std::error::Error::source(&e)) {
+                (Some(d), _) => d.message().to_string(),
+                (None, Some(src)) => format!("{e}: {src}"),
+                (None, None) => e.to_string(),
+            };
             unavailable(format!(
-                "{e}: check that the server runs and accepts this user (pg_hba.conf), and the URL"
+                "{why}: check that the server runs and accepts this user (pg_hba.conf), and the URL"
             ))
         })?;
         let mut s = PgStore {
