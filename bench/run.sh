@@ -34,8 +34,9 @@ for tool in sqlite3 python3 /usr/bin/time; do
 done
 [ -f "$gen" ] || { echo "generator not found: $gen" >&2; exit 2; }
 
-(cd "$root" && cargo build --release --quiet)
-bin="$root/target/release/orderbatch"
+# The release build with line tables, so that perf can read a profile of it.
+(cd "$root" && cargo build --profile profiling --quiet)
+bin="$root/target/profiling/orderbatch"
 data="$here/data/$orders"
 if [ ! -f "$data/orders.jsonl" ]; then
     echo "generating $orders orders in $data ..." >&2

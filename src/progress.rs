@@ -23,12 +23,14 @@ pub struct Tally {
     pub failed: u64,
 }
 
-/// `12345` as `12.3k`, to keep the line short.
+/// `12345` as `12.3k`, to keep the line short: at most six characters.
 fn short(n: u64) -> String {
     match n {
         0..=9_999 => n.to_string(),
-        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
-        _ => format!("{:.2}M", n as f64 / 1e6),
+        10_000..=999_949 => format!("{:.1}k", n as f64 / 1e3),
+        999_950..=99_949_999 => format!("{:.1}M", n as f64 / 1e6),
+        99_950_000..=999_499_999 => format!("{:.0}M", n as f64 / 1e6),
+        _ => format!("{:.1}G", n as f64 / 1e9),
     }
 }
 
@@ -42,7 +44,7 @@ impl Progress {
         let (bar, template) = match total {
             Some(n) => (
                 ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
-                "{prefix:>15} [{bar:16}] {percent:>3}% {msg}",
+                "{prefix:>15} [{bar:10}] {percent:>3}% {msg}",
             ),
             None => (
                 ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
@@ -69,7 +71,7 @@ impl Progress {
         }
         let secs = self.start.elapsed().as_secs_f64().max(0.001);
         b.set_message(format!(
-            "{} orders {}/s, {} ok {} failed",
+            "{} orders {}/s {} ok {} failed",
             short(t.orders),
             short((t.orders as f64 / secs) as u64),
             short(t.accepted),
@@ -99,23 +101,38 @@ mod tests {
 
     #[test]
     fn the_line_fits_in_80_columns_at_any_size() {
-        let widest = format!(
-            "{:>15} [{}] {:>3}% {} orders {}/s, {} ok {} failed",
+        let samples = [
+            0,
+            9_999,
+            10_000,
+            999_949,
+            999_950,
+            99_949_999,
+            99_950_000,
+            999_499_999,
+            999_500_000,
+            123_456_789_012,
+        ];
+        let widest = samples.iter().map(|&n| short(n)).max_by_key(|s| s.len());
+        let widest = widest.expect("samples");
+        assert!(widest.len() <= 6, "{widest}");
+        let line = format!(
+            "{:>15} [{}] {:>3}% {widest} orders {widest}/s {widest} ok {widest} failed",
             "writing reports",
-            "=".repeat(16),
+            "=".repeat(10),
             100,
-            short(999_999_999),
-            short(999_999_999),
-            short(999_999_999),
-            short(999_999_999)
         );
         assert!(
-            widest.chars().count() <= 80,
-            "{} columns: {widest}",
-            widest.chars().count()
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
         );
         assert_eq!(short(1234), "1234");
         assert_eq!(short(12_345), "12.3k");
-        assert_eq!(short(2_500_000), "2.50M");
+        assert_eq!(short(999_949), "999.9k");
+        assert_eq!(short(999_950), "1.0M");
+        assert_eq!(short(2_500_000), "2.5M");
+        assert_eq!(short(123_400_000), "123M");
+        assert_eq!(short(1_500_000_000), "1.5G");
     }
 }

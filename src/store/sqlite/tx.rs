@@ -20,6 +20,8 @@ pub(super) struct SqliteTx<'c> {
     #[allow(dead_code)]
     timeout: Duration,
     done: bool,
+    /// Whether other runs' open failures exist (see `others_open`).
+    others_open: Option<bool>,
 }
 
 impl<'c> SqliteTx<'c> {
@@ -29,6 +31,7 @@ impl<'c> SqliteTx<'c> {
             path,
             timeout,
             done: false,
+            others_open: None,
         }
     }
 
@@ -38,6 +41,24 @@ impl<'c> SqliteTx<'c> {
 
     fn run<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         f(self.conn).map_err(|e| self.err(e))
+    }
+
+    /// Whether other runs left open failures that this run may settle. The
+    /// transaction holds the whole database, so what it finds first stays
+    /// true for it (only this run adds failures): asked once.
+    fn others_open(&mut self, run_id: i64) -> Result<bool> {
+        if let Some(known) = self.others_open {
+            return Ok(known);
+        }
+        let found = self.run(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM failed_orders WHERE state = ?1 AND run_id != ?2)",
+                params![FailureState::Open.as_str(), run_id],
+                |r| r.get::<_, bool>(0),
+            )
+        })?;
+        self.others_open = Some(found);
+        Ok(found)
     }
 }
 
@@ -140,16 +161,32 @@ fn insert_failure(
     Ok(())
 }
 
-/// Open failures of `order_id` from other runs move to `to`, naming this run.
-fn settle(c: &Connection, order_id: &str, run_id: i64, to: FailureState) -> rusqlite::Result<()> {
+/// Open failures of these order ids from other runs move to `to`, naming
+/// this run: one statement for the batch (the ids as a JSON array).
+fn settle(
+    c: &Connection,
+    order_ids: &[&str],
+    run_id: i64,
+    to: FailureState,
+) -> rusqlite::Result<()> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
     let column = match to {
         FailureState::Resolved => "resolved_by",
         _ => "superseded_by",
     };
+    let ids = serde_json::to_string(order_ids).unwrap_or_else(|_| "[]".into());
     c.prepare_cached(&format!(
-        "UPDATE failed_orders SET state = ?3, {column} = ?2 WHERE order_id = ?1 AND run_id != ?2 AND state = ?4"
+        "UPDATE failed_orders SET state = ?3, {column} = ?2
+         WHERE order_id IN (SELECT value FROM json_each(?1)) AND run_id != ?2 AND state = ?4"
     ))?
-    .execute(params![order_id, run_id, to.as_str(), FailureState::Open.as_str()])?;
+    .execute(params![
+        ids,
+        run_id,
+        to.as_str(),
+        FailureState::Open.as_str()
+    ])?;
     Ok(())
 }
 
@@ -343,6 +380,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn record(&mut self, run_id: i64, w: &Writes<'_>) -> Result<()> {
+        let others_open = self.others_open(run_id)?;
         self.run(|c| {
             for (seq, row) in &w.skips {
                 insert_skip(c, run_id, *seq, row)?;
@@ -350,8 +388,8 @@ impl Tx for SqliteTx<'_> {
             for (seq, f, state) in &w.failures {
                 insert_failure(c, run_id, *seq, f, *state)?;
             }
-            for id in &w.resolved {
-                settle(c, id, run_id, FailureState::Resolved)?;
+            if others_open {
+                settle(c, &w.resolved, run_id, FailureState::Resolved)?;
             }
             let mut by_id = c.prepare_cached(
                 "UPDATE failed_orders SET state = ?3, resolved_by = ?2 WHERE id = ?1 AND run_id != ?2 AND state = ?4",
@@ -364,8 +402,8 @@ impl Tx for SqliteTx<'_> {
                     FailureState::Open.as_str()
                 ])?;
             }
-            for id in &w.superseded {
-                settle(c, id, run_id, FailureState::Superseded)?;
+            if others_open {
+                settle(c, &w.superseded, run_id, FailureState::Superseded)?;
             }
             Ok(())
         })

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Benchmark on PostgreSQL: orderbatch against psql's \copy on the same data.
+#
+#   bench/pg.sh [--orders N] [--pairs P] [--out FILE]
+#
+# Starts a throwaway PostgreSQL 15 cluster (initdb in a temp directory, a
+# Unix socket there and no TCP, the server's default durability: fsync on,
+# synchronous_commit on), then times, alternating, P pairs of:
+#   copy   : psql -c "\copy t from orders.csv csv header" into an unindexed
+#            table of text columns (the floor), truncated before each run
+#   process: orderbatch process orders.csv into a fresh schema with the
+#            catalog loaded beforehand (untimed)
+# and then two processes at once, each on the orders of one half of the skus,
+# against the same two one after the other. Prints the median wall time,
+# orders/s and peak RSS of each and the ratio to the floor. The cluster is
+# stopped and removed at the end, also on failure.
+#
+# The server refuses to run as root: as root, its programs run as `nobody`.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+gen="$root/../shared/bench/gen_orders.py"
+pgbin=/usr/lib/postgresql/15/bin
+orders=1000000
+pairs=3
+out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --orders) orders=$2; shift 2 ;;
+        --pairs) pairs=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        *) echo "usage: $0 [--orders N] [--pairs P] [--out FILE]" >&2; exit 2 ;;
+    esac
+done
+[ -x "$pgbin/initdb" ] || { echo "needs PostgreSQL 15 (Debian: apt-get install postgresql-15)" >&2; exit 2; }
+for tool in python3 /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "needs $tool (Debian: apt-get install time python3)" >&2; exit 2; }
+done
+[ -f "$gen" ] || { echo "generator not found: $gen" >&2; exit 2; }
+
+(cd "$root" && cargo build --profile profiling --quiet)
+bin="$root/target/profiling/orderbatch"
+data="$here/data/$orders"
+if [ ! -f "$data/orders.jsonl" ]; then
+    echo "generating $orders orders in $data ..." >&2
+    python3 "$gen" "$data" --orders "$orders" --skus 20000 --bad-rate 0.02 --stock ample --format both
+fi
+
+work=$(mktemp -d /tmp/obbench-pg.XXXXXX)
+chmod 0755 "$work"
+as_server() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; else "$@"; fi; }
+mkdir "$work/sock" "$work/data"
+[ "$(id -u)" = 0 ] && chown nobody:nogroup "$work/sock" "$work/data"
+stop() {
+    as_server "$pgbin/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap stop EXIT
+as_server "$pgbin/initdb" -D "$work/data" -A trust -U postgres -E UTF8 --locale=C >/dev/null
+as_server "$pgbin/pg_ctl" -D "$work/data" -l "$work/sock/server.log" -w \
+    -o "-k $work/sock -c listen_addresses=''" start >/dev/null
+sock=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$work/sock")
+url="postgresql://postgres@$sock/bench"
+psql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql "postgresql://postgres@$sock/postgres" -c "CREATE DATABASE bench"
+header=$(head -n 1 "$data/orders.csv")
+psql "$url" -c "CREATE TABLE t ($(echo "$header" | sed 's/,/ text, /g') text)"
+
+# time_cmd LABEL CMD...: appends "LABEL wall_s rss_kb" to $work/times
+time_cmd() {
+    local label=$1; shift
+    /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || {
+        local rc=$?
+        # orderbatch exits 3 when some orders failed: that is a completed run.
+        if [ "$rc" -ne 3 ]; then cat "$work/err" >&2; exit 1; fi
+    }
+    echo "$label $(tail -n 1 "$work/t")" >> "$work/times"
+}
+n_db=0
+fresh_schema() {  # a new database for orderbatch, with the catalog loaded
+    n_db=$((n_db + 1))
+    psql "postgresql://postgres@$sock/postgres" -c "CREATE DATABASE run_$n_db"
+    export run_url="postgresql://postgres@$sock/run_$n_db"
+    "$bin" --db "$run_url" -q inventory load "$catalog"
+}
+
+catalog="$data/catalog.csv"
+for i in $(seq "$pairs"); do
+    psql "$url" -c "TRUNCATE t"
+    time_cmd copy "$pgbin/psql" -X -q "$url" -c "\\copy t from '$data/orders.csv' csv header"
+    fresh_schema
+    time_cmd process-csv "$bin" --db "$run_url" -q --no-progress process "$data/orders.csv" --out "$work/r"
+    rm -rf "$work/r"
+done
+
+# Two halves by sku: an order goes to half A when all its skus are in the
+# first half of the catalog, to B when all are in the second; mixed orders
+# are left out of both, so that the two processes share no stock row.
+if [ ! -f "$data/half-b.csv" ]; then
+    python3 - "$data" <<'PY'
+import csv, sys
+data = sys.argv[1]
+skus = [r["sku"] for r in csv.DictReader(open(f"{data}/catalog.csv"))]
+first = set(skus[: len(skus) // 2])
+rows, out = {}, {"a": [], "b": []}
+with open(f"{data}/orders.csv", newline="") as f:
+    reader = csv.reader(f)
+    header = next(reader)
+    for row in reader:
+        rows.setdefault(row[0], []).append(row)
+for lines in rows.values():
+    sides = {"a" if line[3] in first else "b" for line in lines}
+    if len(sides) == 1:
+        out[sides.pop()].extend(lines)
+for side, lines in out.items():
+    with open(f"{data}/half-{side}.csv", "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(lines)
+PY
+fi
+both() {  # the two halves at once, each into its own report directory
+    "$bin" --db "$run_url" -q --no-progress process "$data/half-a.csv" --out "$work/ra" >/dev/null 2>&1 &
+    local a=$!
+    "$bin" --db "$run_url" -q --no-progress process "$data/half-b.csv" --out "$work/rb" >/dev/null 2>&1 &
+    local b=$!
+    local ra=0 rb=0
+    wait "$a" || ra=$?
+    wait "$b" || rb=$?
+    ok "$ra" && ok "$rb"
+}
+ok() { [ "$1" -eq 0 ] || [ "$1" -eq 3 ]; }  # 3: some orders failed, a completed run
+one_after_other() {
+    local ra=0 rb=0
+    "$bin" --db "$run_url" -q --no-progress process "$data/half-a.csv" --out "$work/ra" >/dev/null 2>&1 || ra=$?
+    "$bin" --db "$run_url" -q --no-progress process "$data/half-b.csv" --out "$work/rb" >/dev/null 2>&1 || rb=$?
+    ok "$ra" && ok "$rb"
+}
+export -f both one_after_other ok
+export bin data work
+for i in $(seq "$pairs"); do
+    fresh_schema; rm -rf "$work/ra" "$work/rb"
+    time_cmd halves-serial bash -c one_after_other
+    fresh_schema; rm -rf "$work/ra" "$work/rb"
+    time_cmd halves-at-once bash -c both
+done
+halves=$(( $(wc -l < "$data/half-a.csv") + $(wc -l < "$data/half-b.csv") - 2 ))
+
+python3 - "$work/times" "$orders" "$data" "$pairs" "$halves" <<'PY' | tee ${out:+"$out"}
+import os, statistics, sys
+times, n, data, pairs, halves = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+rows = {}
+for line in open(times):
+    label, wall, rss = line.split()
+    rows.setdefault(label, []).append((float(wall), int(rss)))
+floor = statistics.median(w for w, _ in rows["copy"])
+print(f"PostgreSQL 15: {n} orders, {os.path.getsize(os.path.join(data, 'orders.csv')) / 1e6:.0f} MB CSV; "
+      f"median of {pairs} runs; {os.cpu_count()} CPUs; halves: {halves} order lines")
+print(f"{'what':<15} {'wall s':>8} {'peak RSS MB':>12} {'x copy':>7}")
+for label, vals in rows.items():
+    wall = statistics.median(w for w, _ in vals)
+    rss = max(r for _, r in vals) / 1024
+    print(f"{label:<15} {wall:8.2f} {rss:12.0f} {wall / floor:7.2f}")
+serial = statistics.median(w for w, _ in rows["halves-serial"])
+once = statistics.median(w for w, _ in rows["halves-at-once"])
+print(f"two halves at once / one after the other: {once / serial:.2f}")
+PY
