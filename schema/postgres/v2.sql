@@ -128,3 +128,6 @@ CREATE TABLE IF NOT EXISTS failed_orders (
 CREATE INDEX IF NOT EXISTS failed_orders_run ON failed_orders (run_id, run_seq);
 CREATE INDEX IF NOT EXISTS failed_orders_order ON failed_orders (order_id, run_id);
 CREATE INDEX IF NOT EXISTS failed_orders_open ON failed_orders (id) WHERE state = 'open';
+-- Whether runs other than this one left open failures, in two probes: when
+-- none did, a run settles nothing and pays nothing per order.
+CREATE INDEX IF NOT EXISTS failed_orders_open_run ON failed_orders (run_id) WHERE state = 'open';

@@ -123,18 +123,33 @@ pub struct RawRow {
     pub record: ::csv::StringRecord,
 }
 
-/// A record as its list of fields, for the spool of checked orders.
+/// A record for the spool of checked orders: its fields' bytes end to end
+/// and each field's length. One string to decode instead of one per field,
+/// and the record rebuilt at its final size.
 mod record_fields {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(r: &::csv::StringRecord, s: S) -> Result<S::Ok, S::Error> {
-        let fields: Vec<&str> = r.iter().collect();
-        fields.serialize(s)
+        let whole = r.as_byte_record().as_slice();
+        // Each field is UTF-8, so are they end to end.
+        let whole = std::str::from_utf8(whole).map_err(serde::ser::Error::custom)?;
+        let lens: Vec<u32> = r.iter().map(|f| f.len() as u32).collect();
+        (whole, lens).serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<::csv::StringRecord, D::Error> {
-        let fields = Vec::<String>::deserialize(d)?;
-        Ok(::csv::StringRecord::from(fields))
+        let (whole, lens) = <(std::borrow::Cow<'de, str>, Vec<u32>)>::deserialize(d)?;
+        let mut r = ::csv::StringRecord::with_capacity(whole.len(), lens.len());
+        let mut at = 0usize;
+        for len in lens {
+            let end = at + len as usize;
+            let field = whole
+                .get(at..end)
+                .ok_or_else(|| serde::de::Error::custom("a spooled record is damaged"))?;
+            r.push_field(field);
+            at = end;
+        }
+        Ok(r)
     }
 }
 

@@ -301,7 +301,7 @@ impl<'a> Ctx<'a> {
                 let mut tx = store.begin()?;
                 self.load_catalog(&mut *tx, catalog_file.as_ref())?;
                 let stock = tx.stock(Some(&spool.skus()))?;
-                self.pass(tx, spool.chunks()?, stock, reports)
+                self.pass(tx, spool.chunks()?.ahead()?, stock, reports)
             })();
             match res {
                 Err(e) if is_contention(&e) => {

@@ -104,6 +104,52 @@ impl SpoolReader {
     }
 }
 
+impl SpoolReader {
+    /// The same chunks, decoded on a thread of their own a couple of chunks
+    /// ahead: decoding then overlaps the waits on the database. The thread
+    /// stops when the iterator is dropped.
+    pub fn ahead(self) -> Result<Ahead> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let left = self.left;
+        std::thread::Builder::new()
+            .name("spool".into())
+            .spawn(move || {
+                for chunk in self {
+                    if tx.send(chunk).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(spool_err)?;
+        Ok(Ahead { rx, left })
+    }
+}
+
+pub struct Ahead {
+    rx: std::sync::mpsc::Receiver<Result<Vec<Checked>>>,
+    /// Chunks still to come: a decoding thread that stopped early (it
+    /// panicked) must end the run in an error, never look like the end.
+    left: u64,
+}
+
+impl Iterator for Ahead {
+    type Item = Result<Vec<Checked>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        match self.rx.recv() {
+            Ok(chunk) => Some(chunk),
+            Err(_) => {
+                self.left = 0;
+                Some(Err(spool_err("the thread reading it back stopped")))
+            }
+        }
+    }
+}
+
 impl Iterator for SpoolReader {
     type Item = Result<Vec<Checked>>;
 

@@ -122,3 +122,26 @@ impl RawRun {
         })
     }
 }
+
+/// An order's lines as both backends keep them: `[["sku",quantity,unit_price],...]`;
+/// skus need no JSON escaping (A-Z a-z 0-9 . _ -).
+pub fn items_json(o: &crate::model::order::ValidOrder) -> String {
+    let mut items = String::with_capacity(2 + o.lines.len() * 32);
+    items.push('[');
+    for (i, l) in o.lines.iter().enumerate() {
+        if i > 0 {
+            items.push(',');
+        }
+        let mut q = itoa::Buffer::new();
+        let mut p = itoa::Buffer::new();
+        items.push_str("[\"");
+        items.push_str(&l.sku);
+        items.push_str("\",");
+        items.push_str(q.format(l.quantity));
+        items.push(',');
+        items.push_str(p.format(l.unit_price));
+        items.push(']');
+    }
+    items.push(']');
+    items
+}

@@ -15,48 +15,17 @@ use super::super::{
 };
 use super::{queries, Db};
 use crate::model::failure::{FailureKey, FailureState};
-use crate::model::order::{AcceptedRow, Product, ValidOrder};
+use crate::model::order::{AcceptedRow, Product};
 use crate::model::run::RunRecord;
 
 pub(super) struct PgTx<'c> {
     tx: Transaction<'c>,
     db: Db,
-    /// The claim staging table exists in this transaction.
-    staged: bool,
 }
 
 /// The columns of orders, in the staging table's order.
 const ORDER_COLUMNS: &str = "order_id, content_hash, run_id, run_seq, source_file, source_line, placed_at, \
      customer_email, currency, payment_method, payment_ref, payment_amount, total, lines, units, items";
-
-const ORDER_TYPES: [Type; 16] = [
-    Type::TEXT,
-    Type::BYTEA,
-    Type::INT8,
-    Type::INT8,
-    Type::TEXT,
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::TEXT,
-];
-
-/// `[["sku",quantity,unit_price],...]`, as SQLite keeps it.
-fn items_json(o: &ValidOrder) -> String {
-    let items: Vec<serde_json::Value> = o
-        .lines
-        .iter()
-        .map(|l| serde_json::json!([l.sku, l.quantity, l.unit_price]))
-        .collect();
-    serde_json::Value::Array(items).to_string()
-}
 
 fn hash_of(b: &[u8]) -> [u8; 16] {
     let mut h = [0u8; 16];
@@ -67,11 +36,7 @@ fn hash_of(b: &[u8]) -> [u8; 16] {
 
 impl<'c> PgTx<'c> {
     pub(super) fn new(tx: Transaction<'c>, db: Db) -> Self {
-        PgTx {
-            tx,
-            db,
-            staged: false,
-        }
+        PgTx { tx, db }
     }
 
     fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
@@ -84,56 +49,55 @@ impl<'c> PgTx<'c> {
         self.tx.query(sql, params).map_err(|e| db.err(e))
     }
 
-    /// A temporary table shaped like orders, empty, for this chunk's claims.
-    fn fresh_stage(&mut self) -> Result<()> {
-        if !self.staged {
-            self.tx
-                .batch_execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS claim_stage (LIKE orders) ON COMMIT DROP",
-                )
-                .map_err(|e| self.db.err(e))?;
-            self.staged = true;
-        }
-        // TRUNCATE, not DELETE: a chunk must not scan the dead rows of the last.
-        self.tx
-            .batch_execute("TRUNCATE claim_stage")
-            .map_err(|e| self.db.err(e))
-    }
-
-    fn copy_orders(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<()> {
-        let db = self.db.clone();
-        let sink = self
-            .tx
-            .copy_in(&format!(
-                "COPY claim_stage ({ORDER_COLUMNS}) FROM STDIN (FORMAT binary)"
-            ))
-            .map_err(|e| db.err(e))?;
-        let mut w = BinaryCopyInWriter::new(sink, &ORDER_TYPES);
-        for n in orders {
-            let o = n.order;
-            let hash: &[u8] = &o.content_hash;
-            w.write(&[
-                &o.order_id,
-                &hash,
-                &run_id,
-                &(n.seq as i64),
-                &n.source_file,
-                &(n.source_line as i64),
-                &o.placed_at,
-                &o.customer_email,
-                &o.currency,
-                &o.payment_method,
-                &o.payment_ref,
-                &o.payment_amount,
-                &o.total,
-                &(o.lines.len() as i64),
-                &o.units,
-                &items_json(o),
-            ])
-            .map_err(|e| db.err(e))?;
-        }
-        w.finish().map_err(|e| db.err(e))?;
-        Ok(())
+    /// Inserts the chunk's orders whose ids are free, in order_id order (two
+    /// runs claiming the same ids queue for each other in one order), as one
+    /// statement over column arrays; returns the ids it inserted.
+    fn insert_free<'a>(
+        &mut self,
+        run_id: i64,
+        orders: &[NewOrder<'a>],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut sorted: Vec<&NewOrder<'a>> = orders.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.order.order_id.cmp(&b.order.order_id));
+        let text = |f: fn(&NewOrder<'a>) -> &'a str| -> Vec<&'a str> {
+            sorted.iter().map(|n| f(n)).collect()
+        };
+        let int =
+            |f: fn(&NewOrder<'a>) -> i64| -> Vec<i64> { sorted.iter().map(|n| f(n)).collect() };
+        let ids = text(|n| &n.order.order_id);
+        let hashes: Vec<&[u8]> = sorted.iter().map(|n| &n.order.content_hash[..]).collect();
+        let seqs = int(|n| n.seq as i64);
+        let files = text(|n| n.source_file);
+        let lines = int(|n| n.source_line as i64);
+        let placed = text(|n| &n.order.placed_at);
+        let emails = text(|n| &n.order.customer_email);
+        let currencies = text(|n| &n.order.currency);
+        let methods = text(|n| &n.order.payment_method);
+        let refs = text(|n| &n.order.payment_ref);
+        let amounts = int(|n| n.order.payment_amount);
+        let totals = int(|n| n.order.total);
+        let counts = int(|n| n.order.lines.len() as i64);
+        let units = int(|n| n.order.units);
+        let items: Vec<String> = sorted
+            .iter()
+            .map(|n| super::super::rows::items_json(n.order))
+            .collect();
+        let rows = self.query(
+            &format!(
+                "INSERT INTO orders ({ORDER_COLUMNS})
+                 SELECT u.id, u.h, $3, u.seq, u.f, u.l, u.p, u.e, u.c, u.m, u.r, u.a, u.t, u.n, u.q, u.i
+                 FROM unnest($1::text[], $2::bytea[], $4::bigint[], $5::text[], $6::bigint[], $7::text[],
+                             $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],
+                             $14::bigint[], $15::bigint[], $16::text[])
+                      AS u(id, h, seq, f, l, p, e, c, m, r, a, t, n, q, i)
+                 ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+            ),
+            &[
+                &ids, &hashes, &run_id, &seqs, &files, &lines, &placed, &emails, &currencies,
+                &methods, &refs, &amounts, &totals, &counts, &units, &items,
+            ],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn applied_map(&mut self, ids: &[&str]) -> Result<HashMap<String, Applied>> {
@@ -256,8 +220,13 @@ impl<'c> PgTx<'c> {
         };
         self.execute(
             &format!(
+                // The EXISTS are asked once per statement, before any probe
+                // (two probes of failed_orders_open_run): a database where no
+                // other run left open failures pays nothing per order.
                 "UPDATE failed_orders SET state = $3, {column} = $2
-                 WHERE order_id = ANY($1) AND run_id != $2 AND state = $4"
+                 WHERE (EXISTS (SELECT 1 FROM failed_orders WHERE state = 'open' AND run_id < $2)
+                        OR EXISTS (SELECT 1 FROM failed_orders WHERE state = 'open' AND run_id > $2))
+                   AND order_id = ANY($1) AND run_id != $2 AND state = $4"
             ),
             &[&ids, &run_id, &to.as_str(), &FailureState::Open.as_str()],
         )?;
@@ -409,20 +378,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>> {
-        self.fresh_stage()?;
-        self.copy_orders(run_id, orders)?;
-        // Sorted: two runs claiming the same ids queue for each other in one order.
-        let new: std::collections::HashSet<String> = self
-            .query(
-                &format!(
-                    "INSERT INTO orders ({ORDER_COLUMNS}) SELECT {ORDER_COLUMNS} FROM claim_stage
-                     ORDER BY order_id ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
-                ),
-                &[],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let new = self.insert_free(run_id, orders)?;
         let taken: Vec<&str> = orders
             .iter()
             .map(|n| n.order.order_id.as_str())

@@ -70,28 +70,6 @@ impl Drop for SqliteTx<'_> {
     }
 }
 
-/// `[["sku",quantity,unit_price],...]`; skus need no JSON escaping (A-Z a-z 0-9 . _ -).
-fn items_json(o: &crate::model::order::ValidOrder) -> String {
-    let mut items = String::with_capacity(2 + o.lines.len() * 32);
-    items.push('[');
-    for (i, l) in o.lines.iter().enumerate() {
-        if i > 0 {
-            items.push(',');
-        }
-        let mut q = itoa::Buffer::new();
-        let mut p = itoa::Buffer::new();
-        items.push_str("[\"");
-        items.push_str(&l.sku);
-        items.push_str("\",");
-        items.push_str(q.format(l.quantity));
-        items.push(',');
-        items.push_str(p.format(l.unit_price));
-        items.push(']');
-    }
-    items.push(']');
-    items
-}
-
 fn applied_of(c: &Connection, id: &str) -> rusqlite::Result<Option<Applied>> {
     let mut st = c.prepare_cached("SELECT content_hash, run_id FROM orders WHERE order_id = ?1")?;
     let found: Option<(Vec<u8>, i64)> = st
@@ -338,7 +316,7 @@ impl Tx for SqliteTx<'_> {
                     o.total,
                     o.lines.len() as i64,
                     o.units,
-                    items_json(o)
+                    super::super::rows::items_json(o)
                 ])? == 1;
                 out.push(if inserted {
                     Claim::New
