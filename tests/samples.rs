@@ -250,3 +250,125 @@ fn runs_that_commit_nothing_leave_the_same_failure_ids_on_both_backends() {
     }
     assert_same(&seen[0], &seen[1]);
 }
+
+/// The failed report without its failure_id column (a dry run stores no
+/// failures, so it has none to name) and the summary without what names the
+/// run or its time.
+fn comparable(
+    env: &Env,
+    run: u32,
+) -> (
+    String,
+    Vec<std::collections::BTreeMap<String, String>>,
+    serde_json::Value,
+) {
+    let accepted = env.read(&format!("reports/run-{run}/accepted.csv"));
+    let mut failed = parse_csv(
+        env.read(&format!("reports/run-{run}/failed.csv"))
+            .as_bytes(),
+    );
+    for row in &mut failed {
+        row.remove("failure_id");
+    }
+    let mut summary = json(&env.read(&format!("reports/run-{run}/summary.json")));
+    let o = summary.as_object_mut().unwrap();
+    for key in [
+        "run_id",
+        "status",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+    ] {
+        o.remove(key);
+    }
+    (accepted, failed, summary)
+}
+
+#[test]
+fn a_dry_run_reports_exactly_what_the_run_then_commits() {
+    for b in backends() {
+        let env = sample_files(b);
+        let csv = [
+            "process",
+            "samples/orders.csv",
+            "--catalog",
+            "samples/catalog.csv",
+        ];
+        // Dry, real, dry, real: the JSONL file's skips and conflicts need
+        // the CSV run committed, and its dry run must find them the same way.
+        env.ok(&[&csv[..], &["--dry-run"]].concat(), 3);
+        env.ok(&csv, 3);
+        env.ok(&["process", "samples/orders.jsonl", "--dry-run"], 3);
+        env.ok(&["process", "samples/orders.jsonl"], 3);
+        let mut codes = std::collections::BTreeSet::new();
+        for (dry, real) in [(1, 2), (3, 4)] {
+            let (d, r) = (comparable(&env, dry), comparable(&env, real));
+            assert_eq!(
+                d.0, r.0,
+                "{b:?}: accepted report of dry run {dry} and run {real}"
+            );
+            assert_eq!(
+                d.1, r.1,
+                "{b:?}: failed report of dry run {dry} and run {real}"
+            );
+            assert_eq!(d.2, r.2, "{b:?}: summary of dry run {dry} and run {real}");
+            codes.extend(r.1.iter().map(|row| row["error_code"].clone()));
+        }
+        // The two files between them give every error code and a skip.
+        assert_eq!(codes.len(), 12, "{b:?}: {codes:?}");
+        assert!(
+            comparable(&env, 4).0.contains(",skipped,"),
+            "{b:?}: a skip in run 4"
+        );
+        let (d, _, _) = comparable(&env, 3);
+        assert_eq!(env.run_statuses()[&3], "dry_run", "{b:?}");
+        assert!(!d.is_empty());
+    }
+}
+
+#[test]
+fn a_dry_run_decides_like_the_run_across_chunks_on_tight_stock() {
+    for b in backends() {
+        let env = env_for(b);
+        env.write("catalog.csv", catalog(20, 150));
+        env.ok(&["inventory", "load", "catalog.csv"], 0);
+        // First night: 1,000 orders, committed.
+        let first: Vec<String> = (0..1000)
+            .map(|i| order_rows(&format!("A-{i}"), &[(i % 20, 1)]))
+            .collect();
+        env.write("first.csv", csv_file(&first));
+        env.ok(&["process", "first.csv"], 0);
+        // Second file, 3,000 orders over several chunks: new orders that run
+        // the stock out, repeats of the first night (skipped), changed ones
+        // (conflicts), and ids repeated thousands of orders later
+        // (duplicates found across chunks).
+        let second: Vec<String> = (0..3000)
+            .map(|i| match i % 10 {
+                0 => order_rows(&format!("A-{}", i / 10), &[(i / 10 % 20, 1)]),
+                1 => order_rows(&format!("A-{}", i / 10 + 300), &[(i % 20, 2)]),
+                2 if i > 2000 => order_rows(&format!("B-{}", i - 1900), &[(i % 20, 1)]),
+                _ => order_rows(&format!("B-{i}"), &[(i % 20, 1 + (i % 3) as u32)]),
+            })
+            .collect();
+        env.write("second.csv", csv_file(&second));
+        env.ok(&["process", "second.csv", "--dry-run"], 3);
+        env.ok(&["process", "second.csv"], 3);
+        let (d, r) = (comparable(&env, 2), comparable(&env, 3));
+        assert_eq!(d.0, r.0, "{b:?}: accepted reports");
+        assert_eq!(d.1, r.1, "{b:?}: failed reports");
+        assert_eq!(d.2, r.2, "{b:?}: summaries");
+        let codes: std::collections::BTreeSet<&str> =
+            r.1.iter().map(|row| row["error_code"].as_str()).collect();
+        assert_eq!(
+            codes,
+            [
+                "DUPLICATE_IN_INPUT",
+                "INSUFFICIENT_STOCK",
+                "ORDER_ID_CONFLICT"
+            ]
+            .into(),
+            "{b:?}"
+        );
+        assert_eq!(r.0.matches(",skipped,").count(), 300, "{b:?}");
+    }
+}
