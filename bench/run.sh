@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: orderbatch against SQLite's own CSV loader on the same data.
 #
-#   bench/run.sh [--orders N] [--pairs P] [--scale] [--out FILE]
+#   bench/run.sh [--orders N] [--pairs P] [--scale] [--peers] [--out FILE]
 #
 # Generates (and caches under bench/data/) a catalog and order files with
 # ../shared/bench/gen_orders.py (--skus 20000 --bad-rate 0.02 --stock ample),
@@ -11,7 +11,11 @@
 # and likewise JSONL and --dry-run. Prints the median wall time, orders/s,
 # MB/s and peak RSS of each, and the ratio to the import.
 # --scale adds a 4N-order file (memory and throughput at 4x) and four N-order
-# slices of it processed one after the other into one database.
+# slices of it processed one after the other into one database, and a file of
+# N orders that all fail (memory when every order goes to the failed report).
+# --peers adds, once each and only when installed, the tools a user might
+# pick instead: DuckDB's CSV load (`duckdb`), pandas read_csv + to_sql
+# (python3 with pandas) and sqlite-utils insert --csv.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -19,14 +23,16 @@ gen="$root/../shared/bench/gen_orders.py"
 orders=1000000
 pairs=3
 scale=0
+peers=0
 out=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --orders) orders=$2; shift 2 ;;
         --pairs) pairs=$2; shift 2 ;;
         --scale) scale=1; shift ;;
+        --peers) peers=1; shift ;;
         --out) out=$2; shift 2 ;;
-        *) echo "usage: $0 [--orders N] [--pairs P] [--scale] [--out FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--orders N] [--pairs P] [--scale] [--peers] [--out FILE]" >&2; exit 2 ;;
     esac
 done
 for tool in sqlite3 python3 /usr/bin/time; do
@@ -93,6 +99,45 @@ if [ "$scale" = 1 ]; then
     for s in 1 2 3 4; do
         time_cmd "slice-$s" "$bin" --db "$work/ob.db" -q --no-progress process "$bigdata/slice-$s.csv" --out "$work/r"
     done
+fi
+
+if [ "$scale" = 1 ]; then
+    # Every order fails: each line's price is one cent above the catalog's.
+    failing="$data/all-failing.csv"
+    if [ ! -f "$failing" ]; then
+        python3 - "$data/orders.csv" "$failing" <<'PY'
+import csv, sys
+src, dst = sys.argv[1], sys.argv[2]
+with open(src, newline="") as f, open(dst, "w", newline="") as g:
+    r, w = csv.reader(f), csv.writer(g, lineterminator="\n")
+    w.writerow(next(r))
+    for row in r:
+        whole, _, frac = row[5].partition(".")
+        try:
+            cents = int(whole) * 100 + int((frac + "00")[:2]) + 1
+            row[5] = f"{cents // 100}.{cents % 100:02d}"
+        except ValueError:
+            pass  # already a bad price: the order fails anyway
+        w.writerow(row)
+PY
+    fi
+    fresh_db; time_cmd all-failing "$bin" --db "$work/ob.db" -q --no-progress process "$failing" --out "$work/r"
+    rm -rf "$work/r"
+fi
+
+if [ "$peers" = 1 ]; then
+    if command -v duckdb >/dev/null; then
+        rm -f "$work/peer.duckdb"
+        time_cmd duckdb duckdb "$work/peer.duckdb" "CREATE TABLE t AS SELECT * FROM read_csv('$data/orders.csv')"
+    else echo "peer skipped: duckdb not installed" >&2; fi
+    if python3 -c 'import pandas' 2>/dev/null; then
+        rm -f "$work/peer.db"
+        time_cmd pandas python3 -c "import sqlite3, sys, pandas as pd; pd.read_csv(sys.argv[1]).to_sql('t', sqlite3.connect(sys.argv[2]), index=False)" "$data/orders.csv" "$work/peer.db"
+    else echo "peer skipped: pandas not installed (pip install pandas)" >&2; fi
+    if command -v sqlite-utils >/dev/null; then
+        rm -f "$work/peer.db"
+        time_cmd sqlite-utils sqlite-utils insert "$work/peer.db" t "$data/orders.csv" --csv
+    else echo "peer skipped: sqlite-utils not installed (pip install sqlite-utils)" >&2; fi
 fi
 
 python3 - "$work/times" "$orders" "$data" "$pairs" <<'PY' | tee ${out:+"$out"}

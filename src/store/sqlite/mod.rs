@@ -117,7 +117,7 @@ impl SqliteStore {
         // reported (an automatic one fails silently).
         self.conn
             .execute_batch(
-                "PRAGMA synchronous=FULL; PRAGMA cache_size=-24576; PRAGMA temp_store=MEMORY;
+                "PRAGMA synchronous=FULL; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;
                  PRAGMA wal_autocheckpoint=0;",
             )
             .map_err(|e| self.err(e))
