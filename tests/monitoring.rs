@@ -654,9 +654,24 @@ fn node_exporter_and_prometheus_serve_the_dashboard_and_alert_on_a_failed_run() 
         }
         Ok(())
     });
-    let alert_rules = stack.poll("the rules evaluated on the failed run", |s| {
-        rules_evaluated_since(s, scrape)
-    });
+    // The scrape's timestamp is taken before its samples are stored: an
+    // evaluation a moment after it can still see the run before. So wait
+    // (bounded) for an evaluation that sees the failed run, then check that
+    // it is the only rule it makes active.
+    let alert_rules = stack.poll(
+        "the rules evaluated on the failed run, OrderbatchLastRunFailed active",
+        |s| {
+            let rules = rules_evaluated_since(s, scrape)?;
+            match rules.get("OrderbatchLastRunFailed") {
+                Some(r) if r["state"] != "inactive" => Ok(rules),
+                Some(r) => Err(format!("OrderbatchLastRunFailed is {}", r["state"])),
+                None => Err(format!(
+                    "no rule OrderbatchLastRunFailed: {}",
+                    states_of(&rules)
+                )),
+            }
+        },
+    );
     let active: Vec<&String> = alert_rules
         .iter()
         .filter(|(_, r)| r["state"] != "inactive")
