@@ -206,6 +206,57 @@ pub trait Queries {
     fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>>;
 }
 
+/// `impl Queries for $ty`, each read handed to the backend's `queries`
+/// module (as named where the macro is used) with the same leading
+/// arguments: `delegate_queries!(Type, |this| (&this.conn, &this.path))`.
+macro_rules! delegate_queries {
+    ($ty:ty, |$this:ident| ($($lead:expr),+)) => {
+        impl $crate::store::Queries for $ty {
+            fn products(&mut self) -> $crate::store::Result<Vec<$crate::model::order::Product>> {
+                let $this = self;
+                queries::products($($lead),+)
+            }
+
+            fn failed_of_run(
+                &mut self,
+                run_id: i64,
+                each: &mut dyn FnMut($crate::store::StoredFailure) -> $crate::store::Result<()>,
+            ) -> $crate::store::Result<()> {
+                let $this = self;
+                queries::failed_of_run($($lead),+, run_id, each)
+            }
+
+            fn accepted_of_run(
+                &mut self,
+                run_id: i64,
+                each: &mut dyn FnMut($crate::model::order::AcceptedRow) -> $crate::store::Result<()>,
+            ) -> $crate::store::Result<()> {
+                let $this = self;
+                queries::accepted_of_run($($lead),+, run_id, each)
+            }
+
+            fn open_failures(
+                &mut self,
+                of_run: Option<i64>,
+                after: i64,
+                limit: usize,
+            ) -> $crate::store::Result<Vec<$crate::store::StoredFailure>> {
+                let $this = self;
+                queries::open_failures($($lead),+, of_run, after, limit)
+            }
+
+            fn failures_by_key(
+                &mut self,
+                keys: &[$crate::model::failure::FailureKey],
+            ) -> $crate::store::Result<Vec<$crate::store::StoredFailure>> {
+                let $this = self;
+                queries::failures_by_key($($lead),+, keys)
+            }
+        }
+    };
+}
+use delegate_queries;
+
 /// A database.
 pub trait Store: Queries + Send {
     /// The database as messages name it (a URL without its password).

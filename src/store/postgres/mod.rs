@@ -17,12 +17,8 @@ use postgres::{Client, GenericClient};
 
 pub use url::{is_url, redact};
 
-use super::{
-    CloseResult, Concurrency, Fault, Queries, Resolutions, Result, Store, StoreError,
-    StoredFailure, Tx,
-};
-use crate::model::failure::{FailureKey, FailureState};
-use crate::model::order::{AcceptedRow, Product};
+use super::{CloseResult, Concurrency, Fault, Resolutions, Result, Store, StoreError, Tx};
+use crate::model::failure::FailureState;
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -242,40 +238,7 @@ impl PgStore {
     }
 }
 
-impl Queries for PgStore {
-    fn products(&mut self) -> Result<Vec<Product>> {
-        queries::products(&mut self.client, &self.db)
-    }
-
-    fn failed_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
-    ) -> Result<()> {
-        queries::failed_of_run(&mut self.client, &self.db, run_id, each)
-    }
-
-    fn accepted_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
-    ) -> Result<()> {
-        queries::accepted_of_run(&mut self.client, &self.db, run_id, each)
-    }
-
-    fn open_failures(
-        &mut self,
-        of_run: Option<i64>,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredFailure>> {
-        queries::open_failures(&mut self.client, &self.db, of_run, after, limit)
-    }
-
-    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
-        queries::failures_by_key(&mut self.client, &self.db, keys)
-    }
-}
+super::delegate_queries!(PgStore, |this| (&mut this.client, &this.db));
 
 impl Store for PgStore {
     fn name(&self) -> &str {

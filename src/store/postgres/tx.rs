@@ -10,11 +10,10 @@ use postgres::types::{ToSql, Type};
 use postgres::Transaction;
 
 use super::super::{
-    Applied, Claim, Committed, LedgerReason, NewOrder, Queries, Result, StoreError, StoredFailure,
-    Tx, Writes,
+    Applied, Claim, Committed, LedgerReason, NewOrder, Result, StoreError, Tx, Writes,
 };
 use super::{queries, Db};
-use crate::model::failure::{FailureKey, FailureState};
+use crate::model::failure::FailureState;
 use crate::model::order::{AcceptedRow, Product};
 use crate::model::run::RunRecord;
 
@@ -234,40 +233,7 @@ impl<'c> PgTx<'c> {
     }
 }
 
-impl Queries for PgTx<'_> {
-    fn products(&mut self) -> Result<Vec<Product>> {
-        queries::products(&mut self.tx, &self.db)
-    }
-
-    fn failed_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
-    ) -> Result<()> {
-        queries::failed_of_run(&mut self.tx, &self.db, run_id, each)
-    }
-
-    fn accepted_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
-    ) -> Result<()> {
-        queries::accepted_of_run(&mut self.tx, &self.db, run_id, each)
-    }
-
-    fn open_failures(
-        &mut self,
-        of_run: Option<i64>,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredFailure>> {
-        queries::open_failures(&mut self.tx, &self.db, of_run, after, limit)
-    }
-
-    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
-        queries::failures_by_key(&mut self.tx, &self.db, keys)
-    }
-}
+super::super::delegate_queries!(PgTx<'_>, |this| (&mut this.tx, &this.db));
 
 impl Tx for PgTx<'_> {
     fn stock(&mut self, skus: Option<&[String]>) -> Result<Vec<(String, i64)>> {

@@ -10,12 +10,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{
-    Backoff, CloseResult, Concurrency, Fault, Queries, Resolutions, Result, Store, StoreError,
-    StoredFailure, Tx,
-};
-use crate::model::failure::{FailureKey, FailureState};
-use crate::model::order::{AcceptedRow, Product};
+use super::{Backoff, CloseResult, Concurrency, Fault, Resolutions, Result, Store, StoreError, Tx};
+use crate::model::failure::FailureState;
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -227,40 +223,7 @@ impl SqliteStore {
     }
 }
 
-impl Queries for SqliteStore {
-    fn products(&mut self) -> Result<Vec<Product>> {
-        queries::products(&self.conn, &self.path)
-    }
-
-    fn failed_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
-    ) -> Result<()> {
-        queries::failed_of_run(&self.conn, &self.path, run_id, each)
-    }
-
-    fn accepted_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
-    ) -> Result<()> {
-        queries::accepted_of_run(&self.conn, &self.path, run_id, each)
-    }
-
-    fn open_failures(
-        &mut self,
-        of_run: Option<i64>,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredFailure>> {
-        queries::open_failures(&self.conn, &self.path, of_run, after, limit)
-    }
-
-    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
-        queries::failures_by_key(&self.conn, &self.path, keys)
-    }
-}
+super::delegate_queries!(SqliteStore, |this| (&this.conn, &this.path));
 
 impl Store for SqliteStore {
     fn name(&self) -> &str {

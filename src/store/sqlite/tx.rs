@@ -6,11 +6,10 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::{
-    Applied, Claim, Committed, LedgerReason, NewOrder, Queries, Result, StoreError, StoredFailure,
-    Tx, Writes,
+    Applied, Claim, Committed, LedgerReason, NewOrder, Result, StoreError, Tx, Writes,
 };
 use super::{queries, store_err};
-use crate::model::failure::{FailureKey, FailureState};
+use crate::model::failure::FailureState;
 use crate::model::order::{AcceptedRow, FailedOrder, Product};
 use crate::model::run::RunRecord;
 
@@ -168,40 +167,7 @@ fn settle(
     Ok(())
 }
 
-impl Queries for SqliteTx<'_> {
-    fn products(&mut self) -> Result<Vec<Product>> {
-        queries::products(self.conn, &self.path)
-    }
-
-    fn failed_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
-    ) -> Result<()> {
-        queries::failed_of_run(self.conn, &self.path, run_id, each)
-    }
-
-    fn accepted_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
-    ) -> Result<()> {
-        queries::accepted_of_run(self.conn, &self.path, run_id, each)
-    }
-
-    fn open_failures(
-        &mut self,
-        of_run: Option<i64>,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredFailure>> {
-        queries::open_failures(self.conn, &self.path, of_run, after, limit)
-    }
-
-    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
-        queries::failures_by_key(self.conn, &self.path, keys)
-    }
-}
+super::super::delegate_queries!(SqliteTx<'_>, |this| (this.conn, &this.path));
 
 impl Tx for SqliteTx<'_> {
     fn stock(&mut self, skus: Option<&[String]>) -> Result<Vec<(String, i64)>> {
