@@ -165,6 +165,35 @@ pub enum CloseResult {
     Missing,
 }
 
+impl CloseResult {
+    /// What closing these ids, in order, does to failures in these states
+    /// (an id without a state does not exist): only an open failure is
+    /// closed, once; the same id again finds it closed. Returns each id's
+    /// result and the ids to close.
+    pub fn plan(
+        ids: &[i64],
+        states: &std::collections::HashMap<i64, FailureState>,
+    ) -> (Vec<(i64, CloseResult)>, Vec<i64>) {
+        let mut closing = Vec::new();
+        let results = ids
+            .iter()
+            .map(|id| {
+                let res = match states.get(id) {
+                    None => CloseResult::Missing,
+                    Some(_) if closing.contains(id) => CloseResult::NotOpen(FailureState::Closed),
+                    Some(FailureState::Open) => {
+                        closing.push(*id);
+                        CloseResult::Closed
+                    }
+                    Some(other) => CloseResult::NotOpen(*other),
+                };
+                (*id, res)
+            })
+            .collect();
+        (results, closing)
+    }
+}
+
 /// Something `verify` found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -433,6 +462,29 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod backoff_tests {
     use super::*;
+
+    #[test]
+    fn only_open_failures_are_closed_and_each_once() {
+        let states = [
+            (1, FailureState::Open),
+            (2, FailureState::Resolved),
+            (3, FailureState::Open),
+        ]
+        .into_iter()
+        .collect();
+        let (results, closing) = CloseResult::plan(&[1, 2, 3, 1, 4], &states);
+        assert_eq!(
+            results,
+            vec![
+                (1, CloseResult::Closed),
+                (2, CloseResult::NotOpen(FailureState::Resolved)),
+                (3, CloseResult::Closed),
+                (1, CloseResult::NotOpen(FailureState::Closed)),
+                (4, CloseResult::Missing),
+            ]
+        );
+        assert_eq!(closing, vec![1, 3]);
+    }
 
     #[test]
     fn backoff_delays_stay_within_the_growing_ceiling() {

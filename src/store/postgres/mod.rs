@@ -357,29 +357,21 @@ impl Store for PgStore {
     ) -> Result<Vec<(i64, CloseResult)>> {
         let db = self.db.clone();
         let mut tx = self.client.transaction().map_err(|e| db.err(e))?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let state: Option<String> = tx
-                .query_opt(
-                    "SELECT state FROM failed_orders WHERE id = $1 FOR UPDATE",
-                    &[id],
-                )
-                .map_err(|e| db.err(e))?
-                .map(|r| r.get(0));
-            let res = match state.as_deref().and_then(FailureState::parse) {
-                None => CloseResult::Missing,
-                Some(FailureState::Open) => {
-                    tx.execute(
-                        "UPDATE failed_orders SET state = $2, closed_by = $3, closed_reason = $4, closed_at = $5 WHERE id = $1",
-                        &[id, &FailureState::Closed.as_str(), &by, &reason, &at],
-                    )
-                    .map_err(|e| db.err(e))?;
-                    CloseResult::Closed
-                }
-                Some(other) => CloseResult::NotOpen(other),
-            };
-            out.push((*id, res));
-        }
+        let states = tx
+            .query(
+                "SELECT id, state FROM failed_orders WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&ids],
+            )
+            .map_err(|e| db.err(e))?
+            .iter()
+            .filter_map(|r| Some((r.get(0), FailureState::parse(r.get(1))?)))
+            .collect();
+        let (out, closing) = CloseResult::plan(ids, &states);
+        tx.execute(
+            "UPDATE failed_orders SET state = $2, closed_by = $3, closed_reason = $4, closed_at = $5 WHERE id = ANY($1)",
+            &[&closing, &FailureState::Closed.as_str(), &by, &reason, &at],
+        )
+        .map_err(|e| db.err(e))?;
         tx.commit().map_err(|e| db.err(e))?;
         Ok(out)
     }

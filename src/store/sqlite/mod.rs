@@ -319,29 +319,20 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(i64, CloseResult)>> {
         self.write(|c| {
             let mut state = c.prepare("SELECT state FROM failed_orders WHERE id = ?1")?;
-            let mut close = c.prepare(
-                "UPDATE failed_orders SET state = ?2, closed_by = ?3, closed_reason = ?4, closed_at = ?5
-                 WHERE id = ?1 AND state = ?6",
-            )?;
-            let mut out = Vec::with_capacity(ids.len());
+            let mut states = std::collections::HashMap::new();
             for id in ids {
                 let s: Option<String> = state.query_row([id], |r| r.get(0)).optional()?;
-                let res = match s.as_deref().and_then(FailureState::parse) {
-                    None => CloseResult::Missing,
-                    Some(FailureState::Open) => {
-                        close.execute(params![
-                            id,
-                            FailureState::Closed.as_str(),
-                            by,
-                            reason,
-                            at,
-                            FailureState::Open.as_str()
-                        ])?;
-                        CloseResult::Closed
-                    }
-                    Some(other) => CloseResult::NotOpen(other),
-                };
-                out.push((*id, res));
+                if let Some(s) = s.as_deref().and_then(FailureState::parse) {
+                    states.insert(*id, s);
+                }
+            }
+            let (out, closing) = CloseResult::plan(ids, &states);
+            let mut close = c.prepare(
+                "UPDATE failed_orders SET state = ?2, closed_by = ?3, closed_reason = ?4, closed_at = ?5
+                 WHERE id = ?1",
+            )?;
+            for id in closing {
+                close.execute(params![id, FailureState::Closed.as_str(), by, reason, at])?;
             }
             Ok(out)
         })
