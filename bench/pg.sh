@@ -18,8 +18,7 @@
 # The server refuses to run as root: as root, its programs run as `nobody`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-gen="$root/../shared/bench/gen_orders.py"
+. "$here/lib.sh"
 pgbin=/usr/lib/postgresql/15/bin
 orders=1000000
 pairs=3
@@ -33,18 +32,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -x "$pgbin/initdb" ] || { echo "needs PostgreSQL 15 (Debian: apt-get install postgresql-15)" >&2; exit 2; }
-for tool in python3 /usr/bin/time; do
-    command -v "$tool" >/dev/null || { echo "needs $tool (Debian: apt-get install time python3)" >&2; exit 2; }
-done
-[ -f "$gen" ] || { echo "generator not found: $gen" >&2; exit 2; }
-
-(cd "$root" && cargo build --profile profiling --quiet)
-bin="$root/target/profiling/orderbatch"
-data="$here/data/$orders"
-if [ ! -f "$data/orders.jsonl" ]; then
-    echo "generating $orders orders in $data ..." >&2
-    python3 "$gen" "$data" --orders "$orders" --skus 20000 --bad-rate 0.02 --stock ample --format both
-fi
+bench_needs python3 /usr/bin/time
+bench_setup
 
 work=$(mktemp -d /tmp/obbench-pg.XXXXXX)
 chmod 0755 "$work"
@@ -66,16 +55,6 @@ psql "postgresql://postgres@$sock/postgres" -c "CREATE DATABASE bench"
 header=$(head -n 1 "$data/orders.csv")
 psql "$url" -c "CREATE TABLE t ($(echo "$header" | sed 's/,/ text, /g') text)"
 
-# time_cmd LABEL CMD...: appends "LABEL wall_s rss_kb" to $work/times
-time_cmd() {
-    local label=$1; shift
-    /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || {
-        local rc=$?
-        # orderbatch exits 3 when some orders failed: that is a completed run.
-        if [ "$rc" -ne 3 ]; then cat "$work/err" >&2; exit 1; fi
-    }
-    echo "$label $(tail -n 1 "$work/t")" >> "$work/times"
-}
 n_db=0
 fresh_schema() {  # a new database for orderbatch, with the catalog loaded
     n_db=$((n_db + 1))

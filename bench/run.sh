@@ -18,8 +18,7 @@
 # (python3 with pandas) and sqlite-utils insert --csv.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-gen="$root/../shared/bench/gen_orders.py"
+. "$here/lib.sh"
 orders=1000000
 pairs=3
 scale=0
@@ -35,32 +34,10 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 [--orders N] [--pairs P] [--scale] [--peers] [--out FILE]" >&2; exit 2 ;;
     esac
 done
-for tool in sqlite3 python3 /usr/bin/time; do
-    command -v "$tool" >/dev/null || { echo "needs $tool (Debian: apt-get install sqlite3 time python3)" >&2; exit 2; }
-done
-[ -f "$gen" ] || { echo "generator not found: $gen" >&2; exit 2; }
-
-# The release build with line tables, so that perf can read a profile of it.
-(cd "$root" && cargo build --profile profiling --quiet)
-bin="$root/target/profiling/orderbatch"
-data="$here/data/$orders"
-if [ ! -f "$data/orders.jsonl" ]; then
-    echo "generating $orders orders in $data ..." >&2
-    python3 "$gen" "$data" --orders "$orders" --skus 20000 --bad-rate 0.02 --stock ample --format both
-fi
+bench_needs sqlite3 python3 /usr/bin/time
+bench_setup
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-# time_cmd LABEL CMD...: appends "LABEL wall_s rss_kb" to $work/times
-time_cmd() {
-    local label=$1; shift
-    /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || {
-        local rc=$?
-        # orderbatch exits 3 when some orders failed: that is a completed run.
-        if [ "$rc" -ne 3 ]; then cat "$work/err" >&2; exit 1; fi
-    }
-    echo "$label $(tail -n 1 "$work/t")" >> "$work/times"
-}
 
 fresh_db() {  # a database with the catalog loaded
     rm -f "$work"/ob.db*
