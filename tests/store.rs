@@ -319,6 +319,66 @@ fn claims_store_new_orders_and_report_what_was_applied_before() {
 }
 
 #[test]
+fn a_rehearsal_claims_like_a_run_leaves_nothing_and_cannot_commit() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let n = |o: &'static ValidOrder, seq| NewOrder {
+            order: o,
+            seq,
+            source_file: "in.csv",
+            source_line: seq + 1,
+        };
+        let leak = |o: ValidOrder| -> &'static ValidOrder { Box::leak(Box::new(o)) };
+        let (o1, o2, o3) = (
+            leak(order("O-1", "A", 1, 1)),
+            leak(order("O-2", "A", 2, 2)),
+            leak(order("O-3", "A", 3, 3)),
+        );
+        let mut tx = s.begin().unwrap();
+        tx.claim(5, &[n(o1, 1)]).unwrap();
+        tx.commit().unwrap();
+
+        let mut tx = s.begin().unwrap();
+        tx.rehearse().unwrap();
+        let first = tx.claim(6, &[n(o1, 1), n(o2, 2), n(o3, 3)]).unwrap();
+        let applied_5 = Claim::Taken(Applied {
+            content_hash: [1; 16],
+            run_id: 5,
+        });
+        assert_eq!(first, [applied_5, Claim::New, Claim::New], "{b:?}");
+        // What this rehearsal claimed counts as applied by it, as in a run...
+        assert_eq!(
+            tx.claim(6, &[n(o2, 4)]).unwrap(),
+            [Claim::Taken(Applied {
+                content_hash: [2; 16],
+                run_id: 6
+            })],
+            "{b:?}"
+        );
+        assert_eq!(
+            tx.seen_in_run(6, &["O-1", "O-2", "O-3", "O-9"]).unwrap(),
+            [false, true, true, false],
+            "{b:?}"
+        );
+        // ...until it gives the order back.
+        tx.unclaim(&["O-3"]).unwrap();
+        assert_eq!(tx.seen_in_run(6, &["O-3"]).unwrap(), [false], "{b:?}");
+        assert_eq!(tx.claim(6, &[n(o3, 5)]).unwrap(), [Claim::New], "{b:?}");
+        let refused = tx.commit().unwrap_err().to_string();
+        assert!(
+            refused.contains("a dry run's transaction was about to be committed"),
+            "{b:?}: {refused}"
+        );
+
+        // Nothing of it stays, and a second rehearsal starts afresh.
+        let mut tx = s.begin().unwrap();
+        assert_eq!(tx.applied(&["O-2", "O-3"]).unwrap(), [None, None], "{b:?}");
+        tx.rehearse().unwrap();
+        assert_eq!(tx.claim(7, &[n(o2, 1)]).unwrap(), [Claim::New], "{b:?}");
+    }
+}
+
+#[test]
 fn records_keep_skips_and_failures_and_settle_older_failures() {
     for (b, db, _dir) in databases() {
         let mut s = open(&db);

@@ -33,6 +33,9 @@ impl Ctx<'_> {
         reports: &ReportDir,
     ) -> Result<Flow> {
         let run_id = self.run_id.context("internal error: the run has no id")?;
+        if self.opts.dry_run {
+            tx.rehearse()?;
+        }
         let mut applier = Applier::new(run_id, stock);
         let accepted_name = file_name("accepted", self.opts.report_format);
         let accepted = reports

@@ -38,6 +38,16 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// The refusal to commit a rehearsal (a dry run's transaction): a bug, never
+/// an operator's doing.
+fn rehearsal_committed(db: &str) -> StoreError {
+    StoreError::Other {
+        db: db.to_string(),
+        what: "internal error: a dry run's transaction was about to be committed; nothing was"
+            .into(),
+    }
+}
+
 /// How runs share a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Concurrency {
@@ -377,6 +387,11 @@ pub trait Tx: Queries {
     fn supersede_retried(&mut self, failure_ids: &[i64], run_id: i64) -> Result<()>;
     /// Complete the run's history row, inside its transaction.
     fn finish_run(&mut self, record: &RunRecord) -> Result<()>;
+    /// Declare that this transaction will be rolled back (a dry run): the
+    /// orders it claims need not be stored, only remembered so that
+    /// `seen_in_run` still finds them; every decision stays the one a run
+    /// would make. Committing it afterwards is refused.
+    fn rehearse(&mut self) -> Result<()>;
     fn commit(self: Box<Self>) -> Result<Committed>;
 }
 

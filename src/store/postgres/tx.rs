@@ -20,6 +20,8 @@ use crate::model::run::RunRecord;
 pub(super) struct PgTx<'c> {
     tx: Transaction<'c>,
     db: Db,
+    /// A dry run's transaction (see `rehearse`): never committed.
+    rehearsal: bool,
 }
 
 /// The columns of orders, in the staging table's order.
@@ -35,7 +37,11 @@ fn hash_of(b: &[u8]) -> [u8; 16] {
 
 impl<'c> PgTx<'c> {
     pub(super) fn new(tx: Transaction<'c>, db: Db) -> Self {
-        PgTx { tx, db }
+        PgTx {
+            tx,
+            db,
+            rehearsal: false,
+        }
     }
 
     fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
@@ -451,7 +457,17 @@ impl Tx for PgTx<'_> {
         queries::finish_run(&mut self.tx, &self.db, record)
     }
 
+    /// A rehearsal claims as a run does: the inserted ids make it wait for
+    /// a concurrent run holding them, so it decides as the run would.
+    fn rehearse(&mut self) -> Result<()> {
+        self.rehearsal = true;
+        Ok(())
+    }
+
     fn commit(self: Box<Self>) -> Result<Committed> {
+        if self.rehearsal {
+            return Err(super::super::rehearsal_committed(&self.db.name));
+        }
         let db = self.db.clone();
         self.tx.commit().map_err(|e| db.err(e))?;
         Ok(Committed::default())

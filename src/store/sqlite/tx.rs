@@ -21,6 +21,9 @@ pub(super) struct SqliteTx<'c> {
     done: bool,
     /// Whether other runs' open failures exist (see `others_open`).
     others_open: Option<bool>,
+    /// A dry run's transaction (see `rehearse`): claimed ids go to a table
+    /// of its own instead of the orders, and it is never committed.
+    rehearsal: bool,
 }
 
 impl<'c> SqliteTx<'c> {
@@ -31,6 +34,7 @@ impl<'c> SqliteTx<'c> {
             timeout,
             done: false,
             others_open: None,
+            rehearsal: false,
         }
     }
 
@@ -136,6 +140,31 @@ fn insert_failure(
         state.as_str()
     ])?;
     Ok(())
+}
+
+/// A rehearsal's claim: what the orders table holds under each id, else the
+/// id taken in the rehearsal's table (an id this run took already counts as
+/// applied by this run, as in a real claim).
+fn rehearse_claim(
+    c: &Connection,
+    run_id: i64,
+    orders: &[NewOrder<'_>],
+) -> rusqlite::Result<Vec<Claim>> {
+    let mut take =
+        c.prepare_cached("INSERT INTO rehearsed (order_id) VALUES (?1) ON CONFLICT DO NOTHING")?;
+    let mut out = Vec::with_capacity(orders.len());
+    for n in orders {
+        let id = &n.order.order_id;
+        out.push(match applied_of(c, id)? {
+            Some(a) => Claim::Taken(a),
+            None if take.execute([id])? == 1 => Claim::New,
+            None => Claim::Taken(Applied {
+                content_hash: n.order.content_hash,
+                run_id,
+            }),
+        });
+    }
+    Ok(out)
 }
 
 /// Open failures of these order ids from other runs move to `to`, naming
@@ -256,6 +285,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>> {
+        if self.rehearsal {
+            return self.run(|c| rehearse_claim(c, run_id, orders));
+        }
         self.run(|c| {
             let mut st = c.prepare_cached(
                 "INSERT INTO orders (order_id, content_hash, run_id, run_seq, source_file, source_line, placed_at,
@@ -296,8 +328,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn unclaim(&mut self, order_ids: &[&str]) -> Result<()> {
+        let table = if self.rehearsal {
+            "rehearsed"
+        } else {
+            "orders"
+        };
         self.run(|c| {
-            let mut st = c.prepare_cached("DELETE FROM orders WHERE order_id = ?1")?;
+            let mut st = c.prepare_cached(&format!("DELETE FROM {table} WHERE order_id = ?1"))?;
             for id in order_ids {
                 st.execute([id])?;
             }
@@ -310,12 +347,18 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn seen_in_run(&mut self, run_id: i64, order_ids: &[&str]) -> Result<Vec<bool>> {
+        // A rehearsal's accepted orders are in its own table.
+        let accepted = if self.rehearsal {
+            "rehearsed WHERE order_id = ?1"
+        } else {
+            "orders WHERE order_id = ?1 AND run_id = ?2"
+        };
         self.run(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM orders WHERE order_id = ?1 AND run_id = ?2)
+            let mut st = c.prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {accepted})
                      OR EXISTS (SELECT 1 FROM run_skips WHERE order_id = ?1 AND run_id = ?2)
-                     OR EXISTS (SELECT 1 FROM failed_orders WHERE order_id = ?1 AND run_id = ?2)",
-            )?;
+                     OR EXISTS (SELECT 1 FROM failed_orders WHERE order_id = ?1 AND run_id = ?2)"
+            ))?;
             order_ids
                 .iter()
                 .map(|id| st.query_row(params![id, run_id], |r| r.get::<_, bool>(0)))
@@ -394,7 +437,22 @@ impl Tx for SqliteTx<'_> {
         self.run(|c| queries::finish_run(c, record))
     }
 
+    /// The claimed ids go to a table of their own instead, created inside
+    /// this transaction and so gone with its rollback: the orders table and
+    /// its index are left alone, only the ids are written, and the claims
+    /// decide as they would.
+    fn rehearse(&mut self) -> Result<()> {
+        self.run(|c| {
+            c.execute_batch("CREATE TABLE rehearsed (order_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        })?;
+        self.rehearsal = true;
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>) -> Result<Committed> {
+        if self.rehearsal {
+            return Err(super::super::rehearsal_committed(&self.path));
+        }
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
         self.done = true;
         Ok(Committed {
