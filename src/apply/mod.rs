@@ -49,7 +49,9 @@ struct Level {
 
 pub struct Applier {
     run_id: i64,
-    stock: FxHashMap<String, Level>,
+    /// Each sku's place in `levels` (looked up once per line of an order).
+    skus: FxHashMap<String, usize>,
+    levels: Vec<(String, Level)>,
     seen: SeenIds,
     pub counts: Counts,
     seq: u64,
@@ -71,7 +73,12 @@ impl Applier {
     pub fn new(run_id: i64, stock: Vec<(String, i64)>) -> Self {
         Applier {
             run_id,
-            stock: stock
+            skus: stock
+                .iter()
+                .enumerate()
+                .map(|(i, (sku, _))| (sku.clone(), i))
+                .collect(),
+            levels: stock
                 .into_iter()
                 .map(|(sku, on_hand)| (sku, Level { on_hand, taken: 0 }))
                 .collect(),
@@ -262,8 +269,8 @@ impl Applier {
     ) -> Outcome {
         match (verdict, prior) {
             (Verdict::Valid(order), Prior::Claimed(Claim::New)) => match self.short_stock(&order) {
-                None => self.accept(order),
-                Some(m) => {
+                Ok(takes) => self.accept(order, takes),
+                Err(m) => {
                     short.push(order.order_id.clone());
                     let p = Problem::new(ErrorCode::InsufficientStock, m);
                     self.fail(raw, vec![p], file)
@@ -316,12 +323,12 @@ impl Applier {
         self.fail(raw, vec![Problem::new(ErrorCode::OrderIdConflict, m)], file)
     }
 
-    fn accept(&mut self, order: ValidOrder) -> Outcome {
-        for l in &order.lines {
-            if let Some(level) = self.stock.get_mut(l.sku.as_str()) {
-                level.on_hand -= l.quantity;
-                level.taken += l.quantity;
-            }
+    /// `takes`: the units of each sku's level, as `short_stock` found them.
+    fn accept(&mut self, order: ValidOrder, takes: Vec<(usize, i64)>) -> Outcome {
+        for (at, n) in takes {
+            let level = &mut self.levels[at].1;
+            level.on_hand -= n;
+            level.taken += n;
         }
         self.counts.accepted += 1;
         self.counts.lines += order.lines.len() as u64;
@@ -340,23 +347,32 @@ impl Applier {
         Outcome::Failed(f)
     }
 
-    /// INSUFFICIENT_STOCK: the order's units of a sku, all lines together, against the stock now.
-    fn short_stock(&self, order: &ValidOrder) -> Option<String> {
-        let mut need: Vec<(&str, i64)> = Vec::with_capacity(order.lines.len());
+    /// INSUFFICIENT_STOCK: the order's units of a sku, all lines together,
+    /// against the stock now. When there is enough: each sku's place and
+    /// units, to take.
+    fn short_stock(&self, order: &ValidOrder) -> Result<Vec<(usize, i64)>, String> {
+        // (sku, its place if the catalog has stock of it, units)
+        let mut need: Vec<(&str, Option<usize>, i64)> = Vec::with_capacity(order.lines.len());
         for l in &order.lines {
-            match need.iter_mut().find(|(s, _)| *s == l.sku) {
-                Some((_, n)) => *n += l.quantity,
-                None => need.push((&l.sku, l.quantity)),
+            match need.iter_mut().find(|(s, _, _)| *s == l.sku) {
+                Some((_, _, n)) => *n += l.quantity,
+                None => need.push((&l.sku, self.skus.get(l.sku.as_str()).copied(), l.quantity)),
             }
         }
         let short: Vec<String> = need
             .iter()
-            .filter_map(|(sku, n)| {
-                let have = self.stock.get(*sku).map(|l| l.on_hand).unwrap_or(0);
+            .filter_map(|(sku, at, n)| {
+                let have = at.map_or(0, |i| self.levels[i].1.on_hand);
                 (*n > have).then(|| format!("sku {} needs {n}, {have} on hand", show(sku, false)))
             })
             .collect();
-        (!short.is_empty()).then(|| short.join(", "))
+        if !short.is_empty() {
+            return Err(short.join(", "));
+        }
+        Ok(need
+            .into_iter()
+            .filter_map(|(_, at, n)| at.map(|i| (i, n)))
+            .collect())
     }
 
     /// The chunk's skips and failures, and the failures they settle, in one batch.
@@ -403,7 +419,7 @@ impl Applier {
     /// The stock the run took: one change and one ledger entry per sku.
     pub fn finish(&self, tx: &mut dyn Tx, reason: LedgerReason, at: &str) -> store::Result<()> {
         let mut deltas: Vec<(String, i64)> = self
-            .stock
+            .levels
             .iter()
             .filter(|(_, l)| l.taken != 0)
             .map(|(s, l)| (s.clone(), -l.taken))

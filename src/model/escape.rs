@@ -6,13 +6,22 @@ use std::borrow::Cow;
 const TRIGGERS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\n'];
 
 fn starts_with_trigger(v: &str) -> bool {
-    v.starts_with(TRIGGERS)
+    // Every trigger is one ASCII byte.
+    v.as_bytes()
+        .first()
+        .is_some_and(|b| TRIGGERS.contains(&char::from(*b)))
 }
 
 /// Quotes then a trigger: such a value would lose a quote on the way back in,
 /// so it gets one more, like a bare trigger does.
 fn quotes_then_trigger(v: &str) -> bool {
-    starts_with_trigger(v.trim_start_matches('\''))
+    // Most cells start with neither: decided on the first byte (every cell of
+    // every report goes through here).
+    match v.as_bytes().first() {
+        Some(b'\'') => starts_with_trigger(v.trim_start_matches('\'')),
+        Some(b) => TRIGGERS.contains(&char::from(*b)),
+        None => false,
+    }
 }
 
 /// A cell starting with '=', '+', '-', '@', '\t', '\r' or '\n' gets a leading '\''

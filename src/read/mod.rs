@@ -160,12 +160,22 @@ impl RawRow {
     }
 
     pub fn cell<'a>(&'a self, cols: &Columns, pos: usize) -> &'a str {
-        let v = self.record.get(pos).unwrap_or("").trim();
+        let v = trim(self.record.get(pos).unwrap_or(""));
         if cols.unescape {
             unescape_cell(v)
         } else {
             v
         }
+    }
+}
+
+/// `str::trim`, with the common case (nothing to trim: the value starts and
+/// ends with a visible ASCII character) decided on two bytes.
+fn trim(v: &str) -> &str {
+    match v.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => v,
+        [only] if only.is_ascii_graphic() => v,
+        _ => v.trim(),
     }
 }
 
@@ -252,6 +262,14 @@ pub fn open_orders(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn trim_is_str_trim(v in "[ \\t\\u{a0}\\u{3000}a-z=é]{0,6}") {
+            prop_assert_eq!(trim(&v), v.trim());
+        }
+    }
 
     #[test]
     fn format_comes_from_the_flag_or_the_name() {
