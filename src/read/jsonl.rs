@@ -105,11 +105,15 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
     let mut notes = Vec::new();
     let mut order: [Cow<str>; 10] = Default::default();
     for f in ORDER_FIELDS {
-        order[f.index()] = scalar(object.get(f.name()), f.name(), &mut notes);
+        order[f.index()] = scalar(object.get(f.name()), &|| f.name().to_string(), &mut notes);
     }
     let mut extras: Vec<String> = Vec::new();
     let mut extra_values: Vec<Cow<str>> = Vec::new();
     for (k, v) in &object.0 {
+        // Our own members are most of them: told apart without building a name.
+        if is_reserved(k) {
+            continue;
+        }
         // Extra names as the CSV reader makes them: trimmed, lower case, unique,
         // and never one of ours (which would clash in a report).
         let name = mask_pans(&k.trim().to_ascii_lowercase()).into_owned();
@@ -304,11 +308,22 @@ impl<'a> Json<'a> {
     }
 }
 
+/// A member name that is one of ours (a field, `items`, a report column),
+/// as the extras' names are compared: trimmed, any ASCII case.
+fn is_reserved(key: &str) -> bool {
+    let key = key.trim();
+    key.eq_ignore_ascii_case("items")
+        || Field::ALL
+            .iter()
+            .any(|f| key.eq_ignore_ascii_case(f.name()))
+        || REPORT_COLUMNS.iter().any(|c| key.eq_ignore_ascii_case(c))
+}
+
 fn item_values<'a>(obj: &Object<'a>, i: usize, notes: &mut Vec<Problem>) -> [Cow<'a, str>; 3] {
     ITEM_FIELDS.map(|f| {
         scalar(
             obj.get(f.name()),
-            &format!("items[{i}].{}", f.name()),
+            &|| format!("items[{i}].{}", f.name()),
             notes,
         )
     })
@@ -316,7 +331,12 @@ fn item_values<'a>(obj: &Object<'a>, i: usize, notes: &mut Vec<Problem>) -> [Cow
 
 /// A JSON value as field text: strings as they are, numbers as their exact
 /// text, absent or null as empty (a missing field); anything else is invalid.
-fn scalar<'a>(v: Option<&'a RawValue>, name: &str, notes: &mut Vec<Problem>) -> Cow<'a, str> {
+/// `name` names the value in the note of an invalid one (built only then).
+fn scalar<'a>(
+    v: Option<&'a RawValue>,
+    name: &dyn Fn() -> String,
+    notes: &mut Vec<Problem>,
+) -> Cow<'a, str> {
     let Some(v) = v else {
         return Cow::Borrowed("");
     };
@@ -330,7 +350,7 @@ fn scalar<'a>(v: Option<&'a RawValue>, name: &str, notes: &mut Vec<Problem>) -> 
     };
     notes.push(Problem::new(
         ErrorCode::InvalidField,
-        format!("{name} must be a string or a number, not {kind}"),
+        format!("{} must be a string or a number, not {kind}", name()),
     ));
     Cow::Borrowed(v.get())
 }
