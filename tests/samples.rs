@@ -326,8 +326,41 @@ fn a_dry_run_reports_exactly_what_the_run_then_commits() {
     }
 }
 
+/// An order (of `order_rows`' shape) with one defect: kind 0 to 8, in the
+/// order of the codes validation gives them.
+fn defective(kind: usize, id: &str, sku: usize) -> String {
+    let good = order_rows(id, &[(sku, 1), ((sku + 1) % 20, 1)]);
+    let first_line = |s: &str| s.lines().next().unwrap_or("").to_string() + "\n";
+    match kind {
+        0 => format!("{id},2026-11-25T22:14:03Z,buyer@example.com,SKU-{sku}\n"),
+        1 => good.replace("buyer@example.com", ""),
+        2 => good.replace(",card,", ",cheque,"),
+        3 => {
+            let mut lines = good.lines();
+            let one = lines.next().unwrap_or("").to_string();
+            let two = lines
+                .next()
+                .unwrap_or("")
+                .replace("@example.com", "@example.org");
+            format!("{one}\n{two}\n")
+        }
+        4 => good.replace(&format!("ref-{id}"), "4111 1111 1111 1111"),
+        5 => first_line(&good).replace(&format!(",SKU-{sku},"), ",NOPE-1,"),
+        6 => good.replace(",EUR,", ",USD,"),
+        7 => first_line(&order_rows(id, &[(sku, 1)])).replacen(
+            &format!(",{}.00,EUR", 10 + sku),
+            &format!(",{}.01,EUR", 10 + sku),
+            1,
+        ),
+        _ => {
+            let total = (10 + sku) + (10 + (sku + 1) % 20);
+            good.replace(&format!(",{total}.00\n"), &format!(",{}.00\n", total + 1))
+        }
+    }
+}
+
 #[test]
-fn a_dry_run_decides_like_the_run_across_chunks_on_tight_stock() {
+fn a_dry_run_decides_like_the_run_across_chunks_on_tight_stock_with_every_code() {
     for b in backends() {
         let env = env_for(b);
         env.write("catalog.csv", catalog(20, 150));
@@ -342,11 +375,14 @@ fn a_dry_run_decides_like_the_run_across_chunks_on_tight_stock() {
         // the stock out, repeats of the first night (skipped), changed ones
         // (conflicts), and ids repeated thousands of orders later
         // (duplicates found across chunks).
+        // And one order in ten with a defect of its own, each of the nine
+        // that validation finds in turn.
         let second: Vec<String> = (0..3000)
             .map(|i| match i % 10 {
                 0 => order_rows(&format!("A-{}", i / 10), &[(i / 10 % 20, 1)]),
                 1 => order_rows(&format!("A-{}", i / 10 + 300), &[(i % 20, 2)]),
                 2 if i > 2000 => order_rows(&format!("B-{}", i - 1900), &[(i % 20, 1)]),
+                4 => defective(i / 10 % 9, &format!("B-{i}"), i % 20),
                 _ => order_rows(&format!("B-{i}"), &[(i % 20, 1 + (i % 3) as u32)]),
             })
             .collect();
@@ -362,9 +398,18 @@ fn a_dry_run_decides_like_the_run_across_chunks_on_tight_stock() {
         assert_eq!(
             codes,
             [
+                "CURRENCY_MISMATCH",
                 "DUPLICATE_IN_INPUT",
+                "INCONSISTENT_ORDER",
                 "INSUFFICIENT_STOCK",
-                "ORDER_ID_CONFLICT"
+                "INVALID_FIELD",
+                "MALFORMED_RECORD",
+                "MISSING_FIELD",
+                "ORDER_ID_CONFLICT",
+                "PAN_DETECTED",
+                "PAYMENT_MISMATCH",
+                "PRICE_MISMATCH",
+                "UNKNOWN_SKU",
             ]
             .into(),
             "{b:?}"
