@@ -14,7 +14,7 @@
 # slices of it processed one after the other into one database, and a file of
 # N orders that all fail (memory when every order goes to the failed report).
 # --peers adds, once each and only when installed, the tools a user might
-# pick instead: DuckDB's CSV load (`duckdb`), pandas read_csv + to_sql
+# pick instead: DuckDB's CSV load (`duckdb` or its Python package), pandas read_csv + to_sql
 # (python3 with pandas) and sqlite-utils insert --csv.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -103,10 +103,14 @@ PY
 fi
 
 if [ "$peers" = 1 ]; then
+    load="CREATE TABLE t AS SELECT * FROM read_csv('$data/orders.csv')"
+    rm -f "$work/peer.duckdb"
     if command -v duckdb >/dev/null; then
-        rm -f "$work/peer.duckdb"
-        time_cmd duckdb duckdb "$work/peer.duckdb" "CREATE TABLE t AS SELECT * FROM read_csv('$data/orders.csv')"
-    else echo "peer skipped: duckdb not installed" >&2; fi
+        time_cmd duckdb duckdb "$work/peer.duckdb" "$load"
+    elif python3 -c 'import duckdb' 2>/dev/null; then
+        # The Python package (pip install duckdb) runs the same engine.
+        time_cmd duckdb python3 -c "import duckdb, sys; duckdb.connect(sys.argv[1]).execute(sys.argv[2])" "$work/peer.duckdb" "$load"
+    else echo "peer skipped: duckdb not installed (its CLI, or pip install duckdb)" >&2; fi
     if python3 -c 'import pandas' 2>/dev/null; then
         rm -f "$work/peer.db"
         time_cmd pandas python3 -c "import sqlite3, sys, pandas as pd; pd.read_csv(sys.argv[1]).to_sql('t', sqlite3.connect(sys.argv[2]), index=False)" "$data/orders.csv" "$work/peer.db"
