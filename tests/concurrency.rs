@@ -98,17 +98,7 @@ impl RunOut {
 
     /// The counts of the summary that say what the run did.
     fn counts(&self) -> serde_json::Value {
-        let s = &self.summary;
-        serde_json::json!([
-            s["status"],
-            s["orders"],
-            s["accepted"],
-            s["skipped"],
-            s["failed"],
-            s["lines"],
-            s["units"],
-            s["errors_by_code"]
-        ])
+        summary_counts(&self.summary)
     }
 }
 

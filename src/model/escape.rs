@@ -15,13 +15,7 @@ fn starts_with_trigger(v: &str) -> bool {
 /// Quotes then a trigger: such a value would lose a quote on the way back in,
 /// so it gets one more, like a bare trigger does.
 fn quotes_then_trigger(v: &str) -> bool {
-    // Most cells start with neither: decided on the first byte (every cell of
-    // every report goes through here).
-    match v.as_bytes().first() {
-        Some(b'\'') => starts_with_trigger(v.trim_start_matches('\'')),
-        Some(b) => TRIGGERS.contains(&char::from(*b)),
-        None => false,
-    }
+    starts_with_trigger(v.trim_start_matches('\''))
 }
 
 /// A cell starting with '=', '+', '-', '@', '\t', '\r' or '\n' gets a leading '\''

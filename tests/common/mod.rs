@@ -364,3 +364,18 @@ pub fn load_catalog(env: &Env, stock: i64) {
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
+
+/// The counts of a run summary that say what the run did (its timings and
+/// ids left out), for comparing two runs.
+pub fn summary_counts(s: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!([
+        s["status"],
+        s["orders"],
+        s["accepted"],
+        s["skipped"],
+        s["failed"],
+        s["lines"],
+        s["units"],
+        s["errors_by_code"]
+    ])
+}
