@@ -63,10 +63,15 @@ fn read_all(bytes: &[u8]) -> Vec<RawOrder> {
         reader: Box::new(Cursor::new(bytes.to_vec())),
         meter: Arc::new(InputMeter::default()),
     };
-    open_orders(src, Format::Csv, None)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    open_orders(
+        src,
+        Format::Csv,
+        None,
+        orderbatch::read::DEFAULT_MAX_RECORD_BYTES,
+    )
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 fn stages(c: &mut Criterion) {
@@ -101,7 +106,7 @@ fn stages(c: &mut Criterion) {
             |(dir, mut store, checked): (tempfile::TempDir, Box<dyn Store>, Vec<Checked>)| {
                 let mut tx = store.begin().unwrap();
                 let stock = tx.stock(None).unwrap();
-                let mut applier = Applier::new(1, stock);
+                let mut applier = Applier::new(1, stock, false);
                 let mut accepted = 0;
                 let mut rest = checked;
                 while !rest.is_empty() {

@@ -231,6 +231,10 @@ struct RunArgs {
     /// Start CSV reports with a UTF-8 byte-order mark, so that Excel reads them as UTF-8
     #[arg(long)]
     report_bom: bool,
+    /// The most bytes one CSV record, JSONL line or worksheet row may hold; a longer one is MALFORMED_RECORD
+    #[arg(long, value_name = "N", default_value_t = crate::read::DEFAULT_MAX_RECORD_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    max_record_bytes: u64,
 }
 
 /// Formats of order input.
@@ -340,6 +344,7 @@ impl RunArgs {
             json: self.json,
             encoding: self.encoding,
             report_bom: self.report_bom,
+            max_record_bytes: usize::try_from(self.max_record_bytes).unwrap_or(usize::MAX),
         }
     }
 }

@@ -95,4 +95,6 @@ pub struct RunOptions {
     pub encoding: Option<&'static encoding_rs::Encoding>,
     /// CSV reports start with a UTF-8 byte-order mark (for Excel).
     pub report_bom: bool,
+    /// The most bytes one record may hold (`--max-record-bytes`).
+    pub max_record_bytes: usize,
 }

@@ -1,16 +1,37 @@
-//! Ctrl-C: one line saying what became of the run (nothing committed, or
-//! committed with the reports perhaps not in place), then the process ends by
-//! the interrupt as it would have without the handler (a shell loop around it
-//! stops, the exit status says SIGINT).
+//! Ctrl-C, SIGTERM and SIGHUP: one line saying what became of the run, then
+//! the process ends by that signal as it would have without the handler (a
+//! shell loop around it stops, the exit status names the signal). A signal
+//! that comes once the run has committed lets the run finish what is left
+//! (its reports moved into place, the metrics file) before it ends the
+//! process: that takes moments, and the line it prints is then true. A
+//! second signal ends it at once.
 
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 static RUN: AtomicI64 = AtomicI64::new(0);
 static STATE: AtomicU8 = AtomicU8::new(IDLE);
+/// The signal that came after the commit, to end the process with once the
+/// run is done (0: none).
+static DEFERRED: AtomicI32 = AtomicI32::new(0);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 const IDLE: u8 = 0;
 const RUNNING: u8 = 1;
-const COMMITTED: u8 = 2;
+/// The commit was asked for and has not answered yet: whether it happened
+/// is known only when it answers.
+const COMMITTING: u8 = 2;
+const COMMITTED: u8 = 3;
+
+/// How long a signal that comes during a commit waits for its answer.
+const COMMIT_WAIT: Duration = Duration::from_secs(10);
+
+/// A run is about to start (its history row not yet written, or written
+/// and its number not yet known here): an interrupt loses nothing committed.
+pub fn starting() {
+    RUN.store(0, Ordering::SeqCst);
+    STATE.store(RUNNING, Ordering::SeqCst);
+}
 
 /// A run started: an interrupt now loses nothing committed.
 pub fn running(run_id: i64) {
@@ -18,37 +39,102 @@ pub fn running(run_id: i64) {
     STATE.store(RUNNING, Ordering::SeqCst);
 }
 
-/// The run committed: an interrupt now only costs the reports' move into place.
+/// The run asks the database to commit.
+pub fn committing() {
+    STATE.store(COMMITTING, Ordering::SeqCst);
+}
+
+/// The commit answered that it committed (called at once, before anything
+/// else the store does after it, such as a checkpoint).
 pub fn committed() {
     STATE.store(COMMITTED, Ordering::SeqCst);
 }
 
-/// What an interrupt at this moment means, in one line.
+/// The commit answered with an error: nothing of the run was committed.
+pub fn commit_failed() {
+    STATE.store(RUNNING, Ordering::SeqCst);
+}
+
+/// The run is done with everything after its commit: a signal that came
+/// meanwhile ends the process now.
+pub fn finish() {
+    let sig = DEFERRED.load(Ordering::SeqCst);
+    if sig != 0 {
+        die(sig);
+    }
+}
+
+/// What a signal at this moment means, in one line.
 pub fn message() -> String {
     let id = RUN.load(Ordering::SeqCst);
     match STATE.load(Ordering::SeqCst) {
+        RUNNING if id == 0 => {
+            "orderbatch: interrupted: nothing of this run was committed; run the same command again"
+                .into()
+        }
         RUNNING => format!(
             "orderbatch: interrupted: nothing of run {id} was committed; run the same command again"
         ),
+        COMMITTING => format!(
+            "orderbatch: interrupted while run {id} was committing: `orderbatch runs show {id}` says whether it did \
+             (completed: its reports are printed by `orderbatch report accepted|failed --run {id}`; \
+             otherwise run the same command again)"
+        ),
+        COMMITTED if DEFERRED.load(Ordering::SeqCst) == 0 => format!(
+            "orderbatch: interrupted after run {id} committed: putting its reports in place, then stopping"
+        ),
         COMMITTED => format!(
-            "orderbatch: interrupted after run {id} committed: if its reports are not in place, \
-             `orderbatch report accepted|failed --run {id}` prints them"
+            "orderbatch: interrupted again after run {id} committed: the next run moves its reports into place \
+             (`orderbatch report accepted|failed --run {id}` prints them meanwhile)"
         ),
         _ => "orderbatch: interrupted: nothing was changed".into(),
     }
 }
 
-/// Install the handler (once, at start).
+/// Install the handler thread (once, at start).
 pub fn install() {
-    let _ = ctrlc::set_handler(|| {
-        crate::log::interrupted(&message());
-        // End as an interrupted process does.
-        // SAFETY: resetting a signal's disposition and raising it are plain libc calls.
-        unsafe {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::raise(libc::SIGINT);
-        }
-    });
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return; // the default dispositions stay: the process still ends
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                on_signal(sig);
+            }
+        });
+}
+
+fn on_signal(sig: i32) {
+    // A commit under way answers soon: wait for it, so that the line is true.
+    let deadline = Instant::now() + COMMIT_WAIT;
+    while STATE.load(Ordering::SeqCst) == COMMITTING && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first_after_commit =
+        STATE.load(Ordering::SeqCst) == COMMITTED && DEFERRED.load(Ordering::SeqCst) == 0;
+    crate::log::interrupted(&message());
+    if first_after_commit {
+        DEFERRED.store(sig, Ordering::SeqCst);
+        return;
+    }
+    die(sig);
+}
+
+/// End the process by `sig`, as its default disposition does.
+fn die(sig: i32) -> ! {
+    // SAFETY: resetting a signal's disposition and raising it are plain libc calls.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+    // A signal whose default is to be ignored cannot reach here (only
+    // SIGINT, SIGTERM and SIGHUP are handled); exit as a shell would say.
+    std::process::exit(128 + sig)
 }
 
 #[cfg(test)]
@@ -58,10 +144,20 @@ mod tests {
     #[test]
     fn the_line_says_what_became_of_the_run() {
         assert!(message().contains("nothing was changed"));
+        starting();
+        assert!(message().contains("nothing of this run was committed"));
         running(7);
         assert!(message().contains("nothing of run 7 was committed"));
+        committing();
+        assert!(message().contains("while run 7 was committing"));
+        commit_failed();
+        assert!(message().contains("nothing of run 7 was committed"));
+        committing();
         committed();
-        assert!(message().contains("after run 7 committed"));
+        assert!(message().contains("after run 7 committed: putting its reports in place"));
+        DEFERRED.store(2, Ordering::SeqCst);
+        assert!(message().contains("interrupted again after run 7 committed"));
+        DEFERRED.store(0, Ordering::SeqCst);
         STATE.store(IDLE, Ordering::SeqCst);
     }
 }

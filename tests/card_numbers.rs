@@ -5,6 +5,7 @@
 //! files or its log.
 
 mod common;
+mod procs;
 
 use common::*;
 
@@ -217,5 +218,143 @@ fn card_numbers_in_every_free_text_field_never_appear_in_clear() {
                 );
             }
         }
+    }
+}
+
+/// The regular files a process has open, but `except`, with their bytes
+/// (an unnamed temporary file included: it is read through /proc).
+fn open_files_of(pid: u32, except: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        let shown = target.display().to_string();
+        if target == except || !shown.starts_with('/') || shown.starts_with("/dev/") {
+            continue;
+        }
+        if let Ok(bytes) = std::fs::read(e.path()) {
+            out.push((shown, bytes));
+        }
+    }
+    out
+}
+
+fn assert_no_clear_card(bytes: &[u8], cards: &[&str], what: &str) {
+    let runs = digit_runs(bytes);
+    for card in cards {
+        let clear: String = card.chars().filter(char::is_ascii_digit).collect();
+        assert!(
+            !runs
+                .iter()
+                .any(|r| r.windows(clear.len()).any(|w| w == clear.as_bytes())),
+            "{what}: {clear} appears in clear"
+        );
+    }
+}
+
+/// Card numbers beside other digits (a CVV, a phone number, an expiry date,
+/// another card number) are found and masked; and no temporary file ever
+/// holds one in clear: on PostgreSQL the spool of checked orders is read
+/// through /proc while the run waits for a stock row, with every other file
+/// it has open; on both backends the temporary directory is empty after.
+#[test]
+fn card_numbers_beside_other_digits_and_in_temporary_files_are_masked() {
+    use std::io::Read;
+    let placed = [
+        // payment_ref, extra column
+        ("4111 1111 1111 1111 123", "card and CVV"),
+        ("ref-a", "tel 1234 5555555555554444"),
+        ("ref-b", "4111-1111-1111-1111-12/25"),
+        ("ref-c", "4111111111111111 5555555555554444"),
+    ];
+    let cards = ["4111111111111111", "5555555555554444"];
+    let mut csv = format!("{HEADER},note\n");
+    for (i, (r, note)) in placed.iter().enumerate() {
+        csv += &order_rows(&format!("P-{i}"), &[(0, 1)])
+            .replace(&format!("ref-P-{i}"), r)
+            .replace('\n', &format!(",{note}\n"));
+    }
+    csv += "BROKEN,\"4111111111111111\n";
+    for i in 0..3_000 {
+        csv += &order_rows(&format!("G-{i}"), &[(i % 5, 1)]).replace('\n', ",fine\n");
+    }
+    for b in backends() {
+        let env = env_for(b);
+        load_catalog(&env, 1_000_000);
+        env.write("orders.csv", &csv);
+        std::fs::create_dir(env.path("tmp")).unwrap();
+        let mut cmd = env.spawnable();
+        cmd.args(["process", "orders.csv", "--report-format", "xlsx"])
+            .env("TMPDIR", env.path("tmp"))
+            .stderr(std::process::Stdio::piped());
+        let mut held = Vec::new();
+        let status = if b == Backend::Postgres {
+            // Another session holds a stock row: the run waits for it with its
+            // spool of checked orders written.
+            let mut gate = procs::PgSession::open(&env.db);
+            gate.exec("BEGIN; SELECT on_hand FROM products WHERE sku = 'SKU-0' FOR UPDATE;");
+            let mut probe = procs::PgSession::open(&env.db);
+            let mut kid = procs::Kid::spawn(&mut cmd, "process");
+            procs::poll("the run to wait for its stock", || {
+                let n: i64 = probe.exec(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                     AND application_name = 'orderbatch' AND wait_event_type = 'Lock'",
+                )[0]
+                .parse()
+                .unwrap();
+                (n > 0).then_some(())
+            });
+            held = open_files_of(kid.pid(), &env.path("orders.csv"));
+            gate.exec("ROLLBACK;");
+            let status = kid.wait(procs::HANG);
+            let mut err = String::new();
+            kid.take_stderr().read_to_string(&mut err).unwrap();
+            assert!(!err.contains("4111"), "{err}");
+            status
+        } else {
+            procs::Kid::spawn(&mut cmd, "process").wait(procs::HANG)
+        };
+        assert_eq!(status.code(), Some(3), "{b:?}");
+        if b == Backend::Postgres {
+            assert!(
+                held.iter().any(|(_, bytes)| bytes.len() > 100_000),
+                "{b:?}: the spool was among the open files: {:?}",
+                held.iter().map(|(n, b)| (n, b.len())).collect::<Vec<_>>()
+            );
+        }
+        for (name, bytes) in &held {
+            assert_no_clear_card(bytes, &cards, &format!("{b:?}: open file {name}"));
+        }
+        assert!(
+            std::fs::read_dir(env.path("tmp")).unwrap().next().is_none(),
+            "{b:?}: temporary files left behind"
+        );
+        // Each placement failed PAN_DETECTED and is stored masked.
+        let failed = env.ok(&["report", "failed", "--run", "1", "--format", "csv"], 0);
+        let rows = parse_csv(failed.as_bytes());
+        let codes: Vec<&str> = rows.iter().map(|r| &r["error_code"][..]).collect();
+        assert_eq!(
+            codes,
+            [
+                "PAN_DETECTED",
+                "PAN_DETECTED",
+                "PAN_DETECTED",
+                "PAN_DETECTED",
+                "MALFORMED_RECORD"
+            ],
+            "{b:?}: {failed}"
+        );
+        assert_eq!(rows[0]["payment_ref"], "************1111 123");
+        assert_eq!(rows[1]["note"], "tel 1234 ************4444");
+        assert_eq!(rows[2]["note"], "************1111-12/25");
+        assert_eq!(rows[3]["note"], "************1111 ************4444");
+        let mut all = failed.into_bytes();
+        all.extend(env.dump());
+        all.extend(files_under(&env.path("reports")));
+        assert_no_clear_card(&all, &cards, &format!("{b:?}: database and reports"));
     }
 }

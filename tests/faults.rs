@@ -837,3 +837,98 @@ fn reports_lost_after_the_commit_come_back_from_the_database_and_a_rerun_skips_a
     assert!(!env.exists("reports/run-1"));
     env.verify_ok();
 }
+
+// ---------------------------------------------------------------- signals
+
+/// Sends `sig` to a child.
+fn signal(kid: &procs::Kid, sig: i32) {
+    // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+    unsafe {
+        libc::kill(kid.pid() as i32, sig);
+    }
+}
+
+/// SIGINT as soon as a run's commit is visible: the line says the run
+/// committed (never "nothing was committed"), the process finishes what is
+/// left (its reports in place, the metrics file) and then ends by SIGINT.
+#[test]
+fn sigint_right_after_the_commit_says_so_and_puts_the_reports_in_place() {
+    use std::os::unix::process::ExitStatusExt;
+    for b in backends() {
+        let env = env_for(b);
+        setup(&env, 100_000);
+        let orders: Vec<String> = (0..3_000usize)
+            .map(|i| order_rows(&format!("C-{i}"), &[(i % 5, 1)]))
+            .collect();
+        let input = Arc::new(csv_file(&orders).into_bytes());
+        let mut probe = session(&env);
+        let mut kid = spawn_run(&env, "sigint");
+        let feeder = procs::Feeder::start(kid.take_stdin(), Arc::clone(&input), input.len(), true);
+        procs::poll("the run's commit", || {
+            rows(&env, &mut probe, "SELECT status FROM runs WHERE id = 1")
+                .iter()
+                .any(|s| s == "completed")
+                .then_some(())
+        });
+        signal(&kid, libc::SIGINT);
+        let status = kid.wait(procs::HANG);
+        feeder.abandon();
+        let said = env.read("stderr-sigint.txt");
+        assert!(
+            !said.contains("nothing of run 1 was committed"),
+            "{b:?}: {said}"
+        );
+        if status.signal() == Some(libc::SIGINT) {
+            assert!(
+                said.contains("interrupted after run 1 committed: putting its reports in place"),
+                "{b:?}: {said}"
+            );
+        } else {
+            // The signal came after the process had ended on its own.
+            assert_eq!(status.code(), Some(0), "{b:?}: {said}");
+        }
+        assert_eq!(
+            env.read("reports/run-1/accepted.csv"),
+            env.ok(&["report", "accepted", "--run", "1"], 0),
+            "{b:?}: the reports are in place"
+        );
+        assert_metrics_parse(&env.read("m.prom"));
+        assert!(env
+            .read("m.prom")
+            .contains("orderbatch_last_run_orders{status=\"accepted\"} 3000"));
+    }
+}
+
+/// SIGTERM (a service manager stopping the job) mid-run: one line saying
+/// nothing was committed, and the process ends by SIGTERM (exit 143 in a shell).
+#[test]
+fn sigterm_mid_run_says_nothing_was_committed_and_ends_by_sigterm() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = Env::new();
+    setup(&env, 100);
+    let input = Arc::new(csv_file(&[order_rows("T-1", &[(0, 1)])]).into_bytes());
+    let mut kid = spawn_run(&env, "sigterm");
+    // The header only, the pipe left open: the run has started and waits for more.
+    let open = procs::Feeder::start(
+        kid.take_stdin(),
+        Arc::clone(&input),
+        HEADER.len() + 1,
+        false,
+    )
+    .finish();
+    // Its partial report directory made: the run knows its number.
+    procs::poll("the run's partial report directory", || {
+        std::fs::read_to_string(env.path("reports/.run-1.partial/.orderbatch-run"))
+            .ok()
+            .filter(|m| m.ends_with('\n'))
+    });
+    signal(&kid, libc::SIGTERM);
+    let status = kid.wait(procs::HANG);
+    drop(open);
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    let said = env.read("stderr-sigterm.txt");
+    assert!(
+        said.contains("interrupted: nothing of run 1 was committed; run the same command again"),
+        "{said}"
+    );
+}

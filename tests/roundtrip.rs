@@ -152,10 +152,15 @@ fn read_back(bytes: Vec<u8>, format: Format, catalog: &Catalog) -> ValidOrder {
         reader: Box::new(Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    let orders: Vec<_> = open_orders(src, format, None)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let orders: Vec<_> = open_orders(
+        src,
+        format,
+        None,
+        orderbatch::read::DEFAULT_MAX_RECORD_BYTES,
+    )
+    .unwrap()
+    .map(Result::unwrap)
+    .collect();
     assert_eq!(orders.len(), 1);
     match validate(&orders[0], catalog) {
         Verdict::Valid(o) => o,

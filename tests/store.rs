@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{backends, pg, Backend};
-use orderbatch::model::failure::FailureState;
+use orderbatch::model::failure::{FailureKey, FailureState};
 use orderbatch::model::order::{
     AcceptedRow, FailedBody, FailedOrder, FailedRow, Line, Product, Status, ValidOrder,
 };
@@ -491,7 +491,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         assert_eq!((page1.len(), page2.len()), (4, 2), "{b:?}");
         assert!(page1.iter().chain(&page2).map(|f| f.id).is_sorted());
         assert_eq!(s.open_failures(Some(2), 0, 10).unwrap().len(), 1);
-        let ids = [page1[0].id, page1[1].id];
+        let ids = [page1[0].key(), page1[1].key()];
         let res = s
             .close_failures(&ids, "never coming", "ops@h", "t")
             .unwrap();
@@ -499,16 +499,27 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
             res,
             [(ids[0], CloseResult::Closed), (ids[1], CloseResult::Closed)]
         );
+        let missing = FailureKey { run: 99, seq: 9 };
         let again = s
-            .close_failures(&[ids[0], 999_999], "x", "ops@h", "t")
+            .close_failures(&[ids[0], missing], "x", "ops@h", "t")
             .unwrap();
         assert_eq!(
             again,
             [
                 (ids[0], CloseResult::NotOpen(FailureState::Closed)),
-                (999_999, CloseResult::Missing)
+                (missing, CloseResult::Missing)
             ],
             "{b:?}"
+        );
+        // All or nothing: an open one beside one that cannot be closed stays open.
+        let open = page1[2].key();
+        let mixed = s
+            .close_failures(&[open, ids[0]], "x", "ops@h", "t")
+            .unwrap();
+        assert_eq!(mixed[0], (open, CloseResult::Closed), "{b:?}");
+        assert_eq!(
+            mixed[1],
+            (ids[0], CloseResult::NotOpen(FailureState::Closed))
         );
         assert_eq!(s.open_failures(None, 0, 10).unwrap().len(), 4);
         let r = s.resolutions(1).unwrap();
@@ -521,7 +532,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         let by_id = s.failures_by_key(&keys).unwrap();
         assert_eq!(
             by_id.iter().map(|f| f.id).collect::<Vec<_>>(),
-            [ids[0], ids[1]]
+            [page1[0].id, page1[1].id]
         );
         assert!(by_id.iter().all(|f| f.state == FailureState::Closed));
     }

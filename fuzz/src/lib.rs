@@ -45,7 +45,7 @@ pub fn check_input(data: &[u8], format: Format) {
         meter: Default::default(),
     };
     // Header problems (missing or duplicate column, no header) are input errors: fine.
-    let Ok(reader) = open_orders(source, format, None) else {
+    let Ok(reader) = open_orders(source, format, None, orderbatch::read::DEFAULT_MAX_RECORD_BYTES) else {
         return;
     };
     let catalog = catalog();

@@ -49,6 +49,12 @@ struct Level {
 
 pub struct Applier {
     run_id: i64,
+    /// A reprocess: every order is a stored failure retried, and one that is
+    /// no longer open when the run holds it is not retried (withdrawn).
+    retrying: bool,
+    /// Retried failures found no longer open (closed by hand, or settled by
+    /// another run after this one read them), with their state then.
+    pub withdrawn: Vec<(FailureKey, FailureState)>,
     /// Each sku's place in `levels` (looked up once per line of an order).
     skus: FxHashMap<String, usize>,
     levels: Vec<(String, Level)>,
@@ -70,9 +76,11 @@ enum Prior {
 }
 
 impl Applier {
-    pub fn new(run_id: i64, stock: Vec<(String, i64)>) -> Self {
+    pub fn new(run_id: i64, stock: Vec<(String, i64)>, retrying: bool) -> Self {
         Applier {
             run_id,
+            retrying,
+            withdrawn: Vec::new(),
             skus: stock
                 .iter()
                 .enumerate()
@@ -95,11 +103,11 @@ impl Applier {
         tx: &mut dyn Tx,
         chunk: Vec<Checked>,
     ) -> store::Result<Vec<Decided>> {
+        let named = Applier::named_failures(tx, &chunk)?;
+        let mut chunk = self.withdraw(chunk, &named);
         let first_seq = self.seq + 1;
         self.seq += chunk.len() as u64;
         self.counts.orders += chunk.len() as u64;
-        let named = Applier::named_failures(tx, &chunk)?;
-        let mut chunk = chunk;
         let copies = Applier::check_fed_back(&mut chunk, &named);
         let dups = self.duplicates(tx, &chunk)?;
         let priors = self.priors(tx, &chunk, &dups, first_seq)?;
@@ -128,7 +136,8 @@ impl Applier {
         Ok(decided)
     }
 
-    /// The stored failures the chunk's fed-back rows name, by id.
+    /// The stored failures the chunk's retried or fed-back orders name, by
+    /// key, held until the commit (see `Tx::hold_failures`).
     fn named_failures(
         tx: &mut dyn Tx,
         chunk: &[Checked],
@@ -138,10 +147,38 @@ impl Applier {
             return Ok(HashMap::new());
         }
         Ok(tx
-            .failures_by_key(&keys)?
+            .hold_failures(&keys)?
             .into_iter()
             .map(|f| (f.key(), f))
             .collect())
+    }
+
+    /// A reprocess retries only the failures still open now that the run
+    /// holds them: one that `failures close` (or another run) settled after
+    /// the retry was read is not an order of this run. Whichever commits
+    /// first wins, and the other says so.
+    fn withdraw(
+        &mut self,
+        chunk: Vec<Checked>,
+        named: &HashMap<FailureKey, StoredFailure>,
+    ) -> Vec<Checked> {
+        if !self.retrying {
+            return chunk;
+        }
+        let mut kept = Vec::with_capacity(chunk.len());
+        for c in chunk {
+            let Some(key) = c.raw.failure else {
+                kept.push(c);
+                continue;
+            };
+            match named.get(&key).map(|f| f.state) {
+                Some(FailureState::Open) => kept.push(c),
+                state => self
+                    .withdrawn
+                    .push((key, state.unwrap_or(FailureState::Final))),
+            }
+        }
+        kept
     }
 
     /// Fed-back orders a spreadsheet changed become INVALID_FIELD failures;

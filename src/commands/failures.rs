@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::model::failure::{failure_label, parse_failure_label, FailureState};
+use crate::model::failure::{failure_label, parse_failure_label};
 use crate::model::text::for_terminal;
 use crate::store::{CloseResult, StoredFailure};
 use crate::{Exit, UsageError};
@@ -92,19 +92,23 @@ pub fn close(cfg: &Config, ids: &[String], reason: &str) -> Result<Exit> {
         })?;
         numbers.push(n);
     }
+    numbers.sort_unstable();
+    numbers.dedup();
     let mut store = super::open(cfg)?;
-    // All or nothing: every id must name an open failure.
-    let found = store.failures_by_key(&numbers)?;
-    let mut problems = Vec::new();
-    for n in &numbers {
-        match found.iter().find(|f| f.key() == *n) {
-            None => problems.push(format!("{} does not exist", failure_label(*n))),
-            Some(f) if f.state != FailureState::Open => {
-                problems.push(format!("{} is {}", failure_label(*n), f.state.as_str()))
+    // All or nothing, decided by the store while it holds the failures: a
+    // run that settled one while this command waited for it wins.
+    let results = store.close_failures(&numbers, reason.trim(), &who(), &crate::now_rfc3339())?;
+    let problems: Vec<String> = results
+        .iter()
+        .filter_map(|(key, r)| {
+            let label = failure_label(*key);
+            match r {
+                CloseResult::Closed => None,
+                CloseResult::NotOpen(state) => Some(format!("{label} is {}", state.as_str())),
+                CloseResult::Missing => Some(format!("{label} does not exist")),
             }
-            Some(_) => {}
-        }
-    }
+        })
+        .collect();
     if !problems.is_empty() {
         return Err(UsageError(format!(
             "nothing was closed: {} (only open failures can be closed; see `orderbatch failures list`)",
@@ -112,22 +116,7 @@ pub fn close(cfg: &Config, ids: &[String], reason: &str) -> Result<Exit> {
         ))
         .into());
     }
-    let ids: Vec<i64> = found.iter().map(|f| f.id).collect();
-    let labels: std::collections::HashMap<i64, String> = found
-        .iter()
-        .map(|f| (f.id, failure_label(f.key())))
-        .collect();
-    let results = store.close_failures(&ids, reason.trim(), &who(), &crate::now_rfc3339())?;
-    let closed = results
-        .iter()
-        .filter(|(_, r)| *r == CloseResult::Closed)
-        .count();
-    for (id, res) in results.iter().filter(|(_, r)| *r != CloseResult::Closed) {
-        crate::log::warn(&format!(
-            "{} was not closed: another command changed it meanwhile ({res:?})",
-            labels.get(id).map_or("?", String::as_str)
-        ));
-    }
+    let closed = results.len();
     if !cfg.quiet {
         crate::log::info("failures_closed", &format!("closed {closed} failed orders"));
     }

@@ -27,6 +27,8 @@ fn is_separator(b: u8) -> bool {
 struct PanScanner<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Card numbers found in the chain of digit groups just scanned.
+    pending: std::collections::VecDeque<Range<usize>>,
 }
 
 impl<'a> PanScanner<'a> {
@@ -34,6 +36,7 @@ impl<'a> PanScanner<'a> {
         PanScanner {
             bytes: text.as_bytes(),
             pos: 0,
+            pending: std::collections::VecDeque::new(),
         }
     }
 
@@ -63,38 +66,65 @@ impl<'a> PanScanner<'a> {
         }
     }
 
-    /// At a digit: consume the maximal run of digits joined by single separators;
-    /// report it if it has 13..=19 digits that pass Luhn.
-    fn scan_digits(&mut self) -> Option<Range<usize>> {
-        let start = self.pos;
-        let mut buf = [0u8; MAX_PAN_DIGITS];
-        let mut count = 0usize;
-        let mut i = start;
-        loop {
-            match self.bytes.get(i) {
-                Some(&b) if b.is_ascii_digit() => {
-                    // Keep counting past 19 (the run is then rejected) but stop storing.
-                    if let Some(slot) = buf.get_mut(count) {
-                        *slot = b;
-                    }
-                    count += 1;
-                    i += 1;
+    /// At a digit: consume the chain of digit groups (maximal runs of digits)
+    /// joined by single separators, and queue every card number in it: a run
+    /// of whole consecutive groups holding 13..=19 digits that passes Luhn.
+    /// The earliest such run wins, the longest from its first group (so that
+    /// no digit of a card number stays in clear); the search goes on after it.
+    fn scan_chain(&mut self) {
+        let groups = self.groups();
+        let mut s = 0;
+        while s < groups.len() {
+            match self.card_from(&groups, s) {
+                Some(e) => {
+                    self.pending.push_back(groups[s].start..groups[e].end);
+                    s = e + 1;
                 }
-                Some(&b)
-                    if is_separator(b) && self.bytes.get(i + 1).is_some_and(u8::is_ascii_digit) =>
-                {
-                    i += 1;
-                }
-                _ => break,
+                None => s += 1,
             }
         }
-        self.pos = i;
-        let digits = buf.get(..count)?;
-        if count >= MIN_PAN_DIGITS && luhn_valid(digits) {
-            Some(start..i)
-        } else {
-            None
+    }
+
+    /// The digit groups of the chain starting at `pos` (consumed).
+    fn groups(&mut self) -> Vec<Range<usize>> {
+        let mut groups = Vec::new();
+        let mut i = self.pos;
+        loop {
+            let start = i;
+            while self.bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            groups.push(start..i);
+            let joined = self.bytes.get(i).copied().is_some_and(is_separator)
+                && self.bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+            if !joined {
+                break;
+            }
+            i += 1;
         }
+        self.pos = i;
+        groups
+    }
+
+    /// The last group of the longest card number starting at group `s`.
+    fn card_from(&self, groups: &[Range<usize>], s: usize) -> Option<usize> {
+        let mut buf = [0u8; MAX_PAN_DIGITS];
+        let mut count = 0usize;
+        let mut last = None;
+        for (e, g) in groups.iter().enumerate().skip(s) {
+            let Some(digits) = self.bytes.get(g.clone()) else {
+                break;
+            };
+            if count + digits.len() > MAX_PAN_DIGITS {
+                break;
+            }
+            buf[count..count + digits.len()].copy_from_slice(digits);
+            count += digits.len();
+            if count >= MIN_PAN_DIGITS && luhn_valid(&buf[..count]) {
+                last = Some(e);
+            }
+        }
+        last
     }
 }
 
@@ -102,20 +132,21 @@ impl Iterator for PanScanner<'_> {
     type Item = (Range<usize>, PanKind);
 
     fn next(&mut self) -> Option<Self::Item> {
-        while let Some(&b) = self.bytes.get(self.pos) {
+        loop {
+            if let Some(r) = self.pending.pop_front() {
+                return Some((r, PanKind::Clear));
+            }
+            let &b = self.bytes.get(self.pos)?;
             if b == b'*' {
                 if let Some(r) = self.scan_stars() {
                     return Some((r, PanKind::Masked));
                 }
             } else if b.is_ascii_digit() {
-                if let Some(r) = self.scan_digits() {
-                    return Some((r, PanKind::Clear));
-                }
+                self.scan_chain();
             } else {
                 self.pos += 1;
             }
         }
-        None
     }
 }
 
@@ -397,11 +428,48 @@ mod tests {
         assert_eq!(twenty.len(), 20);
         assert!(luhn_valid(twenty.as_bytes()));
         assert!(find_pans(&twenty).is_empty());
+        // Twenty digits in groups: the whole groups of the card are one.
         let twenty_spaced = format!("0000 {}", "4111 1111 1111 1111");
-        assert!(find_pans(&twenty_spaced).is_empty());
-        assert!(!contains_pan(&twenty_spaced));
+        assert_eq!(find_pans(&twenty_spaced), vec![5..24]);
+        // A group of more than 19 digits is never part of a card number.
+        let long_group = format!("{twenty} 4111");
+        assert!(find_pans(&long_group).is_empty());
         // A long run of zeros is Luhn-valid but far too long.
         assert!(find_pans(&"0".repeat(100)).is_empty());
+    }
+
+    #[test]
+    fn card_numbers_beside_other_digits_are_whole_groups() {
+        // Card and CVV; a phone number before a card; card and expiry date.
+        assert_eq!(mask_pans("4111 1111 1111 1111 123"), "************1111 123");
+        assert_eq!(
+            mask_pans("tel 1234 5555555555554444"),
+            "tel 1234 ************4444"
+        );
+        assert_eq!(
+            mask_pans("4111-1111-1111-1111-12/25"),
+            "************1111-12/25"
+        );
+        // Two card numbers side by side, joined by one separator or none at all.
+        assert_eq!(
+            mask_pans("4111111111111111 5555555555554444"),
+            "************1111 ************4444"
+        );
+        assert_eq!(
+            mask_pans("4111 1111 1111 1111 5555 5555 5555 4444"),
+            "************1111 ************4444"
+        );
+        assert_eq!(
+            mask_pans("378282246310005-4222222222222"),
+            "***********0005-*********2222"
+        );
+        // A group is whole: digits inside a longer group are not a card.
+        assert!(find_pans("94111111111111111").is_empty());
+        // The masked form is a card number again, and stays as it is.
+        for text in ["************1111 123", "tel 1234 ************4444"] {
+            assert!(contains_pan(text), "{text}");
+            assert!(matches!(mask_pans(text), Cow::Borrowed(_)));
+        }
     }
 
     #[test]

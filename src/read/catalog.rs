@@ -68,6 +68,9 @@ pub fn read_catalog(
         if name.is_empty() {
             bad("name", name, "");
             ok = false;
+        } else if let Err(rule) = fields::text(name) {
+            bad("name", name, rule);
+            ok = false;
         }
         if let Err(rule) = fields::currency(currency) {
             bad("currency", currency, rule);
@@ -166,9 +169,15 @@ fn rows_of<const N: usize>(
     let format = resolve_format(path, format)?;
     let source = open_source(path)?;
     let delimiter = delimiter.unwrap_or(format.default_delimiter());
+    // A line of a catalog or delivery longer than any record may be: the
+    // file is something else (`/dev/zero`), and memory must not follow it.
+    let reader: Box<dyn BufRead + Send> = Box::new(super::LineGuard::new(
+        source.reader,
+        super::DEFAULT_MAX_RECORD_BYTES,
+    ));
     match format {
-        Format::Csv | Format::Tsv => csv_rows(path, source.reader, delimiter, columns),
-        Format::Jsonl => jsonl_rows(path, source.reader, columns),
+        Format::Csv | Format::Tsv => csv_rows(path, reader, delimiter, columns),
+        Format::Jsonl => jsonl_rows(path, reader, columns),
         Format::Xlsx => Err(InputError::UnknownFormat {
             path: path.to_string(),
         }

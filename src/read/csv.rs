@@ -29,6 +29,8 @@ pub(super) struct CsvOrders {
     group: Vec<RawRow>,
     out: VecDeque<RawOrder>,
     done: bool,
+    /// The most bytes one record may hold (`--max-record-bytes`).
+    limit: u64,
 }
 
 fn parser(delimiter: u8, tee: Tee) -> csv::Reader<Tee> {
@@ -42,15 +44,34 @@ fn parser(delimiter: u8, tee: Tee) -> csv::Reader<Tee> {
 
 impl CsvOrders {
     /// `unescape`: drop the formula-escape quote our CSV reports add.
-    pub(super) fn new(source: Source, delimiter: u8, unescape: bool) -> Result<Self, InputError> {
+    pub(super) fn new(
+        source: Source,
+        delimiter: u8,
+        unescape: bool,
+        limit: usize,
+    ) -> Result<Self, InputError> {
         let path = source.path.clone();
+        let limit = limit as u64;
         let mut reader = source.reader;
         skip_bom(&mut reader).map_err(|e| read_err(&path, 1, e))?;
-        let mut rdr = parser(delimiter, Tee::new(reader, 0, 1));
+        let mut rdr = parser(delimiter, Tee::new(reader, 0, 1, limit));
         let mut header = ByteRecord::new();
         loop {
-            match rdr.read_byte_record(&mut header) {
-                Ok(true) if is_blank(&header) => continue,
+            let res = rdr.read_byte_record(&mut header);
+            if rdr.get_ref().full {
+                // Nothing after a header that long can be read as orders.
+                return Err(InputError::Overlong {
+                    path,
+                    line: 1,
+                    limit,
+                });
+            }
+            match res {
+                Ok(true) if is_blank(&header) => {
+                    let end = rdr.position().byte();
+                    rdr.get_mut().record_start = end;
+                    continue;
+                }
                 Ok(true) => break,
                 Ok(false) => return Err(InputError::NoHeader { path }),
                 Err(e) => return Err(read_err(&path, 1, csv_io(e))),
@@ -63,7 +84,9 @@ impl CsvOrders {
         let end = rdr.position().byte();
         rdr.get_mut().line_at(end);
         rdr.get_mut().discard_to(end);
+        rdr.get_mut().record_start = end;
         Ok(CsvOrders {
+            limit,
             path,
             delimiter,
             width: header.len(),
@@ -104,19 +127,65 @@ impl CsvOrders {
     /// Start a fresh CSV parser at stream offset `at`, over the bytes already
     /// read past it and the rest of the input.
     fn restart(&mut self, at: u64) {
-        let fresh = parser(self.delimiter, Tee::new(Box::new(io::empty()), 0, 1));
+        let fresh = parser(self.delimiter, Tee::new(Box::new(io::empty()), 0, 1, 0));
         let mut old = std::mem::replace(&mut self.rdr, fresh).into_inner();
         let line = old.line_at(at);
         let rest = old.slice(at, u64::MAX).to_vec();
         let inner: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(rest).chain(old.inner));
-        self.rdr = parser(self.delimiter, Tee::new(inner, at, line));
+        self.rdr = parser(self.delimiter, Tee::new(inner, at, line, self.limit));
         self.offset = at;
+    }
+
+    /// A record longer than the limit (reading stopped there): its first
+    /// physical line is a malformed record of its own. When that line ends
+    /// within what was read (an unclosed quote swallowed the lines after it),
+    /// reading starts again on the next line; otherwise the rest of the line
+    /// is skipped unread, up to `SKIP_FACTOR` times the limit.
+    fn overlong(&mut self, start: u64) -> Result<(), InputError> {
+        let limit = self.limit;
+        self.flush();
+        let tee = self.rdr.get_mut();
+        let line = tee.line_at(start);
+        let read = tee.slice(start, u64::MAX);
+        let nl = read.iter().position(|b| *b == b'\n');
+        let first = &read[..nl.unwrap_or(read.len())];
+        let reason = if nl.is_some() && memchr(b'"', first) && !well_quoted(first, self.delimiter) {
+            "broken quoting (a quote is not closed on its line)".to_string()
+        } else {
+            format!("the record is longer than {limit} bytes (--max-record-bytes)")
+        };
+        let bad = RawOrder::malformed(line, first.strip_suffix(b"\r").unwrap_or(first), reason);
+        let end = start + read.len() as u64;
+        self.out.push_back(bad);
+        if let Some(nl) = nl {
+            self.restart(start + nl as u64 + 1);
+            return Ok(());
+        }
+        let fresh = parser(self.delimiter, Tee::new(Box::new(io::empty()), 0, 1, 0));
+        let mut old = std::mem::replace(&mut self.rdr, fresh).into_inner();
+        let skipped = super::skip_line(&mut old.inner, limit.saturating_mul(super::SKIP_FACTOR))
+            .map_err(|e| read_err(&self.path, line, e))?
+            .ok_or_else(|| InputError::Overlong {
+                path: self.path.clone(),
+                line,
+                limit: limit.saturating_mul(super::SKIP_FACTOR),
+            })?;
+        let at = end + skipped;
+        self.rdr = parser(self.delimiter, Tee::new(old.inner, at, line + 1, limit));
+        self.offset = at;
+        Ok(())
     }
 
     /// Read one record and queue what it completes. False at end of input.
     fn step(&mut self) -> Result<bool, InputError> {
         let mut rec = std::mem::take(&mut self.scratch);
         let res = self.rdr.read_byte_record(&mut rec);
+        if self.rdr.get_ref().full {
+            let start = self.offset + rec.position().map(|p| p.byte()).unwrap_or(0);
+            self.scratch = ByteRecord::new();
+            self.overlong(start)?;
+            return Ok(true);
+        }
         let more = res.map_err(|e| {
             let line = self.rdr.get_ref().line;
             read_err(&self.path, line, csv_io(e))
@@ -126,7 +195,10 @@ impl CsvOrders {
             return Ok(false);
         }
         let out = self.handle(&rec);
-        self.scratch = rec;
+        // A record as long as the limit leaves a buffer that large: not kept.
+        if rec.as_slice().len() < 64 * 1024 {
+            self.scratch = rec;
+        }
         out
     }
 
@@ -146,6 +218,7 @@ impl CsvOrders {
         if is_blank(rec) {
             tee.line_at(end);
             tee.discard_to(end);
+            tee.record_start = end;
             return Ok(true);
         }
         let raw = tee.slice(start, end);
@@ -179,8 +252,12 @@ impl CsvOrders {
             self.flush();
             self.out.push_back(bad);
         } else {
-            // A copy sized to the row (the scratch record keeps its capacity for the next one).
-            let row = rec.clone();
+            // A copy sized to the row (the scratch record keeps its capacity
+            // for the next one; its clone would copy all of that capacity).
+            let mut row = ByteRecord::with_capacity(rec.as_slice().len(), rec.len());
+            for field in rec.iter() {
+                row.push_field(field);
+            }
             match StringRecord::from_byte_record(row) {
                 Ok(record) => {
                     let row = RawRow { line, record };
@@ -205,6 +282,7 @@ impl CsvOrders {
         let tee = self.rdr.get_mut();
         tee.line_at(end);
         tee.discard_to(end);
+        tee.record_start = end;
         Ok(true)
     }
 }
@@ -385,7 +463,10 @@ fn read_err(path: &str, line: u64, source: io::Error) -> InputError {
 
 /// Keeps a copy of the bytes the CSV parser reads, so that a record that cannot
 /// be parsed can be reported with its raw text, and counts physical lines (the
-/// CSV parser does not count the blank lines it skips).
+/// CSV parser does not count the blank lines it skips). It hands the parser
+/// no more than `limit` bytes past the start of the record being read: a
+/// longer record (an unclosed quote, a file that is no CSV) ends there, as
+/// if the input ended, and `full` says so.
 struct Tee {
     inner: Box<dyn BufRead + Send>,
     buf: Vec<u8>,
@@ -395,16 +476,24 @@ struct Tee {
     cursor: u64,
     /// ...where this physical line (1-based) starts or runs.
     line: u64,
+    /// Stream offset where the record being read starts.
+    record_start: u64,
+    limit: u64,
+    /// Reading stopped at the limit.
+    full: bool,
 }
 
 impl Tee {
-    fn new(inner: Box<dyn BufRead + Send>, at: u64, line: u64) -> Tee {
+    fn new(inner: Box<dyn BufRead + Send>, at: u64, line: u64, limit: u64) -> Tee {
         Tee {
             inner,
             buf: Vec::new(),
             base: at,
             cursor: at,
             line,
+            record_start: at,
+            limit,
+            full: false,
         }
     }
 
@@ -442,7 +531,14 @@ impl Tee {
 
 impl Read for Tee {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(out)?;
+        let read_to = self.base + self.buf.len() as u64;
+        let room = (self.record_start + self.limit).saturating_sub(read_to);
+        if room == 0 {
+            self.full = true;
+            return Ok(0);
+        }
+        let want = out.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut out[..want])?;
         self.buf.extend_from_slice(&out[..n]);
         Ok(n)
     }
@@ -464,10 +560,15 @@ mod tests {
     }
 
     fn read_all(text: &[u8]) -> Vec<RawOrder> {
-        CsvOrders::new(source(text), b',', true)
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect()
+        CsvOrders::new(
+            source(text),
+            b',',
+            true,
+            crate::read::DEFAULT_MAX_RECORD_BYTES,
+        )
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
     }
 
     fn row(id: &str) -> String {
@@ -562,16 +663,23 @@ mod tests {
     #[test]
     fn header_problems_are_input_errors() {
         let missing = HEADER.replace(",sku", "");
-        let err = CsvOrders::new(source(format!("{missing}\n").as_bytes()), b',', true)
-            .err()
-            .unwrap();
+        let err = CsvOrders::new(
+            source(format!("{missing}\n").as_bytes()),
+            b',',
+            true,
+            1 << 20,
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("'sku'"), "{err}");
         let dup = format!("{HEADER},sku\n");
-        let err = CsvOrders::new(source(dup.as_bytes()), b',', true)
+        let err = CsvOrders::new(source(dup.as_bytes()), b',', true, 1 << 20)
             .err()
             .unwrap();
         assert!(matches!(err, InputError::DuplicateColumn { .. }));
-        let err = CsvOrders::new(source(b""), b',', true).err().unwrap();
+        let err = CsvOrders::new(source(b""), b',', true, 1 << 20)
+            .err()
+            .unwrap();
         assert!(matches!(err, InputError::NoHeader { .. }));
     }
 

@@ -1,7 +1,6 @@
 //! JSONL orders: one JSON object per line, items in an array. Numbers are kept
 //! as their exact text (serde_json's arbitrary precision), never as floats.
 
-use std::io::BufRead;
 use std::sync::Arc;
 
 use csv::StringRecord;
@@ -9,7 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
+use super::{BoundedLine, Columns, InputError, RawBody, RawOrder, RawRow, Source};
 use crate::model::order::{Field, Problem, REPORT_COLUMNS};
 use crate::model::pan::mask_pans;
 use crate::model::ErrorCode;
@@ -23,16 +22,19 @@ pub(super) struct JsonlOrders {
     buf: Vec<u8>,
     plain: Arc<Columns>,
     done: bool,
+    /// The longest line read as an order (`--max-record-bytes`).
+    limit: usize,
 }
 
 impl JsonlOrders {
-    pub(super) fn new(source: Source) -> Self {
+    pub(super) fn new(source: Source, limit: usize) -> Self {
         JsonlOrders {
             source,
             line: 0,
             buf: Vec::new(),
             plain: Arc::new(Columns::positional(Vec::new(), false)),
             done: false,
+            limit,
         }
     }
 }
@@ -42,10 +44,25 @@ impl Iterator for JsonlOrders {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
-            self.buf.clear();
-            match self.source.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => self.done = true,
-                Ok(_) => {
+            match super::read_line_bounded(&mut self.source.reader, &mut self.buf, self.limit) {
+                Ok(BoundedLine::End) => self.done = true,
+                Ok(BoundedLine::Overlong) => {
+                    self.line += 1;
+                    let reason = format!(
+                        "the line is longer than {} bytes (--max-record-bytes)",
+                        self.limit
+                    );
+                    return Some(Ok(RawOrder::malformed(self.line, &self.buf, reason)));
+                }
+                Ok(BoundedLine::Endless) => {
+                    self.done = true;
+                    return Some(Err(InputError::Overlong {
+                        path: self.source.path.clone(),
+                        line: self.line + 1,
+                        limit: (self.limit as u64).saturating_mul(super::SKIP_FACTOR),
+                    }));
+                }
+                Ok(BoundedLine::Line) => {
                     self.line += 1;
                     let mut text: &[u8] = &self.buf;
                     if self.line == 1 {
@@ -366,7 +383,9 @@ mod tests {
             reader: Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
             meter: Arc::new(InputMeter::default()),
         };
-        JsonlOrders::new(src).map(|r| r.unwrap()).collect()
+        JsonlOrders::new(src, super::super::DEFAULT_MAX_RECORD_BYTES)
+            .map(|r| r.unwrap())
+            .collect()
     }
 
     #[test]

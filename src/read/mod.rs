@@ -15,6 +15,164 @@ use crate::model::Format;
 
 pub use self::source::{open_source, open_source_in, InputMeter, Source};
 
+/// The most bytes one record (a CSV record, a JSONL line, a worksheet row)
+/// may hold unless `--max-record-bytes` says otherwise: past it the record is
+/// MALFORMED_RECORD and memory never grows with it.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// How far past the limit a line too long to be a record is skipped, looking
+/// for its end, before the file is taken for something that is no text file
+/// of orders (`/dev/zero`, a disk image) and refused: 1 GiB by default, so
+/// that even a 100 MB line is one failed record and the rest of the file
+/// is read.
+pub const SKIP_FACTOR: u64 = 1024;
+
+/// Skip the rest of the line: every byte up to and including the next line
+/// feed, reading at most `max` bytes. Returns how many bytes were skipped,
+/// or `None` when no line feed came within `max` (end of input counts as
+/// the end of the line).
+pub fn skip_line(r: &mut dyn std::io::BufRead, max: u64) -> std::io::Result<Option<u64>> {
+    let mut skipped = 0u64;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(Some(skipped));
+        }
+        let (n, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        r.consume(n);
+        skipped += n as u64;
+        if done {
+            return Ok(Some(skipped));
+        }
+        if skipped > max {
+            return Ok(None);
+        }
+    }
+}
+
+/// What [`read_line_bounded`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundedLine {
+    /// The end of input: nothing read.
+    End,
+    /// A whole line (with its line feed, when it had one).
+    Line,
+    /// A line longer than the limit: its first `limit` bytes were kept, and
+    /// the rest of it was skipped.
+    Overlong,
+    /// A line that did not end within `SKIP_FACTOR` times the limit.
+    Endless,
+}
+
+/// Read one line into `buf` (cleared first), keeping at most `limit` bytes;
+/// the rest of a longer line is skipped (see [`skip_line`]) up to
+/// `SKIP_FACTOR` times the limit.
+pub fn read_line_bounded(
+    r: &mut dyn std::io::BufRead,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<BoundedLine> {
+    buf.clear();
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(if buf.is_empty() {
+                BoundedLine::End
+            } else {
+                BoundedLine::Line
+            });
+        }
+        let (n, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if buf.len() + n > limit {
+            let keep = limit - buf.len();
+            buf.extend_from_slice(&chunk[..keep]);
+            r.consume(keep);
+            let max = (limit as u64).saturating_mul(SKIP_FACTOR);
+            return Ok(match skip_line(r, max)? {
+                Some(_) => BoundedLine::Overlong,
+                None => BoundedLine::Endless,
+            });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        r.consume(n);
+        if done {
+            return Ok(BoundedLine::Line);
+        }
+    }
+}
+
+/// A reader that fails (InvalidData, naming the line) when a line runs past
+/// `limit` bytes: for files read whole (catalogs, deliveries), where a line
+/// that long means the file is not what its name says.
+pub struct LineGuard<R> {
+    inner: R,
+    limit: usize,
+    /// Bytes since the last line feed handed out.
+    run: usize,
+    line: u64,
+}
+
+impl<R: std::io::BufRead> LineGuard<R> {
+    pub fn new(inner: R, limit: usize) -> Self {
+        LineGuard {
+            inner,
+            limit,
+            run: 0,
+            line: 1,
+        }
+    }
+}
+
+impl<R: std::io::BufRead> std::io::Read for LineGuard<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = {
+            let buf = std::io::BufRead::fill_buf(self)?;
+            let n = buf.len().min(out.len());
+            out[..n].copy_from_slice(&buf[..n]);
+            n
+        };
+        std::io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl<R: std::io::BufRead> std::io::BufRead for LineGuard<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        let (limit, run, line) = (self.limit, self.run, self.line);
+        let buf = self.inner.fill_buf()?;
+        let upto = buf.iter().position(|b| *b == b'\n').unwrap_or(buf.len());
+        if run + upto > limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "line {line} is longer than {limit} bytes, so this is no text file of rows"
+                ),
+            ));
+        }
+        Ok(buf)
+    }
+
+    fn consume(&mut self, n: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            for b in &buf[..n.min(buf.len())] {
+                if *b == b'\n' {
+                    self.run = 0;
+                    self.line += 1;
+                } else {
+                    self.run += 1;
+                }
+            }
+        }
+        self.inner.consume(n);
+    }
+}
+
 /// The explicit format, else the one the file name implies.
 pub fn resolve_format(path: &str, explicit: Option<Format>) -> Result<Format, InputError> {
     if let Some(f) = explicit {
@@ -52,6 +210,8 @@ pub enum InputError {
     },
     #[error("{path}: column '{column}' appears more than once in the header")]
     DuplicateColumn { path: String, column: String },
+    #[error("{path}: line {line} is longer than {limit} bytes, so this is no file of orders as named; check the file (or raise --max-record-bytes)")]
+    Overlong { path: String, line: u64, limit: u64 },
     #[error("{path}: the file has no header row")]
     NoHeader { path: String },
     #[error("{path}: the header row is not valid UTF-8: the file is in another encoding: pass --encoding windows-1252 (Excel, older systems) or --encoding utf-16")]
@@ -243,12 +403,18 @@ pub fn open_orders(
     source: Source,
     format: Format,
     delimiter: Option<u8>,
+    max_record_bytes: usize,
 ) -> Result<OrderReader, InputError> {
     let name: Arc<str> = Arc::from(source.path.as_str());
     let delimiter = delimiter.unwrap_or(format.default_delimiter());
     let orders: OrderReader = match format {
-        Format::Csv | Format::Tsv => Box::new(csv::CsvOrders::new(source, delimiter, true)?),
-        Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source)),
+        Format::Csv | Format::Tsv => Box::new(csv::CsvOrders::new(
+            source,
+            delimiter,
+            true,
+            max_record_bytes,
+        )?),
+        Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source, max_record_bytes)),
         Format::Xlsx => Box::new(xlsx::orders(source)?),
     };
     Ok(Box::new(orders.map(move |r| {

@@ -63,6 +63,9 @@ impl Ctx<'_> {
         if let Some(w) = &flow.warning {
             warn(&format!("run {run_id}: {w}"));
         }
+        if !flow.withdrawn.is_empty() {
+            warn(&withdrawn_message(run_id, &flow.withdrawn));
+        }
         self.progress.set_stage("writing reports");
         let dir = match flow.ending {
             Ending::Aborted => {
@@ -174,6 +177,38 @@ impl Ctx<'_> {
             warn(&format!("{e:#}"));
         }
     }
+}
+
+/// The retried failures a reprocess left alone because another command
+/// settled them first: how many, why, and the first few ids.
+fn withdrawn_message(
+    run_id: i64,
+    withdrawn: &[(
+        crate::model::failure::FailureKey,
+        crate::model::failure::FailureState,
+    )],
+) -> String {
+    use crate::model::failure::{failure_label, FailureState};
+    const SHOWN: usize = 10;
+    let mut ids: Vec<String> = withdrawn
+        .iter()
+        .take(SHOWN)
+        .map(|(k, _)| failure_label(*k))
+        .collect();
+    if withdrawn.len() > SHOWN {
+        ids.push(format!("and {} more", withdrawn.len() - SHOWN));
+    }
+    let closed = withdrawn
+        .iter()
+        .filter(|(_, s)| *s == FailureState::Closed)
+        .count();
+    format!(
+        "run {run_id}: {} failed orders were not retried: {closed} closed by `failures close` and {} settled by another run \
+         after this run read them ({}); `orderbatch failures list` shows what is still open",
+        withdrawn.len(),
+        withdrawn.len() - closed,
+        ids.join(", ")
+    )
 }
 
 fn warn(text: &str) {

@@ -36,7 +36,7 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
         let format = resolve_format(path, opts.format)?;
         let source = open_source_in(path, opts.encoding)?;
         let meter = Arc::clone(&source.meter);
-        let orders = open_orders(source, format, opts.delimiter)?;
+        let orders = open_orders(source, format, opts.delimiter, opts.max_record_bytes)?;
         out.push(Opened {
             path: path.clone(),
             format,

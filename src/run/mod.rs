@@ -72,6 +72,11 @@ struct Flow {
     record: RunRecord,
     /// Something that went wrong after the commit, which stands regardless.
     warning: Option<String>,
+    /// Retried failures that were no longer open when the run held them.
+    withdrawn: Vec<(
+        crate::model::failure::FailureKey,
+        crate::model::failure::FailureState,
+    )>,
 }
 
 /// One run: its options, clock and what it learnt so far.
@@ -116,6 +121,8 @@ impl<'a> Ctx<'a> {
         let res = self.run_inner(plan);
         self.progress.finish();
         self.emit_metrics(&res);
+        // A signal that came after the commit ends the process now.
+        crate::interrupt::finish();
         res.map(|(exit, _)| exit)
     }
 
@@ -133,6 +140,7 @@ impl<'a> Ctx<'a> {
         if store.concurrency() == Concurrency::Shared {
             store.hold_catalog(prepared.catalog.is_some())?;
         }
+        crate::interrupt::starting();
         let run_id = store.start_run(self.kind, &self.started_at, self.opts.report_format)?;
         self.run_id = Some(run_id);
         crate::interrupt::running(run_id);

@@ -36,7 +36,7 @@ impl Ctx<'_> {
         if self.opts.dry_run {
             tx.rehearse()?;
         }
-        let mut applier = Applier::new(run_id, stock);
+        let mut applier = Applier::new(run_id, stock, self.kind == RunKind::Reprocess);
         let accepted_name = file_name("accepted", self.opts.report_format);
         let accepted = reports
             .file(&accepted_name)
@@ -60,6 +60,7 @@ impl Ctx<'_> {
                 ending: Ending::Aborted,
                 record,
                 warning: None,
+                withdrawn: Vec::new(),
             });
         }
         self.progress.set_stage("committing");
@@ -116,15 +117,19 @@ impl Ctx<'_> {
                 ending: Ending::DryRun,
                 record,
                 warning: None,
+                withdrawn: applier.withdrawn,
             }
         } else {
             tx.finish_run(&record)?;
-            let committed = tx.commit()?;
-            crate::interrupt::committed();
+            crate::interrupt::committing();
+            let committed = tx
+                .commit_then(&crate::interrupt::committed)
+                .inspect_err(|_| crate::interrupt::commit_failed())?;
             Flow {
                 ending: Ending::Committed,
                 record,
                 warning: committed.warning,
+                withdrawn: applier.withdrawn,
             }
         };
         self.timings.commit = t.elapsed();

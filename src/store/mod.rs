@@ -178,12 +178,13 @@ pub enum CloseResult {
 impl CloseResult {
     /// What closing these ids, in order, does to failures in these states
     /// (an id without a state does not exist): only an open failure is
-    /// closed, once; the same id again finds it closed. Returns each id's
-    /// result and the ids to close.
-    pub fn plan(
-        ids: &[i64],
-        states: &std::collections::HashMap<i64, FailureState>,
-    ) -> (Vec<(i64, CloseResult)>, Vec<i64>) {
+    /// closed, once; the same id again finds it closed. All or nothing: when
+    /// one id cannot be closed, none is. Returns each id's result and the
+    /// ids to close.
+    pub fn plan<K: Copy + Eq + std::hash::Hash>(
+        ids: &[K],
+        states: &std::collections::HashMap<K, FailureState>,
+    ) -> (Vec<(K, CloseResult)>, Vec<K>) {
         let mut closing = Vec::new();
         let results = ids
             .iter()
@@ -199,7 +200,10 @@ impl CloseResult {
                 };
                 (*id, res)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        if results.iter().any(|(_, r)| *r != CloseResult::Closed) {
+            closing.clear();
+        }
         (results, closing)
     }
 }
@@ -289,7 +293,7 @@ macro_rules! delegate_queries {
                 keys: &[$crate::model::failure::FailureKey],
             ) -> $crate::store::Result<Vec<$crate::store::StoredFailure>> {
                 let $this = self;
-                queries::failures_by_key($($lead),+, keys)
+                queries::failures_by_key($($lead),+, keys, false)
             }
         }
     };
@@ -324,14 +328,17 @@ pub trait Store: Queries + Send {
     fn last_success(&mut self) -> Result<Option<String>>;
     /// What became of a run's failed orders, and which earlier ones it resolved.
     fn resolutions(&mut self, run_id: i64) -> Result<Resolutions>;
-    /// Close open failures by hand, in one transaction.
+    /// Close open failures by hand, all or nothing (see
+    /// [`CloseResult::plan`]), in one transaction that holds them: a run
+    /// holding one (`Tx::hold_failures`) is waited for, and what it settled
+    /// is seen.
     fn close_failures(
         &mut self,
-        ids: &[i64],
+        keys: &[FailureKey],
         reason: &str,
         by: &str,
         at: &str,
-    ) -> Result<Vec<(i64, CloseResult)>>;
+    ) -> Result<Vec<(FailureKey, CloseResult)>>;
     /// Hold the catalog (prices, currencies, products) steady for a run that
     /// validates before it locks (shared), or take it alone to change it
     /// (exclusive); released when the store is dropped. No-op where a run
@@ -363,6 +370,13 @@ pub trait Tx: Queries {
         source: &str,
         at: &str,
     ) -> Result<Vec<(String, i64)>>;
+    /// The stored failures with these keys (those that exist), held until the
+    /// end of the transaction: a concurrent `failures close` waits for it,
+    /// and a close that committed first is seen here. Where a transaction
+    /// holds the whole database, a plain read.
+    fn hold_failures(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
+        self.failures_by_key(keys)
+    }
     /// Store these orders as applied where their id is new; for the others,
     /// what was applied before. Waits for a concurrent run that holds an id.
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>>;
@@ -392,7 +406,12 @@ pub trait Tx: Queries {
     /// `seen_in_run` still finds them; every decision stays the one a run
     /// would make. Committing it afterwards is refused.
     fn rehearse(&mut self) -> Result<()>;
-    fn commit(self: Box<Self>) -> Result<Committed>;
+    /// Commit; `committed` is called as soon as the database answers that
+    /// it committed, before anything else (a checkpoint) that follows.
+    fn commit_then(self: Box<Self>, committed: &dyn Fn()) -> Result<Committed>;
+    fn commit(self: Box<Self>) -> Result<Committed> {
+        self.commit_then(&|| {})
+    }
 }
 
 /// A commit that succeeded, with what the operator should still know.
@@ -498,7 +517,10 @@ mod backoff_tests {
                 (4, CloseResult::Missing),
             ]
         );
-        assert_eq!(closing, vec![1, 3]);
+        assert!(closing.is_empty(), "all or nothing");
+        let (results, closing) = CloseResult::plan(&[3, 1], &states);
+        assert!(results.iter().all(|(_, r)| *r == CloseResult::Closed));
+        assert_eq!(closing, vec![3, 1]);
     }
 
     #[test]

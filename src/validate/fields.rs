@@ -16,6 +16,8 @@ pub const CURRENCY_RULE: &str = "must be three upper-case letters (ISO 4217)";
 pub const METHOD_RULE: &str =
     "must be one of card, paypal, bank_transfer, gift_card, cash_on_delivery";
 pub const REF_RULE: &str = "must be 1-128 characters";
+pub const CONTROL_RULE: &str =
+    "holds a control character (a NUL byte, a line break or the like; only tab is allowed in a value)";
 pub const ON_HAND_RULE: &str = "must be a whole number of at least 0";
 
 pub const MAX_QUANTITY: i64 = 1_000_000;
@@ -41,7 +43,23 @@ pub fn placed_at(v: &str) -> Result<(i64, u32), &'static str> {
     crate::model::rfc3339::parse(v).ok_or(PLACED_AT_RULE)
 }
 
+/// A control character other than tab: never part of a value (no database
+/// stores a NUL byte in text, and a line break inside a value is a mistake).
+pub fn has_control(v: &str) -> bool {
+    v.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// Free text: any characters but control characters.
+pub fn text(v: &str) -> Result<(), &'static str> {
+    if has_control(v) {
+        Err(CONTROL_RULE)
+    } else {
+        Ok(())
+    }
+}
+
 pub fn email(v: &str) -> Result<(), &'static str> {
+    text(v)?;
     let ok = v.chars().count() <= 254
         && !v.chars().any(char::is_whitespace)
         && v.bytes().filter(|b| *b == b'@').count() == 1
@@ -85,6 +103,7 @@ pub fn payment_method(v: &str) -> Result<(), &'static str> {
 }
 
 pub fn payment_ref(v: &str) -> Result<(), &'static str> {
+    text(v)?;
     (1..=128)
         .contains(&v.chars().count())
         .then_some(())

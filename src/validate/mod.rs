@@ -93,11 +93,67 @@ pub struct Checked {
 pub fn validate_chunk(chunk: Vec<RawOrder>, catalog: &Catalog) -> Vec<Checked> {
     chunk
         .into_par_iter()
-        .map(|raw| {
+        .map(|mut raw| {
             let verdict = validate(&raw, catalog);
+            mask_card_numbers(&mut raw, matches!(verdict, Verdict::Valid(_)));
             Checked { raw, verdict }
         })
         .collect()
+}
+
+/// Card numbers in the order as read, masked: what leaves validation (into
+/// the spool of checked orders, a temporary file) holds them only masked.
+/// A valid order has none in its free-text fields and extra columns (it would
+/// be PAN_DETECTED), so only the columns no check reads (those of a report
+/// fed back in, such as error_detail) are scanned there; an invalid one has
+/// every cell but the identifier and number fields scanned, and the raw text
+/// of a record that could not be parsed loses every long run of digits.
+pub fn mask_card_numbers(raw: &mut RawOrder, valid: bool) {
+    let (columns, rows) = match &mut raw.body {
+        RawBody::Malformed { raw, reason } => {
+            if let std::borrow::Cow::Owned(m) = pan::mask_digit_runs(raw) {
+                *raw = m;
+            }
+            if let std::borrow::Cow::Owned(m) = pan::mask_digit_runs(reason) {
+                *reason = m;
+            }
+            return;
+        }
+        RawBody::Rows { columns, rows, .. } => (columns, rows),
+    };
+    // What each position holds: 0 an identifier or number, 1 free text a check read, 2 unread.
+    let width = rows.iter().map(|r| r.record.len()).max().unwrap_or(0);
+    let mut kind = vec![2u8; width];
+    for f in Field::ALL {
+        if let Some(k) = kind.get_mut(columns.index[f.index()]) {
+            *k = u8::from(f.is_free_text());
+        }
+    }
+    for (pos, _) in &columns.extras {
+        if let Some(k) = kind.get_mut(*pos) {
+            *k = 1;
+        }
+    }
+    let scanned = |k: u8| if valid { k == 2 } else { k >= 1 };
+    for row in rows.iter_mut() {
+        let dirty = row
+            .record
+            .iter()
+            .zip(&kind)
+            .any(|(cell, k)| scanned(*k) && pan::contains_pan(cell));
+        if !dirty {
+            continue;
+        }
+        let mut masked = csv::StringRecord::with_capacity(row.record.as_slice().len(), width);
+        for (pos, cell) in row.record.iter().enumerate() {
+            if kind.get(pos).copied().is_some_and(scanned) {
+                masked.push_field(&pan::mask_pans(cell));
+            } else {
+                masked.push_field(cell);
+            }
+        }
+        row.record = masked;
+    }
 }
 
 /// Longest raw text of an unparseable record that is kept; past it the text is cut.
@@ -227,6 +283,7 @@ impl<'a> OrderCheck<'a> {
         }
         let order = self.parse();
         self.consistency();
+        self.extra_text();
         self.card_numbers();
         self.catalog(catalog);
         order
@@ -380,6 +437,21 @@ impl<'a> OrderCheck<'a> {
         }
     }
 
+    /// INVALID_FIELD: an extra column is kept (in the failed report and the
+    /// failure record) as free text, which holds no control character.
+    fn extra_text(&mut self) {
+        for r in 0..self.rows.len() {
+            for (pos, name) in &self.cols.extras {
+                let v = self.rows[r].cell(self.cols, *pos);
+                if let Err(rule) = fields::text(v) {
+                    let m = format!("column {name} {} {rule}{}", show(v, true), self.at(r));
+                    self.problems
+                        .push(Problem::on_row(ErrorCode::InvalidField, r, m));
+                }
+            }
+        }
+    }
+
     /// PAN_DETECTED: free-text fields and extra columns, each distinct value once.
     fn card_numbers(&mut self) {
         let mut found = Vec::new();
@@ -485,13 +557,17 @@ pub fn show(v: &str, free_text: bool) -> String {
     }
 }
 
+/// The raw text of a record that could not be parsed, as the failure keeps
+/// it: card numbers masked, cut at `MAX_RAW`, NUL bytes shown as U+FFFD (no
+/// database stores a NUL in text).
 fn masked_raw(text: &str) -> String {
     // Mask before cutting, over a window a little past the cut, so that a card
     // number across the cut is never left half in clear.
     let window = &text[..floor_boundary(text, MAX_RAW + 64)];
     let masked = pan::mask_digit_runs(window);
-    let mut out = masked[..floor_boundary(&masked, MAX_RAW)].to_string();
-    if out.len() < masked.len() || window.len() < text.len() {
+    let kept = &masked[..floor_boundary(&masked, MAX_RAW)];
+    let mut out = kept.replace('\0', "\u{fffd}");
+    if kept.len() < masked.len() || window.len() < text.len() {
         out.push_str(&format!(" ... ({} bytes in all)", text.len()));
     }
     out

@@ -205,6 +205,9 @@ pub fn bin_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orderbatch"))
 }
 
+/// Numbers the output files of [`Env::run_with_peak`].
+static PEAK_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl Env {
     /// The binary as a spawnable std Command, in the temp dir, with no
     /// ORDERBATCH_DB from outside and no output captured.
@@ -219,6 +222,44 @@ impl Env {
             c.args(["--db", &self.db]);
         }
         c
+    }
+
+    /// Run to its end, as [`Env::run`], with the peak resident memory of
+    /// that one process in bytes, as GNU time measures it (package `time`).
+    /// A child of a small process: the kernel counts the memory of the
+    /// process a program was started from, up to its exec, in its peak, and
+    /// this test process is large.
+    pub fn run_with_peak(&self, args: &[&str]) -> (Output, u64) {
+        let time = std::path::Path::new("/usr/bin/time");
+        assert!(
+            time.exists(),
+            "/usr/bin/time is missing: install it (apt-get install time) to measure peak memory"
+        );
+        let n = PEAK_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let report = self.path(&format!(".peak-{n}"));
+        let out = std::process::Command::new(time)
+            .current_dir(self.dir.path())
+            .env_remove("ORDERBATCH_DB")
+            .args(["-f", "%M", "-o"])
+            .arg(&report)
+            .arg(bin_path())
+            .args(if self.backend == Backend::Postgres {
+                vec!["--db", self.db.as_str()]
+            } else {
+                vec![]
+            })
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = std::fs::read_to_string(&report).unwrap();
+        // GNU time adds a "Command exited with non-zero status" line before the figure.
+        let kib: u64 = text
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no peak in {text:?}"));
+        (out, kib * 1024)
     }
 
     /// `PRAGMA integrity_check` of the database ("ok" when sound).

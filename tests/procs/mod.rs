@@ -32,6 +32,10 @@ impl Kid {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn take_stdin(&mut self) -> ChildStdin {
         self.child.stdin.take().expect("stdin piped")
     }

@@ -18,7 +18,7 @@ use postgres::{Client, GenericClient};
 pub use url::{is_url, redact};
 
 use super::{CloseResult, Concurrency, Fault, Resolutions, Result, Store, StoreError, Tx};
-use crate::model::failure::FailureState;
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -350,26 +350,26 @@ impl Store for PgStore {
 
     fn close_failures(
         &mut self,
-        ids: &[i64],
+        keys: &[FailureKey],
         reason: &str,
         by: &str,
         at: &str,
-    ) -> Result<Vec<(i64, CloseResult)>> {
+    ) -> Result<Vec<(FailureKey, CloseResult)>> {
         let db = self.db.clone();
         let mut tx = self.client.transaction().map_err(|e| db.err(e))?;
-        let states = tx
-            .query(
-                "SELECT id, state FROM failed_orders WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-                &[&ids],
-            )
-            .map_err(|e| db.err(e))?
+        // Held in key order, as runs hold them (Tx::hold_failures): a close
+        // and a reprocess never wait for each other both ways.
+        let held = queries::failures_by_key(&mut tx, &db, keys, true)?;
+        let states = held.iter().map(|f| (f.key(), f.state)).collect();
+        let (out, closing) = CloseResult::plan(keys, &states);
+        let ids: Vec<i64> = held
             .iter()
-            .filter_map(|r| Some((r.get(0), FailureState::parse(r.get(1))?)))
+            .filter(|f| closing.contains(&f.key()))
+            .map(|f| f.id)
             .collect();
-        let (out, closing) = CloseResult::plan(ids, &states);
         tx.execute(
             "UPDATE failed_orders SET state = $2, closed_by = $3, closed_reason = $4, closed_at = $5 WHERE id = ANY($1)",
-            &[&closing, &FailureState::Closed.as_str(), &by, &reason, &at],
+            &[&ids, &FailureState::Closed.as_str(), &by, &reason, &at],
         )
         .map_err(|e| db.err(e))?;
         tx.commit().map_err(|e| db.err(e))?;

@@ -105,13 +105,15 @@ pub(super) fn failures_by_key(
     c: &mut impl GenericClient,
     db: &Db,
     keys: &[FailureKey],
+    lock: bool,
 ) -> Result<Vec<StoredFailure>> {
     let runs: Vec<i64> = keys.iter().map(|k| k.run).collect();
     let seqs: Vec<i64> = keys.iter().map(|k| k.seq as i64).collect();
     let sql = format!(
         "SELECT {FAILURE_COLUMNS} FROM failed_orders
          WHERE (run_id, run_seq) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))
-         ORDER BY run_id, run_seq"
+         ORDER BY run_id, run_seq{}",
+        if lock { " FOR UPDATE" } else { "" }
     );
     let rows = c.query(&sql, &[&runs, &seqs]).map_err(|e| db.err(e))?;
     rows.iter().map(|r| failure_from_row(db, r)).collect()

@@ -349,6 +349,15 @@ impl Tx for PgTx<'_> {
         Ok(levels)
     }
 
+    fn hold_failures(
+        &mut self,
+        keys: &[crate::model::failure::FailureKey],
+    ) -> Result<Vec<crate::store::StoredFailure>> {
+        // Locked in key order (the order every run and `failures close`
+        // lock them in), after any close that holds them has committed.
+        queries::failures_by_key(&mut self.tx, &self.db, keys, true)
+    }
+
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>> {
         let new = self.insert_free(run_id, orders)?;
         let taken: Vec<&str> = orders
@@ -464,12 +473,13 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn commit(self: Box<Self>) -> Result<Committed> {
+    fn commit_then(self: Box<Self>, committed: &dyn Fn()) -> Result<Committed> {
         if self.rehearsal {
             return Err(super::super::rehearsal_committed(&self.db.name));
         }
         let db = self.db.clone();
         self.tx.commit().map_err(|e| db.err(e))?;
+        committed();
         Ok(Committed::default())
     }
 }

@@ -123,7 +123,9 @@ pub(super) fn failures_by_key(
     c: &Connection,
     db: &str,
     keys: &[FailureKey],
+    _lock: bool,
 ) -> Result<Vec<StoredFailure>> {
+    // A write transaction holds the whole database: nothing to lock row by row.
     let sql =
         format!("SELECT {FAILURE_COLUMNS} FROM failed_orders WHERE run_id = ?1 AND run_seq = ?2");
     let mut out = Vec::new();

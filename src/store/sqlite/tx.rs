@@ -449,11 +449,12 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn commit(mut self: Box<Self>) -> Result<Committed> {
+    fn commit_then(mut self: Box<Self>, committed: &dyn Fn()) -> Result<Committed> {
         if self.rehearsal {
             return Err(super::super::rehearsal_committed(&self.path));
         }
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        committed();
         self.done = true;
         Ok(Committed {
             warning: super::checkpoint(self.conn, &self.path),
