@@ -1,10 +1,11 @@
 //! Storage: the only part that knows SQL, rusqlite or postgres. The rest of
 //! the program sees the [`Store`] and [`Tx`] traits: batch calls (one round
 //! trip serves a chunk of orders, never one order), a transaction as a value,
-//! and backend-neutral errors. [`open`] picks the backend from `--db`, read
-//! once: a PostgreSQL URL is parsed into its parts (the connection is made
-//! from them and its shown name, without the password, derived from them),
-//! and a `--db` that is neither such a URL nor a plain path is refused.
+//! and backend-neutral errors. [`open`] picks the backend from `--db`: a
+//! PostgreSQL URL is parsed into its parts (the connection is made from them,
+//! and its shown name, without the password, derived from them), and a `--db`
+//! that is neither such a URL nor a plain path is refused ([`check`] does the
+//! same up front, before a command reads or creates anything).
 
 mod postgres;
 mod rows;
