@@ -71,6 +71,13 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command opens the database (all but the generated texts).
+    pub fn uses_db(&self) -> bool {
+        !matches!(self, Command::Print(_) | Command::WritePages { .. })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportKind {
     Accepted,

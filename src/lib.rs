@@ -51,6 +51,10 @@ pub struct UsageError(pub String);
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.is::<UsageError>()
+            || matches!(
+                cause.downcast_ref::<store::StoreError>(),
+                Some(store::StoreError::BadUrl(_))
+            )
             || cause.is::<read::InputError>()
             || cause.is::<read::catalog::CatalogError>()
         {
@@ -114,6 +118,10 @@ pub fn keep_files_private() {
 }
 
 pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
+    // A --db that cannot be used is refused before any file is read or created.
+    if cfg.command.uses_db() {
+        store::check(&cfg.db)?;
+    }
     match &cfg.command {
         Command::Init => commands::init::run(cfg),
         Command::InventoryLoad {

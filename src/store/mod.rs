@@ -1,7 +1,11 @@
 //! Storage: the only part that knows SQL, rusqlite or postgres. The rest of
 //! the program sees the [`Store`] and [`Tx`] traits: batch calls (one round
 //! trip serves a chunk of orders, never one order), a transaction as a value,
-//! and backend-neutral errors. [`open`] picks the backend from `--db`.
+//! and backend-neutral errors. [`open`] picks the backend from `--db`: a
+//! PostgreSQL URL is parsed into its parts (the connection is made from them,
+//! and its shown name, without the password, derived from them), and a `--db`
+//! that is neither such a URL nor a plain path is refused ([`check`] does the
+//! same up front, before a command reads or creates anything).
 
 mod postgres;
 mod rows;
@@ -14,10 +18,18 @@ use crate::model::order::{AcceptedRow, FailedOrder, Product, ValidOrder};
 use crate::model::run::{RunKind, RunRecord};
 use crate::model::Format;
 
+pub use postgres::UrlError;
+
 /// A database error, whatever the backend. Every message names the database
-/// and says what to do.
+/// and says what to do (but one: a `--db` that cannot be read cannot be
+/// named either, it may hold a password).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `--db` cannot be used as written; nothing was opened or created.
+    /// (Its reason is part of the message, not a source of its own: a
+    /// chain of causes would print it twice.)
+    #[error("cannot use the database that --db (or ORDERBATCH_DB) gives: {0}")]
+    BadUrl(UrlError),
     #[error("the database {db} stayed locked by another run for {secs} s (--lock-timeout); nothing was done: try again later")]
     Locked { db: String, secs: f64 },
     /// A deadlock or serialization failure between concurrent runs: the
@@ -37,6 +49,12 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+impl From<UrlError> for StoreError {
+    fn from(e: UrlError) -> Self {
+        StoreError::BadUrl(e)
+    }
+}
 
 /// The refusal to commit a rehearsal (a dry run's transaction): a bug, never
 /// an operator's doing.
@@ -421,22 +439,44 @@ pub struct Committed {
     pub warning: Option<String>,
 }
 
-/// Open the database `db` names: a PostgreSQL URL (`postgres://`,
-/// `postgresql://`) or a SQLite file path; created and migrated when new.
-pub fn open(db: &str, lock_timeout: Duration) -> Result<Box<dyn Store>> {
-    if postgres::is_url(db) {
-        postgres::open(db, lock_timeout)
-    } else {
-        Ok(Box::new(sqlite::SqliteStore::open(db, lock_timeout)?))
+/// What `--db` names, read.
+enum Location {
+    Sqlite(String),
+    Postgres(postgres::PgUrl),
+}
+
+impl Location {
+    fn of(db: &str) -> Result<Location> {
+        if postgres::is_url(db) {
+            return Ok(Location::Postgres(postgres::PgUrl::parse(db)?));
+        }
+        postgres::refuse_lookalikes(db)?;
+        Ok(Location::Sqlite(db.to_string()))
     }
 }
 
-/// The database as messages may show it: a URL without its password.
+/// Whether `db` can be opened as written (a PostgreSQL URL that reads one
+/// way only, or a path); checked before a command does anything else.
+pub fn check(db: &str) -> Result<()> {
+    Location::of(db).map(drop)
+}
+
+/// Open the database `db` names: a PostgreSQL URL (`postgres://`,
+/// `postgresql://`) or a SQLite file path; created and migrated when new.
+pub fn open(db: &str, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+    match Location::of(db)? {
+        Location::Postgres(url) => postgres::open(&url, lock_timeout),
+        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(&path, lock_timeout)?)),
+    }
+}
+
+/// The database as messages may show it: a URL without its password; for
+/// a `--db` that cannot be read, a word that says so and shows nothing of it.
 pub fn display_name(db: &str) -> String {
-    if postgres::is_url(db) {
-        postgres::redact(db)
-    } else {
-        db.to_string()
+    match Location::of(db) {
+        Ok(Location::Sqlite(path)) => path,
+        Ok(Location::Postgres(url)) => url.shown(),
+        Err(_) => "(--db, not shown: it cannot be read)".into(),
     }
 }
 
@@ -544,5 +584,12 @@ mod backoff_tests {
             "postgres://shop@db.example:5432/orders?sslmode=require"
         );
         assert_eq!(display_name("orders.db"), "orders.db");
+        let unreadable = display_name("postgresql://shop:pa/ss@db/orders");
+        assert!(!unreadable.contains("pa/ss"), "{unreadable}");
+        assert!(matches!(
+            check("host=/tmp password=s3cret dbname=orders"),
+            Err(StoreError::BadUrl(UrlError::KeywordValue))
+        ));
+        assert!(check("./host=x.db").is_ok());
     }
 }

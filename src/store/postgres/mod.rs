@@ -6,6 +6,7 @@
 //! session holds an advisory lock on its id: any host can tell a running run
 //! from one whose process or host died (the server then rolled it back).
 
+mod connect;
 mod queries;
 mod tx;
 mod url;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 
-pub use url::{is_url, redact};
+pub use url::{is_url, refuse_lookalikes, PgUrl, UrlError};
 
 use super::{CloseResult, Concurrency, Fault, Resolutions, Result, Store, StoreError, Tx};
 use crate::model::failure::{FailureKey, FailureState};
@@ -86,86 +87,17 @@ pub struct PgStore {
     holding: Vec<i64>,
 }
 
-pub fn open(url: &str, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+pub fn open(url: &PgUrl, lock_timeout: Duration) -> Result<Box<dyn Store>> {
     Ok(Box::new(PgStore::open(url, lock_timeout)?))
 }
 
-fn tls(prepared: &url::Prepared, name: &str) -> Result<postgres_native_tls::MakeTlsConnector> {
-    let unavailable = |what: String| StoreError::Unavailable {
-        db: name.to_string(),
-        what,
-    };
-    let mut b = native_tls::TlsConnector::builder();
-    if let Some(path) = &prepared.root_cert {
-        let pem = std::fs::read(path)
-            .map_err(|e| unavailable(format!("cannot read sslrootcert {path}: {e}")))?;
-        let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
-            unavailable(format!("sslrootcert {path} is not a PEM certificate: {e}"))
-        })?;
-        b.add_root_certificate(cert);
-    }
-    match prepared.verify {
-        // As libpq: require encrypts but checks nothing (verify-ca/full check).
-        url::Verify::Nothing => {
-            b.danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true);
-        }
-        url::Verify::Chain => {
-            b.danger_accept_invalid_hostnames(true);
-        }
-        url::Verify::Full => {}
-    }
-    let c = b
-        .build()
-        .map_err(|e| unavailable(format!("cannot set up TLS: {e}")))?;
-    Ok(postgres_native_tls::MakeTlsConnector::new(c))
-}
-
 impl PgStore {
-    pub fn open(url: &str, lock_timeout: Duration) -> Result<PgStore> {
-        let name = redact(url);
+    pub fn open(url: &PgUrl, lock_timeout: Duration) -> Result<PgStore> {
         let db = Db {
-            name: name.clone(),
+            name: url.shown(),
             lock_timeout,
         };
-        let unavailable = |what: String| StoreError::Unavailable {
-            db: name.clone(),
-            what,
-        };
-        let prepared = url::prepare(url).map_err(&unavailable)?;
-        let mut config: postgres::Config = prepared
-            .url
-            .parse()
-            .map_err(|e| unavailable(format!("the URL is not valid: {e}")))?;
-        config.application_name("orderbatch");
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        // Over Unix sockets there is no TLS: the system's certificates are
-        // not even read (that costs tens of milliseconds per connection).
-        let local = config
-            .get_hosts()
-            .iter()
-            .all(|h| matches!(h, postgres::config::Host::Unix(_)));
-        let connected = if local {
-            // As libpq: sslmode means nothing on a Unix socket.
-            config.ssl_mode(postgres::config::SslMode::Disable);
-            config.connect(postgres::NoTls)
-        } else {
-            config.connect(tls(&prepared, &name)?)
-        };
-        let client = connected.map_err(|e| {
-            // The server's own reason (wrong password, no such database, no
-            // pg_hba.conf line), or the connection's.
-            let why = match (e.as_db_error(), std::error::Error::source(&e)) {
-                (Some(d), _) => d.message().to_string(),
-                (None, Some(src)) => format!("{e}: {src}"),
-                (None, None) => e.to_string(),
-            };
-            unavailable(format!(
-                "{why}: check that the server runs and accepts this user (pg_hba.conf), and the URL"
-            ))
-        })?;
+        let client = connect::connect(url, &db.name)?;
         let mut s = PgStore {
             client,
             db,
