@@ -49,6 +49,9 @@ pub struct UsageError(pub String);
 /// The exit code for a fatal error: 2 for usage and input-file errors, 75 for
 /// a database locked past the timeout, 1 for anything else.
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if report::TooLarge::in_chain(e).is_some() {
+        return 2;
+    }
     for cause in e.chain() {
         if cause.is::<UsageError>()
             || matches!(

@@ -212,6 +212,8 @@ pub enum InputError {
     DuplicateColumn { path: String, column: String },
     #[error("{path}: line {line} is longer than {limit} bytes, so this is no file of orders as named; check the file (or raise --max-record-bytes)")]
     Overlong { path: String, line: u64, limit: u64 },
+    #[error("{path}: the file is UTF-16 without a byte-order mark (every other byte is NUL): pass --encoding utf-16{endian}")]
+    Utf16 { path: String, endian: &'static str },
     #[error("{path}: the file has no header row")]
     NoHeader { path: String },
     #[error("{path}: the header row is not valid UTF-8: the file is in another encoding: pass --encoding windows-1252 (Excel, older systems) or --encoding utf-16")]

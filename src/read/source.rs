@@ -83,6 +83,25 @@ pub fn open_source_in(
     } else {
         Box::new(hashed)
     };
+    // A UTF-8 byte-order mark says what the file is, as a UTF-16 one does:
+    // it wins over --encoding (read as windows-1252 it would become part of
+    // the first column's name).
+    let mut bytes = BufReader::with_capacity(BUF, bytes);
+    let head = bytes.fill_buf().map_err(|e| InputError::Read {
+        path: path.to_string(),
+        line: 1,
+        source: e,
+    })?;
+    let utf8_bom = head.starts_with(b"\xEF\xBB\xBF");
+    if encoding.is_none() {
+        if let Some(endian) = utf16_without_bom(head) {
+            return Err(InputError::Utf16 {
+                path: path.to_string(),
+                endian,
+            });
+        }
+    }
+    let encoding = encoding.filter(|_| !utf8_bom);
     // Transcoded to UTF-8: the named encoding, or the one a UTF-16 BOM names;
     // otherwise the bytes pass through as they are (invalid UTF-8 is then a
     // malformed record, not a changed value). A UTF-8 BOM is left for the
@@ -99,6 +118,36 @@ pub fn open_source_in(
         reader,
         meter,
     })
+}
+
+/// "le" or "be" for text that is UTF-16 without a byte-order mark: its
+/// ASCII characters are every other byte, the rest NUL (read as UTF-8 its
+/// header would be a column of NULs). Anything else, a UTF-16 file with its
+/// mark or a workbook (a zip) included, is `None`.
+fn utf16_without_bom(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
+        return None;
+    }
+    let head = &head[..head.len().min(1024) & !1];
+    let pairs = head.len() / 2;
+    if pairs < 4 {
+        return None;
+    }
+    let zeros = |parity: usize| {
+        head.iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|b| **b == 0)
+            .count()
+    };
+    let (even, odd) = (zeros(0), zeros(1));
+    if odd * 10 >= pairs * 9 && even * 10 < pairs {
+        Some("le")
+    } else if even * 10 >= pairs * 9 && odd * 10 < pairs {
+        Some("be")
+    } else {
+        None
+    }
 }
 
 /// Hashes and counts the bytes as they are read; stores the digest at end of file.

@@ -6,6 +6,7 @@ pub mod metrics;
 mod xlsx;
 
 pub use dir::{create_dirs, ReportDir, MARKER};
+pub use xlsx::TooLarge;
 
 use std::io::{self, Write};
 use std::path::Path;

@@ -12,11 +12,56 @@ const MAX_ROWS: u32 = 1_048_576;
 /// Characters per cell (xlsx's own limit).
 const MAX_CELL: usize = 32_767;
 
+/// Columns per sheet (xlsx's own limit).
+const MAX_COLUMNS: usize = 16_384;
+
+/// What an xlsx workbook cannot hold: a value longer than a cell, more
+/// columns than a sheet. Found while the reports are written, before the
+/// run commits, so the run is refused (exit 2) rather than cut short.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: use --report-format csv or jsonl, which hold any size")]
+pub struct TooLarge(pub String);
+
+impl TooLarge {
+    /// The one in an error's chain (as such, or inside an I/O error).
+    pub fn in_chain(e: &anyhow::Error) -> Option<&TooLarge> {
+        e.chain().find_map(|c| {
+            c.downcast_ref::<TooLarge>().or_else(|| {
+                c.downcast_ref::<io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<TooLarge>())
+            })
+        })
+    }
+
+    fn error(what: String) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, TooLarge(what))
+    }
+}
+
 fn io_err(e: XlsxError) -> io::Error {
     match e {
         XlsxError::IoError(e) => e,
         other => io::Error::other(other.to_string()),
     }
+}
+
+/// The xlsx writer panics when its temporary file cannot be written (with
+/// the I/O error in debug form): that becomes an error that says where and
+/// what to do.
+fn temp_file_err(e: io::Error) -> io::Error {
+    let what = e.to_string();
+    let why = what
+        .split_once("message: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or(what.as_str(), |(m, _)| m);
+    io::Error::new(
+        e.kind(),
+        format!(
+            "the xlsx writer cannot write its temporary file in {} ({why}): make room there or point TMPDIR at a disk with room",
+            std::env::temp_dir().display()
+        ),
+    )
 }
 
 pub struct XlsxSheet {
@@ -27,18 +72,27 @@ pub struct XlsxSheet {
     row: u32,
 }
 
-/// A value as a cell holds it: cut (and said so) past the cell limit.
-fn cell(v: &str) -> std::borrow::Cow<'_, str> {
-    if v.chars().count() <= MAX_CELL {
-        return v.into();
+/// A value as a cell holds it; one longer than a cell holds is refused
+/// (cut, it would not read back as it was).
+fn cell(v: &str) -> io::Result<&str> {
+    // Bytes bound characters from above: most values need no count.
+    if v.len() <= MAX_CELL || v.chars().count() <= MAX_CELL {
+        return Ok(v);
     }
-    let note = format!(" ... (cut: {} characters in all)", v.chars().count());
-    let keep: String = v.chars().take(MAX_CELL - note.chars().count()).collect();
-    format!("{keep}{note}").into()
+    Err(TooLarge::error(format!(
+        "a value of {} characters does not fit in an xlsx cell ({MAX_CELL} at most)",
+        v.chars().count()
+    )))
 }
 
 impl XlsxSheet {
     pub fn new(header: &[&str]) -> io::Result<XlsxSheet> {
+        if header.len() > MAX_COLUMNS {
+            return Err(TooLarge::error(format!(
+                "the report has {} columns, more than the {MAX_COLUMNS} an xlsx sheet holds",
+                header.len()
+            )));
+        }
         let mut s = XlsxSheet {
             workbook: Workbook::new(),
             header: header.iter().map(|h| h.to_string()).collect(),
@@ -46,7 +100,7 @@ impl XlsxSheet {
             sheet: 0,
             row: 0,
         };
-        crate::catching_panics(|| s.add_sheet())?;
+        crate::catching_panics(|| s.add_sheet()).map_err(temp_file_err)?;
         Ok(s)
     }
 
@@ -72,7 +126,13 @@ impl XlsxSheet {
     /// One row of text cells. (The writer panics when its temporary file
     /// cannot be written: that becomes an error here.)
     pub fn row(&mut self, cells: &[&str]) -> io::Result<()> {
-        crate::catching_panics(|| self.row_unguarded(cells))
+        crate::catching_panics(|| self.row_unguarded(cells)).map_err(|e| {
+            if e.kind() == io::ErrorKind::InvalidInput {
+                e
+            } else {
+                temp_file_err(e)
+            }
+        })
     }
 
     fn row_unguarded(&mut self, cells: &[&str]) -> io::Result<()> {
@@ -86,7 +146,7 @@ impl XlsxSheet {
             .map_err(io_err)?;
         for (i, v) in cells.iter().enumerate() {
             let col = u16::try_from(i).map_err(io::Error::other)?;
-            ws.write_string_with_format(row, col, cell(v), &text)
+            ws.write_string_with_format(row, col, cell(v)?, &text)
                 .map_err(io_err)?;
         }
         self.row += 1;
@@ -97,7 +157,8 @@ impl XlsxSheet {
     /// `out` need not be seekable).
     pub fn finish<W: Write>(mut self, mut out: W) -> io::Result<W> {
         let mut tmp = tempfile::tempfile()?;
-        crate::catching_panics(|| self.workbook.save_to_writer(&mut tmp).map_err(io_err))?;
+        crate::catching_panics(|| self.workbook.save_to_writer(&mut tmp).map_err(io_err))
+            .map_err(temp_file_err)?;
         tmp.seek(io::SeekFrom::Start(0))?;
         let mut buf = io::BufReader::new(tmp);
         io::copy(&mut buf.by_ref(), &mut out)?;
@@ -129,10 +190,21 @@ mod tests {
     }
 
     #[test]
-    fn an_overlong_value_is_cut_and_says_so() {
-        let long = "x".repeat(40_000);
-        let c = cell(&long);
-        assert_eq!(c.chars().count(), MAX_CELL);
-        assert!(c.ends_with("(cut: 40000 characters in all)"));
+    fn a_value_or_a_header_an_xlsx_sheet_cannot_hold_is_refused() {
+        let long = "é".repeat(MAX_CELL + 1);
+        let e = cell(&long).unwrap_err();
+        let too = e.get_ref().and_then(|i| i.downcast_ref::<TooLarge>());
+        assert!(too.unwrap().0.contains("32768 characters"), "{e}");
+        assert_eq!(
+            cell(&"é".repeat(MAX_CELL)).unwrap().chars().count(),
+            MAX_CELL
+        );
+        let names: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("c{i}")).collect();
+        let header: Vec<&str> = names.iter().map(String::as_str).collect();
+        let e = XlsxSheet::new(&header).err().unwrap();
+        let e = anyhow::Error::from(e).context("writing");
+        assert!(TooLarge::in_chain(&e).unwrap().0.contains("16385 columns"));
+        let mut s = XlsxSheet::new(&["a"]).unwrap();
+        assert!(s.row(&[long.as_str()]).is_err());
     }
 }

@@ -15,13 +15,26 @@ use crate::report::{file_name, AcceptedWriter, ReportDir};
 use crate::store::{LedgerReason, Tx};
 use crate::validate::Checked;
 
-/// The message of a report file that could not be written.
-fn cannot_write(reports: &ReportDir, name: &str) -> String {
+/// A report file that could not be written, said as what it is: a report
+/// an xlsx workbook cannot hold is refused (exit 2); a database error while
+/// the report is read from it speaks for itself; anything else is the file
+/// (or the disk under it), named, with what to do.
+fn report_error(e: impl Into<anyhow::Error>, reports: &ReportDir, name: &str) -> anyhow::Error {
+    let e = e.into();
+    if let Some(too) = crate::report::TooLarge::in_chain(&e) {
+        return crate::UsageError(format!(
+            "the {name} report cannot be written: {too}; nothing of this run was committed"
+        ))
+        .into();
+    }
+    if e.chain().any(|c| c.is::<crate::store::StoreError>()) {
+        return e;
+    }
     let shown = reports.path_of(name).display().to_string();
-    format!(
+    e.context(format!(
         "cannot write {}; nothing of this run was committed: make room or fix --out, then run the same command again",
         crate::model::text::for_terminal(&shown)
-    )
+    ))
 }
 
 impl Ctx<'_> {
@@ -43,13 +56,13 @@ impl Ctx<'_> {
             .and_then(|f| {
                 AcceptedWriter::with_bom(f, self.opts.report_format, self.opts.report_bom)
             })
-            .with_context(|| cannot_write(reports, &accepted_name))?;
+            .map_err(|e| report_error(e, reports, &accepted_name))?;
         let (aborted, writer) = std::thread::scope(|s| -> Result<_> {
             let reporter = stages::report(s, accepted)?;
             let res = self.apply_all(&mut *tx, &mut applier, chunks, &reporter.tx);
             let joined = reporter.join();
             let aborted = res?;
-            let (writer, busy) = joined?;
+            let (writer, busy) = joined.map_err(|e| report_error(e, reports, &accepted_name))?;
             self.timings.report += busy;
             Ok((aborted, writer))
         })?;
@@ -74,11 +87,11 @@ impl Ctx<'_> {
             .finish()
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
             .and_then(|f| f.sync_all())
-            .with_context(|| cannot_write(reports, &accepted_name))?;
+            .map_err(|e| report_error(e, reports, &accepted_name))?;
         let failed_name = file_name("failed", self.opts.report_format);
         let mut failed = reports
             .file(&failed_name)
-            .with_context(|| cannot_write(reports, &failed_name))?;
+            .map_err(|e| report_error(e, reports, &failed_name))?;
         let style = crate::report::FailedStyle {
             bom: self.opts.report_bom,
             ids: !self.opts.dry_run,
@@ -90,12 +103,12 @@ impl Ctx<'_> {
             style,
             &mut failed,
         )
-        .with_context(|| cannot_write(reports, &failed_name))?;
+        .map_err(|e| report_error(e, reports, &failed_name))?;
         failed
             .into_inner()
             .map_err(|e| e.into_error())
             .and_then(|f| f.sync_all())
-            .with_context(|| cannot_write(reports, &failed_name))?;
+            .map_err(|e| report_error(e, reports, &failed_name))?;
         let status = if self.opts.dry_run {
             RunStatus::DryRun
         } else {
@@ -108,7 +121,7 @@ impl Ctx<'_> {
                 f.write_all(record.summary.to_json().as_bytes())?;
                 f.into_inner().map_err(|e| e.into_error())?.sync_all()
             })
-            .with_context(|| cannot_write(reports, "summary.json"))?;
+            .map_err(|e| report_error(e, reports, "summary.json"))?;
         self.timings.report += t.elapsed();
         let t = Instant::now();
         let flow = if self.opts.dry_run {

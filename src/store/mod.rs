@@ -44,6 +44,10 @@ pub enum StoreError {
     TooNew { db: String, found: i64, known: i64 },
     #[error("cannot open the database {db}: {what}")]
     Unavailable { db: String, what: String },
+    /// The connection broke while a command used it (the server stopped or
+    /// restarted, the network failed): its open transaction was rolled back.
+    #[error("the connection to the database {db} was lost ({what}): check that the server runs, then run the same command again (it finishes the work exactly once)")]
+    Lost { db: String, what: String },
     #[error("database {db}: {what}")]
     Other { db: String, what: String },
 }

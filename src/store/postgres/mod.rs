@@ -46,15 +46,20 @@ impl Db {
     pub(super) fn err(&self, e: postgres::Error) -> StoreError {
         let db = self.name.clone();
         let Some(d) = e.as_db_error() else {
-            let what = if e.is_closed() {
-                "the connection to the server was lost: check that it runs, then run the command again".into()
-            } else {
-                e.to_string()
+            // Not the server's answer: the connection itself failed.
+            let what = match std::error::Error::source(&e) {
+                Some(src) => format!("{e}: {src}"),
+                None => e.to_string(),
             };
-            return StoreError::Unavailable { db, what };
+            return StoreError::Lost { db, what };
         };
         let what = format!("{} (SQLSTATE {})", d.message(), d.code().code());
         let code = d.code();
+        // Class 57P (the server shuts down, an operator ended the session)
+        // and class 08 (connection exceptions): the session is gone.
+        if code.code().starts_with("57P") || code.code().starts_with("08") {
+            return StoreError::Lost { db, what };
+        }
         if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
         {
             StoreError::Contention { db, what }
