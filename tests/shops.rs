@@ -183,3 +183,68 @@ fn an_xlsx_workbook_of_orders_is_read_from_its_first_sheet() {
     assert_eq!(out.status.code(), Some(2));
     assert_one_error_line(&out, &["fake.xlsx", "xlsx"]);
 }
+
+/// A workbook of the header and these rows, each cell written by `cell`.
+fn workbook(
+    rows: &[[&str; 10]],
+    cell: impl Fn(&mut rust_xlsxwriter::Worksheet, u32, u16, &str),
+) -> Vec<u8> {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (i, h) in HEADER.split(',').enumerate() {
+        ws.write_string(0, i as u16, h).unwrap();
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            cell(ws, r as u32 + 1, c as u16, v);
+        }
+    }
+    wb.save_to_buffer().unwrap()
+}
+
+/// One order of SKU-0 (10.00 EUR).
+fn xlsx_order(id: &'static str, payment_ref: &'static str) -> [&'static str; 10] {
+    [
+        id,
+        "2026-11-25T22:14:03Z",
+        "a@b.co",
+        "SKU-0",
+        "1",
+        "10",
+        "EUR",
+        "card",
+        payment_ref,
+        "10",
+    ]
+}
+
+#[test]
+fn encoding_names_a_text_file_s_encoding_not_a_workbook_s() {
+    let env = Env::new();
+    setup(&env);
+    // A value past ASCII: windows-1252 transcoding of the archive would change bytes.
+    let rows = [xlsx_order("W-1", "r\u{e9}f")];
+    let book = workbook(&rows, |ws, r, c, v| {
+        ws.write_string(r, c, v).unwrap();
+    });
+    env.write("orders.xlsx", book);
+    for (run, encoding) in [(1, "windows-1252"), (2, "utf-16")] {
+        env.ok(
+            &[
+                "process",
+                "orders.xlsx",
+                "--dry-run",
+                "--encoding",
+                encoding,
+            ],
+            0,
+        );
+        let accepted = parse_csv(
+            env.read(&format!("reports/run-{run}/accepted.csv"))
+                .as_bytes(),
+        );
+        assert_eq!(accepted[0]["order_id"], "W-1", "{encoding}");
+    }
+    env.ok(&["process", "orders.xlsx", "--encoding", "windows-1252"], 0);
+    assert_eq!(env.stock()["SKU-0"], 9);
+}

@@ -13,7 +13,7 @@ use crate::model::escape::unescape_cell;
 use crate::model::order::{Field, Problem};
 use crate::model::Format;
 
-pub use self::source::{open_source, open_source_in, InputMeter, Source};
+pub use self::source::{open_source, open_source_in, open_source_raw, InputMeter, Source};
 
 /// The explicit format, else the one the file name implies.
 pub fn resolve_format(path: &str, explicit: Option<Format>) -> Result<Format, InputError> {
