@@ -15,6 +15,11 @@ use crate::model::Format;
 
 pub use self::source::{open_source, open_source_in, open_source_raw, InputMeter, Source};
 
+/// The most bytes one record (a CSV row, a JSONL line, a worksheet row) may
+/// hold unless `--max-record-bytes` says otherwise: past it the record is
+/// `MALFORMED_RECORD`, and memory stays bounded whatever the input.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// The explicit format, else the one the file name implies.
 pub fn resolve_format(path: &str, explicit: Option<Format>) -> Result<Format, InputError> {
     if let Some(f) = explicit {
@@ -238,18 +243,20 @@ impl RawOrder {
 pub type OrderReader = Box<dyn Iterator<Item = Result<RawOrder, InputError>> + Send>;
 
 /// Open one input and check its header, so that every file's problems are found
-/// before any order is processed.
+/// before any order is processed. `max_record_bytes` bounds one record
+/// ([`DEFAULT_MAX_RECORD_BYTES`] unless the command line says otherwise).
 pub fn open_orders(
     source: Source,
     format: Format,
     delimiter: Option<u8>,
+    max_record_bytes: usize,
 ) -> Result<OrderReader, InputError> {
     let name: Arc<str> = Arc::from(source.path.as_str());
     let delimiter = delimiter.unwrap_or(format.default_delimiter());
     let orders: OrderReader = match format {
         Format::Csv | Format::Tsv => Box::new(csv::CsvOrders::new(source, delimiter, true)?),
         Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source)),
-        Format::Xlsx => Box::new(xlsx::orders(source)?),
+        Format::Xlsx => Box::new(xlsx::XlsxOrders::new(source, max_record_bytes)?),
     };
     Ok(Box::new(orders.map(move |r| {
         r.map(|mut o| {

@@ -14,7 +14,7 @@ use crate::model::run::RunInput;
 use crate::model::Format;
 use crate::read::{
     open_orders, open_source_in, open_source_raw, resolve_format, Columns, InputError, InputMeter,
-    RawBody, RawOrder, RawRow,
+    RawBody, RawOrder, RawRow, DEFAULT_MAX_RECORD_BYTES,
 };
 use crate::store::{Store, StoredFailure};
 use crate::validate::Catalog;
@@ -40,7 +40,7 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
             _ => open_source_in(path, opts.encoding)?,
         };
         let meter = Arc::clone(&source.meter);
-        let orders = open_orders(source, format, opts.delimiter)?;
+        let orders = open_orders(source, format, opts.delimiter, DEFAULT_MAX_RECORD_BYTES)?;
         out.push(Opened {
             path: path.clone(),
             format,
