@@ -219,6 +219,55 @@ fn xlsx_order(id: &'static str, payment_ref: &'static str) -> [&'static str; 10]
 }
 
 #[test]
+fn a_workbook_cell_that_is_not_its_text_fails_naming_the_cell() {
+    use rust_xlsxwriter::Formula;
+    let env = Env::new();
+    setup(&env);
+    let rows = [
+        xlsx_order("1234567890123456789", "r"),
+        xlsx_order("D-1", "=1/0"),
+        xlsx_order("D-2", "r2"),
+    ];
+    // As a user types them: what looks like a number is one, a formula a formula.
+    let book = workbook(&rows, |ws, r, c, v| {
+        if let Some(f) = v.strip_prefix('=') {
+            let f = Formula::new(f).set_result("#DIV/0!");
+            ws.write_formula(r, c, f).unwrap();
+        } else if let Ok(n) = v.parse::<f64>() {
+            ws.write_number(r, c, n).unwrap();
+        } else {
+            ws.write_string(r, c, v).unwrap();
+        }
+    });
+    env.write("orders.xlsx", book);
+    env.ok(&["process", "orders.xlsx"], 3);
+    let failed = parse_csv(env.read("reports/run-1/failed.csv").as_bytes());
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    // Never 1234567890123456800: the spreadsheet lost the last digits.
+    assert_eq!(failed[0]["order_id"], "1.23456789012346E+18");
+    assert_eq!(failed[0]["error_code"], "INVALID_FIELD");
+    let detail = &failed[0]["error_detail"];
+    assert!(
+        detail.contains("order_id in row 2 (cell A2) is the number \"1.23456789012346E+18\"")
+            && detail.contains("more than 15 digits")
+            && detail.contains("format the column as Text in the spreadsheet"),
+        "{detail}"
+    );
+    assert_eq!(failed[1]["payment_ref"], "#DIV/0!");
+    assert_eq!(failed[1]["error_code"], "INVALID_FIELD");
+    assert!(
+        failed[1]["error_detail"]
+            .contains("payment_ref in row 3 (cell I3) holds the spreadsheet error \"#DIV/0!\""),
+        "{}",
+        failed[1]["error_detail"]
+    );
+    let accepted = parse_csv(env.read("reports/run-1/accepted.csv").as_bytes());
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0]["order_id"], "D-2");
+    assert_eq!(env.stock()["SKU-0"], 9);
+}
+
+#[test]
 fn encoding_names_a_text_file_s_encoding_not_a_workbook_s() {
     let env = Env::new();
     setup(&env);
