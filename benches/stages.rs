@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use orderbatch::apply::{Applier, Outcome};
 use orderbatch::model::order::{AcceptedRow, Product, Status};
 use orderbatch::model::Format;
-use orderbatch::read::{open_orders, InputMeter, RawOrder, Source};
+use orderbatch::read::{open_orders, InputMeter, RawOrder, Source, DEFAULT_MAX_RECORD_BYTES};
 use orderbatch::report::AcceptedWriter;
 use orderbatch::store::{self, LedgerReason, Store};
 use orderbatch::validate::{validate_chunk, Catalog, Checked};
@@ -63,15 +63,10 @@ fn read_all(bytes: &[u8]) -> Vec<RawOrder> {
         reader: Box::new(Cursor::new(bytes.to_vec())),
         meter: Arc::new(InputMeter::default()),
     };
-    open_orders(
-        src,
-        Format::Csv,
-        None,
-        orderbatch::read::DEFAULT_MAX_RECORD_BYTES,
-    )
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    open_orders(src, Format::Csv, None, DEFAULT_MAX_RECORD_BYTES)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn stages(c: &mut Criterion) {

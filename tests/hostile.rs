@@ -667,3 +667,295 @@ fn nul_bytes_are_invalid_fields_on_every_backend() {
     }
     assert!(reports.windows(2).all(|w| w[0] == w[1]));
 }
+
+// ---------------------------------------------------------------- xlsx
+
+/// Part of a zip entry's content: text, or one byte repeated (whole MiBs).
+enum Seg {
+    Text(String),
+    Repeat(u8, u64),
+}
+
+fn text(s: impl Into<String>) -> Seg {
+    Seg::Text(s.into())
+}
+
+/// Raw deflate of the segments end to end, with the CRC and the length they
+/// expand to. A repeated byte is one compressed MiB written again and again
+/// (each sync-flushed piece decodes on its own), so a gigabyte of it costs a
+/// megabyte and no time.
+fn deflate(segments: &[Seg]) -> (Vec<u8>, u32, u64) {
+    fn piece(data: &[u8]) -> Vec<u8> {
+        let mut c = flate2::Compress::new(flate2::Compression::best(), false);
+        let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
+        c.compress_vec(data, &mut out, flate2::FlushCompress::Sync)
+            .unwrap();
+        assert_eq!(c.total_in(), data.len() as u64);
+        out
+    }
+    let (mut out, mut crc, mut len) = (Vec::new(), flate2::Crc::new(), 0u64);
+    for s in segments {
+        match s {
+            Seg::Text(t) => {
+                out.extend(piece(t.as_bytes()));
+                crc.update(t.as_bytes());
+                len += t.len() as u64;
+            }
+            Seg::Repeat(b, n) => {
+                let block = vec![*b; 1 << 20];
+                let packed = piece(&block);
+                let mut one = flate2::Crc::new();
+                one.update(&block);
+                for _ in 0..n >> 20 {
+                    out.extend_from_slice(&packed);
+                    crc.combine(&one);
+                }
+                len += n >> 20 << 20;
+            }
+        }
+    }
+    // The final block: empty, fixed Huffman codes.
+    out.extend([0x03, 0x00]);
+    (out, crc.sum(), len)
+}
+
+/// A zip archive of the entries, deflated; `declared` replaces an entry's
+/// uncompressed size in the archive's directories (a lie, for a hostile file).
+fn zip_of(entries: &[(&str, Vec<Seg>, Option<u32>)]) -> Vec<u8> {
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, segments, declared) in entries {
+        let (data, crc, len) = deflate(segments);
+        let size = declared.unwrap_or(u32::try_from(len).unwrap());
+        let offset = u32::try_from(out.len()).unwrap();
+        let mut common = Vec::new();
+        for v in [20u16, 0, 8, 0, 0x21] {
+            common.extend(v.to_le_bytes());
+        }
+        for v in [crc, u32::try_from(data.len()).unwrap(), size] {
+            common.extend(v.to_le_bytes());
+        }
+        common.extend((name.len() as u16).to_le_bytes());
+        common.extend(0u16.to_le_bytes());
+        out.extend(0x04034b50u32.to_le_bytes());
+        out.extend(&common);
+        out.extend(name.as_bytes());
+        out.extend(&data);
+        central.extend(0x02014b50u32.to_le_bytes());
+        central.extend(20u16.to_le_bytes());
+        central.extend(&common);
+        // Comment length, disk, internal and external attributes.
+        central.extend([0u8; 10]);
+        central.extend(offset.to_le_bytes());
+        central.extend(name.as_bytes());
+    }
+    let (at, n) = (out.len() as u32, entries.len() as u16);
+    out.extend(&central);
+    out.extend(0x06054b50u32.to_le_bytes());
+    out.extend([0u8; 4]);
+    out.extend(n.to_le_bytes());
+    out.extend(n.to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(at.to_le_bytes());
+    out.extend([0u8; 2]);
+    out
+}
+
+/// A workbook of one sheet (its XML, in segments) and, if given, shared strings.
+fn workbook_of(sheet: Vec<Seg>, strings: Option<(Vec<Seg>, Option<u32>)>) -> Vec<u8> {
+    const NS: &str = "http://schemas.openxmlformats.org";
+    let rel = |id: &str, kind: &str, target: &str| {
+        format!(
+            r#"<Relationship Id="{id}" Type="{NS}/officeDocument/2006/relationships/{kind}" Target="{target}"/>"#
+        )
+    };
+    let rels = |r: String| {
+        text(format!(
+            r#"<Relationships xmlns="{NS}/package/2006/relationships">{r}</Relationships>"#
+        ))
+    };
+    let mut book_rels = rel("rId1", "worksheet", "worksheets/sheet1.xml");
+    if strings.is_some() {
+        book_rels += &rel("rId2", "sharedStrings", "sharedStrings.xml");
+    }
+    let mut entries = vec![
+        (
+            "_rels/.rels",
+            vec![rels(rel("rId1", "officeDocument", "xl/workbook.xml"))],
+            None,
+        ),
+        ("xl/_rels/workbook.xml.rels", vec![rels(book_rels)], None),
+        (
+            "xl/workbook.xml",
+            vec![text(format!(
+                r#"<workbook xmlns:r="{NS}/officeDocument/2006/relationships"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>"#
+            ))],
+            None,
+        ),
+        ("xl/worksheets/sheet1.xml", sheet, None),
+    ];
+    if let Some((segments, declared)) = strings {
+        entries.push(("xl/sharedStrings.xml", segments, declared));
+    }
+    zip_of(&entries)
+}
+
+/// The start of a sheet: its root, a dimension as absurd as a hostile file
+/// may declare, and the header row.
+fn sheet_start() -> String {
+    let header: String = HEADER
+        .split(',')
+        .enumerate()
+        .map(|(i, h)| {
+            format!(
+                r#"<c r="{}1" t="inlineStr"><is><t>{h}</t></is></c>"#,
+                (b'A' + i as u8) as char
+            )
+        })
+        .collect();
+    format!(
+        r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><dimension ref="A1:XFD1048576"/><sheetData><row r="1">{header}</row>"#
+    )
+}
+
+/// Row `r`: a good order of one SKU-0 (10.00 EUR), amounts as number cells.
+fn good_row(r: u32, id: &str) -> String {
+    let values = [
+        id,
+        "2026-11-25T22:14:03Z",
+        "a@b.co",
+        "SKU-0",
+        "1",
+        "10",
+        "EUR",
+        "card",
+        "r",
+        "10",
+    ];
+    let cells: String = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let at = format!("{}{r}", (b'A' + i as u8) as char);
+            match v.parse::<u32>() {
+                Ok(n) => format!(r#"<c r="{at}"><v>{n}</v></c>"#),
+                Err(_) => format!(r#"<c r="{at}" t="inlineStr"><is><t>{v}</t></is></c>"#),
+            }
+        })
+        .collect();
+    format!(r#"<row r="{r}">{cells}</row>"#)
+}
+
+const SHEET_END: &str = "</sheetData></worksheet>";
+
+/// Run orderbatch to its end: its exit code, its stderr, and its peak
+/// resident memory in bytes (see `Env::run_with_peak`).
+fn run_peak(env: &Env, args: &[&str]) -> (Option<i32>, String, u64) {
+    let (out, peak) = env.run_with_peak(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code(), stderr, peak)
+}
+
+const MAX_RSS: u64 = 100 << 20;
+
+#[test]
+fn xlsx_a_cell_at_xfd1048576_costs_its_own_row() {
+    let env = setup();
+    let far = r#"<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>far</t></is></c></row>"#;
+    let sheet = format!("{}{}{far}{}", sheet_start(), good_row(2, "X-1"), SHEET_END);
+    env.write("far.xlsx", workbook_of(vec![text(sheet)], None));
+    let (code, stderr, peak) = run_peak(&env, &["process", "far.xlsx"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(peak < MAX_RSS, "peak RSS {peak}");
+    let f = failures(&env, 1);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[&1_048_576].1, "MALFORMED_RECORD");
+    assert!(
+        f[&1_048_576].2.contains("16384 where the header has 10"),
+        "{:?}",
+        f[&1_048_576]
+    );
+    assert_eq!(accepted_report(&env, 1)["X-1"], "accepted");
+    // A sheet whose only cell is that one: no header to read, one clear error.
+    let only = format!(r#"<worksheet><dimension ref="XFD1048576"/><sheetData>{far}{SHEET_END}"#);
+    env.write("only.xlsx", workbook_of(vec![text(only)], None));
+    let (code, stderr, peak) = run_peak(&env, &["process", "only.xlsx"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(peak < MAX_RSS, "peak RSS {peak}");
+    assert!(
+        stderr.contains("only.xlsx") && stderr.contains("'order_id'"),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 2000, "{stderr}");
+    env.verify_ok();
+}
+
+#[test]
+fn xlsx_a_1_gb_cell_in_a_1_mb_file_is_one_failed_row_in_bounded_memory() {
+    let env = setup();
+    let sheet = vec![
+        text(sheet_start() + r#"<row r="2"><c r="A2" t="inlineStr"><is><t>"#),
+        Seg::Repeat(b'A', 1 << 30),
+        text(format!(
+            "</t></is></c></row>{}{SHEET_END}",
+            good_row(3, "B-1")
+        )),
+    ];
+    let book = workbook_of(sheet, None);
+    assert!(book.len() < 2 << 20, "{} bytes", book.len());
+    env.write("bomb.xlsx", book);
+    let (code, stderr, peak) = run_peak(&env, &["process", "bomb.xlsx"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(peak < MAX_RSS, "peak RSS {peak}");
+    let f = failures(&env, 1);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[&2].1, "MALFORMED_RECORD");
+    assert!(
+        f[&2]
+            .2
+            .contains("longer than 1048576 bytes (--max-record-bytes)")
+            && f[&2].2.contains("AAAA"),
+        "{}",
+        &f[&2].2[..200]
+    );
+    assert_eq!(accepted_report(&env, 1)["B-1"], "accepted");
+    env.verify_ok();
+}
+
+#[test]
+fn xlsx_shared_strings_past_the_bound_stop_the_file_in_bounded_memory() {
+    let env = setup();
+    let sheet = format!(
+        r#"{}<row r="2"><c r="A2" t="s"><v>0</v></c></row>{SHEET_END}"#,
+        sheet_start()
+    );
+    let strings = || {
+        vec![
+            text("<sst><si><t>"),
+            Seg::Repeat(b'A', 1 << 30),
+            text("</t></si></sst>"),
+        ]
+    };
+    // As declared (refused before reading), and declared small (refused on the way).
+    for (name, declared) in [("bomb.xlsx", None), ("liar.xlsx", Some(1000))] {
+        env.write(
+            name,
+            workbook_of(vec![text(sheet.clone())], Some((strings(), declared))),
+        );
+        let (code, stderr, peak) = run_peak(&env, &["process", name]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(peak < MAX_RSS, "{name}: peak RSS {peak}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        for needle in [
+            name,
+            "xl/sharedStrings.xml",
+            "512 MiB",
+            "save the sheet as CSV",
+        ] {
+            assert!(lines[0].contains(needle), "{needle:?} in {stderr}");
+        }
+    }
+    assert_nothing_applied(&env);
+    env.verify_ok();
+}

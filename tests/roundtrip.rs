@@ -10,7 +10,7 @@ use orderbatch::model::money::{currency_exponent, format_amount};
 use orderbatch::model::order::{Field, Product, ValidOrder};
 use orderbatch::model::pan::contains_pan;
 use orderbatch::model::Format;
-use orderbatch::read::{open_orders, InputMeter, Source};
+use orderbatch::read::{open_orders, InputMeter, Source, DEFAULT_MAX_RECORD_BYTES};
 use orderbatch::validate::{validate, Catalog, Verdict};
 use proptest::prelude::*;
 
@@ -152,15 +152,10 @@ fn read_back(bytes: Vec<u8>, format: Format, catalog: &Catalog) -> ValidOrder {
         reader: Box::new(Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    let orders: Vec<_> = open_orders(
-        src,
-        format,
-        None,
-        orderbatch::read::DEFAULT_MAX_RECORD_BYTES,
-    )
-    .unwrap()
-    .map(Result::unwrap)
-    .collect();
+    let orders: Vec<_> = open_orders(src, format, None, DEFAULT_MAX_RECORD_BYTES)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(orders.len(), 1);
     match validate(&orders[0], catalog) {
         Verdict::Valid(o) => o,

@@ -183,3 +183,117 @@ fn an_xlsx_workbook_of_orders_is_read_from_its_first_sheet() {
     assert_eq!(out.status.code(), Some(2));
     assert_one_error_line(&out, &["fake.xlsx", "xlsx"]);
 }
+
+/// A workbook of the header and these rows, each cell written by `cell`.
+fn workbook(
+    rows: &[[&str; 10]],
+    cell: impl Fn(&mut rust_xlsxwriter::Worksheet, u32, u16, &str),
+) -> Vec<u8> {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (i, h) in HEADER.split(',').enumerate() {
+        ws.write_string(0, i as u16, h).unwrap();
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            cell(ws, r as u32 + 1, c as u16, v);
+        }
+    }
+    wb.save_to_buffer().unwrap()
+}
+
+/// One order of SKU-0 (10.00 EUR).
+fn xlsx_order(id: &'static str, payment_ref: &'static str) -> [&'static str; 10] {
+    [
+        id,
+        "2026-11-25T22:14:03Z",
+        "a@b.co",
+        "SKU-0",
+        "1",
+        "10",
+        "EUR",
+        "card",
+        payment_ref,
+        "10",
+    ]
+}
+
+#[test]
+fn a_workbook_cell_that_is_not_its_text_fails_naming_the_cell() {
+    use rust_xlsxwriter::Formula;
+    let env = Env::new();
+    setup(&env);
+    let rows = [
+        xlsx_order("1234567890123456789", "r"),
+        xlsx_order("D-1", "=1/0"),
+        xlsx_order("D-2", "r2"),
+    ];
+    // As a user types them: what looks like a number is one, a formula a formula.
+    let book = workbook(&rows, |ws, r, c, v| {
+        if let Some(f) = v.strip_prefix('=') {
+            let f = Formula::new(f).set_result("#DIV/0!");
+            ws.write_formula(r, c, f).unwrap();
+        } else if let Ok(n) = v.parse::<f64>() {
+            ws.write_number(r, c, n).unwrap();
+        } else {
+            ws.write_string(r, c, v).unwrap();
+        }
+    });
+    env.write("orders.xlsx", book);
+    env.ok(&["process", "orders.xlsx"], 3);
+    let failed = parse_csv(env.read("reports/run-1/failed.csv").as_bytes());
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    // Never 1234567890123456800: the spreadsheet lost the last digits.
+    assert_eq!(failed[0]["order_id"], "1.23456789012346E+18");
+    assert_eq!(failed[0]["error_code"], "INVALID_FIELD");
+    let detail = &failed[0]["error_detail"];
+    assert!(
+        detail.contains("order_id in row 2 (cell A2) is the number \"1.23456789012346E+18\"")
+            && detail.contains("more than 15 digits")
+            && detail.contains("format the column as Text in the spreadsheet"),
+        "{detail}"
+    );
+    assert_eq!(failed[1]["payment_ref"], "#DIV/0!");
+    assert_eq!(failed[1]["error_code"], "INVALID_FIELD");
+    assert!(
+        failed[1]["error_detail"]
+            .contains("payment_ref in row 3 (cell I3) holds the spreadsheet error \"#DIV/0!\""),
+        "{}",
+        failed[1]["error_detail"]
+    );
+    let accepted = parse_csv(env.read("reports/run-1/accepted.csv").as_bytes());
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0]["order_id"], "D-2");
+    assert_eq!(env.stock()["SKU-0"], 9);
+}
+
+#[test]
+fn encoding_names_a_text_file_s_encoding_not_a_workbook_s() {
+    let env = Env::new();
+    setup(&env);
+    // A value past ASCII: windows-1252 transcoding of the archive would change bytes.
+    let rows = [xlsx_order("W-1", "r\u{e9}f")];
+    let book = workbook(&rows, |ws, r, c, v| {
+        ws.write_string(r, c, v).unwrap();
+    });
+    env.write("orders.xlsx", book);
+    for (run, encoding) in [(1, "windows-1252"), (2, "utf-16")] {
+        env.ok(
+            &[
+                "process",
+                "orders.xlsx",
+                "--dry-run",
+                "--encoding",
+                encoding,
+            ],
+            0,
+        );
+        let accepted = parse_csv(
+            env.read(&format!("reports/run-{run}/accepted.csv"))
+                .as_bytes(),
+        );
+        assert_eq!(accepted[0]["order_id"], "W-1", "{encoding}");
+    }
+    env.ok(&["process", "orders.xlsx", "--encoding", "windows-1252"], 0);
+    assert_eq!(env.stock()["SKU-0"], 9);
+}

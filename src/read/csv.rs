@@ -413,15 +413,17 @@ pub(super) fn map_header(
                 return Err(InputError::MissingColumn {
                     path: path.to_string(),
                     column: f.name().to_string(),
-                    found: mask_pans(one.trim()).into_owned(),
+                    found: cut_found(mask_pans(one.trim()).into_owned()),
                 });
             }
             None => {
                 return Err(InputError::MissingColumn {
                     path: path.to_string(),
                     column: f.name().to_string(),
-                    found: mask_pans(&header.iter().map(str::trim).collect::<Vec<_>>().join(","))
-                        .into_owned(),
+                    found: cut_found(
+                        mask_pans(&header.iter().map(str::trim).collect::<Vec<_>>().join(","))
+                            .into_owned(),
+                    ),
                 })
             }
         }
@@ -432,6 +434,21 @@ pub(super) fn map_header(
         unescape: true,
         failure,
     })
+}
+
+/// The header as an error shows it: its first 512 bytes (a worksheet's
+/// header may reach column XFD, a CSV one a megabyte).
+fn cut_found(mut found: String) -> String {
+    const MAX: usize = 512;
+    if found.len() > MAX {
+        let cut = (0..=MAX)
+            .rev()
+            .find(|i| found.is_char_boundary(*i))
+            .unwrap_or(0);
+        found.truncate(cut);
+        found.push_str("...");
+    }
+    found
 }
 
 fn is_blank(rec: &ByteRecord) -> bool {

@@ -13,11 +13,11 @@ use crate::model::escape::unescape_cell;
 use crate::model::order::{Field, Problem};
 use crate::model::Format;
 
-pub use self::source::{open_source, open_source_in, InputMeter, Source};
+pub use self::source::{open_source, open_source_in, open_source_raw, InputMeter, Source};
 
-/// The most bytes one record (a CSV record, a JSONL line, a worksheet row)
-/// may hold unless `--max-record-bytes` says otherwise: past it the record is
-/// MALFORMED_RECORD and memory never grows with it.
+/// The most bytes one record (a CSV row, a JSONL line, a worksheet row) may
+/// hold unless `--max-record-bytes` says otherwise: past it the record is
+/// `MALFORMED_RECORD`, and memory stays bounded whatever the input.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// How far past the limit a line too long to be a record is skipped, looking
@@ -400,7 +400,8 @@ impl RawOrder {
 pub type OrderReader = Box<dyn Iterator<Item = Result<RawOrder, InputError>> + Send>;
 
 /// Open one input and check its header, so that every file's problems are found
-/// before any order is processed.
+/// before any order is processed. `max_record_bytes` bounds one record
+/// ([`DEFAULT_MAX_RECORD_BYTES`] unless the command line says otherwise).
 pub fn open_orders(
     source: Source,
     format: Format,
@@ -417,7 +418,7 @@ pub fn open_orders(
             max_record_bytes,
         )?),
         Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source, max_record_bytes)),
-        Format::Xlsx => Box::new(xlsx::orders(source)?),
+        Format::Xlsx => Box::new(xlsx::XlsxOrders::new(source, max_record_bytes)?),
     };
     Ok(Box::new(orders.map(move |r| {
         r.map(|mut o| {

@@ -52,6 +52,26 @@ pub fn open_source_in(
     path: &str,
     encoding: Option<&'static encoding_rs::Encoding>,
 ) -> Result<Source, InputError> {
+    open(path, Decode::Text(encoding))
+}
+
+/// As [`open_source`], the bytes as they are (gzip aside): for a workbook,
+/// which is a zip archive, not text. Its XML parts say their own encoding;
+/// `--encoding` names the encoding of a text file, and transcoding the
+/// archive's bytes (or taking two of them for a UTF-16 byte-order mark)
+/// would only break it.
+pub fn open_source_raw(path: &str) -> Result<Source, InputError> {
+    open(path, Decode::Raw)
+}
+
+/// What a reader of an input gets: text in an encoding (`None`: UTF-8, or
+/// UTF-16 by its byte-order mark), or the bytes.
+enum Decode {
+    Text(Option<&'static encoding_rs::Encoding>),
+    Raw,
+}
+
+fn open(path: &str, decode: Decode) -> Result<Source, InputError> {
     let open_err = |source: io::Error| InputError::Open {
         path: path.to_string(),
         source,
@@ -82,6 +102,13 @@ pub fn open_source_in(
         )))
     } else {
         Box::new(hashed)
+    };
+    let Decode::Text(encoding) = decode else {
+        return Ok(Source {
+            path: path.to_string(),
+            reader: Box::new(BufReader::with_capacity(BUF, bytes)),
+            meter,
+        });
     };
     // A UTF-8 byte-order mark says what the file is, as a UTF-16 one does:
     // it wins over --encoding (read as windows-1252 it would become part of
@@ -205,6 +232,30 @@ mod tests {
         let mut text = String::new();
         s.reader.read_to_string(&mut text).unwrap();
         assert_eq!(text, "hello\n");
+    }
+
+    #[test]
+    fn a_raw_source_is_not_transcoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("book.xlsx");
+        // Bytes a zip may hold: a UTF-16 byte-order mark, bytes past ASCII.
+        let bytes = b"PK\x03\x04\xff\xfe\xe9\x80";
+        std::fs::write(&p, bytes).unwrap();
+        let p = p.to_str().unwrap();
+        let read = |mut s: Source| {
+            let mut out = Vec::new();
+            s.reader.read_to_end(&mut out).unwrap();
+            out
+        };
+        assert_ne!(
+            read(open_source_in(p, Some(encoding_rs::WINDOWS_1252)).unwrap()),
+            bytes,
+            "text is transcoded"
+        );
+        let raw = open_source_raw(p).unwrap();
+        let meter = Arc::clone(&raw.meter);
+        assert_eq!(read(raw), bytes);
+        assert_eq!(meter.sha256().map(|h| h.len()), Some(64));
     }
 
     #[test]

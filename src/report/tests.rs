@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use crate::model::escape::is_live_formula;
 use crate::model::order::{FailedBody, FailedRow, Status};
 use crate::model::ErrorCode;
-use crate::read::{open_orders, InputMeter, RawBody, RawOrder, Source};
+use crate::read::{open_orders, InputMeter, RawBody, RawOrder, Source, DEFAULT_MAX_RECORD_BYTES};
 
 /// The ten input columns, in order (their names are checked in `model::order`).
 fn ten() -> [&'static str; 10] {
@@ -119,7 +119,7 @@ fn read_back(format: Format, bytes: Vec<u8>) -> Vec<RawOrder> {
         reader: Box::new(std::io::Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    open_orders(src, format, None, crate::read::DEFAULT_MAX_RECORD_BYTES)
+    open_orders(src, format, None, DEFAULT_MAX_RECORD_BYTES)
         .expect("a failed report is valid input")
         .map(|r| r.expect("no read error"))
         .collect()
@@ -543,12 +543,7 @@ fn extra_names_that_collide_case_insensitively_still_read_back() {
         reader: Box::new(std::io::Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    let res = open_orders(
-        src,
-        Format::Csv,
-        None,
-        crate::read::DEFAULT_MAX_RECORD_BYTES,
-    );
+    let res = open_orders(src, Format::Csv, None, DEFAULT_MAX_RECORD_BYTES);
     assert!(res.is_ok(), "{}", res.err().unwrap());
 }
 

@@ -13,8 +13,8 @@ use crate::model::order::Product;
 use crate::model::run::RunInput;
 use crate::model::Format;
 use crate::read::{
-    open_orders, open_source_in, resolve_format, Columns, InputError, InputMeter, RawBody,
-    RawOrder, RawRow,
+    open_orders, open_source_in, open_source_raw, resolve_format, Columns, InputError, InputMeter,
+    RawBody, RawOrder, RawRow,
 };
 use crate::store::{Store, StoredFailure};
 use crate::validate::Catalog;
@@ -34,7 +34,11 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
     let mut out = Vec::with_capacity(files.len());
     for path in files {
         let format = resolve_format(path, opts.format)?;
-        let source = open_source_in(path, opts.encoding)?;
+        let source = match format {
+            // A workbook is a zip archive: --encoding is for text files.
+            Format::Xlsx => open_source_raw(path)?,
+            _ => open_source_in(path, opts.encoding)?,
+        };
         let meter = Arc::clone(&source.meter);
         let orders = open_orders(source, format, opts.delimiter, opts.max_record_bytes)?;
         out.push(Opened {

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use crate::model::Format;
-use crate::read::{open_orders, InputMeter, Source};
+use crate::read::{open_orders, InputMeter, Source, DEFAULT_MAX_RECORD_BYTES};
 
 /// The ten input columns, in order (their names are checked in `model::order`).
 fn header() -> [&'static str; 10] {
@@ -73,15 +73,10 @@ fn read(format: Format, bytes: Vec<u8>) -> Vec<RawOrder> {
         Format::Jsonl => "t.jsonl",
         _ => "t.csv",
     };
-    open_orders(
-        source(path, bytes),
-        format,
-        None,
-        crate::read::DEFAULT_MAX_RECORD_BYTES,
-    )
-    .expect("header is fine")
-    .map(|r| r.expect("no input error"))
-    .collect()
+    open_orders(source(path, bytes), format, None, DEFAULT_MAX_RECORD_BYTES)
+        .expect("header is fine")
+        .map(|r| r.expect("no input error"))
+        .collect()
 }
 
 /// CSV text: the ten columns plus `extra` columns, every cell quoted.
@@ -1321,11 +1316,11 @@ proptest! {
     ) {
         let mut bytes = format!("{}\n", header().join(",")).into_bytes();
         bytes.extend_from_slice(&csv_body);
-        let reader = open_orders(source("t.csv", bytes), Format::Csv, None, crate::read::DEFAULT_MAX_RECORD_BYTES).unwrap();
+        let reader = open_orders(source("t.csv", bytes), Format::Csv, None, DEFAULT_MAX_RECORD_BYTES).unwrap();
         for raw in reader.flatten() {
             check_properties(&raw)?;
         }
-        let reader = open_orders(source("t.jsonl", json_line.into_bytes()), Format::Jsonl, None, crate::read::DEFAULT_MAX_RECORD_BYTES).unwrap();
+        let reader = open_orders(source("t.jsonl", json_line.into_bytes()), Format::Jsonl, None, DEFAULT_MAX_RECORD_BYTES).unwrap();
         for raw in reader.flatten() {
             check_properties(&raw)?;
         }
