@@ -608,6 +608,11 @@ fn one_stray_quote_a_huge_line_and_endless_input_stay_in_bounded_memory() {
         assert_one_error_line(&out, &["/dev/zero", "line 1 is longer than"]);
         assert!(rss < 100 << 20, "{args:?}: peak {rss} bytes");
     }
+    // A workbook is read from its end: endless input is no workbook.
+    let (out, rss) = env.run_with_peak(&["process", "/dev/zero", "--format", "xlsx"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_one_error_line(&out, &["/dev/zero", "not a regular file"]);
+    assert!(rss < 100 << 20, "xlsx /dev/zero: peak {rss} bytes");
     env.verify_ok();
 }
 

@@ -70,10 +70,19 @@ impl XlsxOrders {
             line: 1,
             source: e,
         };
-        // Readable by the owner only, and gone when closed.
-        let mut spool = tempfile::tempfile().map_err(read_err)?;
-        std::io::copy(&mut source.reader, &mut spool).map_err(read_err)?;
-        let pkg = package::Package::open(spool, &path)?;
+        // A zip is read from its end: the workbook is opened as the file it
+        // is (never copied: a temporary copy would hold its card numbers in
+        // clear), after one pass through the source for its digest.
+        let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+        if !regular {
+            return Err(InputError::Workbook {
+                path,
+                what: "it is not a regular file: a workbook is read from its end, so it must be a file on disk".into(),
+            });
+        }
+        std::io::copy(&mut source.reader, &mut std::io::sink()).map_err(read_err)?;
+        let file = std::fs::File::open(&path).map_err(read_err)?;
+        let pkg = package::Package::open(file, &path)?;
         let book = package::open_book(pkg, limit)?;
         let mut rows = SheetRows::new(book, &path, limit);
         let (header, width) = header(&mut rows, &path, limit)?;

@@ -188,3 +188,36 @@ impl Ctx<'_> {
         Ok(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_error_is_said_as_what_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let reports = ReportDir::create(dir.path(), 7, "test\n").unwrap();
+        let db = crate::store::StoreError::Lost {
+            db: "postgres://u@h/db".into(),
+            what: "server closed the connection".into(),
+        };
+        let e = report_error(db, &reports, "failed.csv");
+        assert!(!format!("{e:#}").contains("make room"), "{e:#}");
+        assert!(format!("{e:#}").contains("was lost"));
+        let disk = std::io::Error::other("No space left on device");
+        let e = report_error(disk, &reports, "accepted.csv");
+        let said = format!("{e:#}");
+        assert!(
+            said.contains("accepted.csv") && said.contains("make room"),
+            "{said}"
+        );
+        let too = crate::report::TooLarge("a value of 40000 characters".into());
+        let e = report_error(
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, too),
+            &reports,
+            "failed.xlsx",
+        );
+        assert!(e.is::<crate::UsageError>(), "{e:#}");
+        reports.discard();
+    }
+}
