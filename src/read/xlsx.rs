@@ -82,6 +82,11 @@ impl XlsxOrders {
         }
         std::io::copy(&mut source.reader, &mut std::io::sink()).map_err(read_err)?;
         let file = std::fs::File::open(&path).map_err(read_err)?;
+        XlsxOrders::from_file(file, path, limit)
+    }
+
+    /// The workbook in `file` (named `path` in messages), its header read.
+    fn from_file(file: std::fs::File, path: String, limit: usize) -> Result<Self, InputError> {
         let pkg = package::Package::open(file, &path)?;
         let book = package::open_book(pkg, limit)?;
         let mut rows = SheetRows::new(book, &path, limit);
@@ -321,7 +326,6 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::read::InputMeter;
 
     const HEADER: [&str; 10] = [
         "order_id",
@@ -430,12 +434,9 @@ mod tests {
     }
 
     fn open(bytes: Vec<u8>, limit: usize) -> Result<XlsxOrders, InputError> {
-        let source = Source {
-            path: "t.xlsx".into(),
-            reader: Box::new(std::io::Cursor::new(bytes)),
-            meter: Arc::new(InputMeter::default()),
-        };
-        XlsxOrders::new(source, limit)
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        XlsxOrders::from_file(file, "t.xlsx".into(), limit)
     }
 
     fn read(bytes: Vec<u8>, limit: usize) -> Vec<RawOrder> {
