@@ -457,12 +457,15 @@ fn inputs() -> &'static [Input; 3] {
     })
 }
 
-/// Runs of this database waiting for a lock in the statement that locks their stock rows.
+/// Runs of this database waiting for a lock: for their stock rows, or (a
+/// run given the same orders as one that waits for its stock) for the order
+/// ids that run claimed.
 fn waiting_for_stock(probe: &mut PgSession) -> usize {
     probe.exec(
         "SELECT count(*) FROM pg_stat_activity
          WHERE datname = current_database() AND application_name = 'orderbatch'
-           AND wait_event_type = 'Lock' AND query LIKE '%FROM products%'",
+           AND wait_event_type = 'Lock'
+           AND (query LIKE '%FROM products%' OR query LIKE '%INSERT INTO orders%')",
     )[0]
     .parse()
     .unwrap()

@@ -420,7 +420,7 @@ fn records_keep_skips_and_failures_and_settle_older_failures() {
             ],
             "{b:?}"
         );
-        let open = s.open_failures(None, 0, 10).unwrap();
+        let open = s.open_failures(None, None, 10).unwrap();
         assert_eq!(open.len(), 2);
         // Run 2 skips O-1 (resolving it) and fails O-3 again (superseding it).
         let o1 = order("O-1", "A", 1, 1);
@@ -444,7 +444,7 @@ fn records_keep_skips_and_failures_and_settle_older_failures() {
         assert_eq!(r1.resolved_by, [(2, 1)]);
         assert_eq!(r1.superseded_by, [(2, 1)]);
         assert_eq!(s.resolutions(2).unwrap().resolved_here, [(1, 1)]);
-        let open = s.open_failures(None, 0, 10).unwrap();
+        let open = s.open_failures(None, None, 10).unwrap();
         assert_eq!(open.len(), 1, "{b:?}: only run 2's O-3");
         assert_eq!(
             (open[0].run_id, open[0].order.order_id.as_deref()),
@@ -486,11 +486,11 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         )
         .unwrap();
         tx.commit().unwrap();
-        let page1 = s.open_failures(None, 0, 4).unwrap();
-        let page2 = s.open_failures(None, page1[3].id, 4).unwrap();
+        let page1 = s.open_failures(None, None, 4).unwrap();
+        let page2 = s.open_failures(None, Some(page1[3].key()), 4).unwrap();
         assert_eq!((page1.len(), page2.len()), (4, 2), "{b:?}");
         assert!(page1.iter().chain(&page2).map(|f| f.id).is_sorted());
-        assert_eq!(s.open_failures(Some(2), 0, 10).unwrap().len(), 1);
+        assert_eq!(s.open_failures(Some(2), None, 10).unwrap().len(), 1);
         let ids = [page1[0].key(), page1[1].key()];
         let res = s
             .close_failures(&ids, "never coming", "ops@h", "t")
@@ -521,7 +521,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
             mixed[1],
             (ids[0], CloseResult::NotOpen(FailureState::Closed))
         );
-        assert_eq!(s.open_failures(None, 0, 10).unwrap().len(), 4);
+        assert_eq!(s.open_failures(None, None, 10).unwrap().len(), 4);
         let r = s.resolutions(1).unwrap();
         assert_eq!(
             r.closed,
@@ -553,7 +553,7 @@ fn retried_failures_are_superseded_by_the_retrying_run() {
         )
         .unwrap();
         tx.commit().unwrap();
-        let open = s.open_failures(None, 0, 1).unwrap();
+        let open = s.open_failures(None, None, 1).unwrap();
         let (id, key) = (open[0].id, open[0].key());
         assert_eq!(key.seq, 1, "{b:?}: its position in run 1");
         let mut tx = s.begin().unwrap();

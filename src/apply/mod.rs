@@ -4,6 +4,7 @@
 //! keeps of every order. Every database call serves a whole chunk.
 
 mod fed_back;
+mod held;
 mod seen;
 
 use std::collections::{HashMap, HashSet};
@@ -17,7 +18,30 @@ use crate::model::ErrorCode;
 use crate::read::RawOrder;
 use crate::store::{self, Applied, Claim, LedgerReason, NewOrder, StoredFailure, Tx, Writes};
 use crate::validate::{failed_order_of, show, Checked, Verdict};
+pub use held::{Held, HeldLog};
 pub use seen::SeenIds;
+
+/// Why the applier stopped: the database, or its log of held orders.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Log(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, ApplyError>;
+
+impl ApplyError {
+    /// The error itself, not a wrapper: the run's error chain then holds the
+    /// store's error (its exit code and its retry decision depend on it).
+    pub fn into_inner(self) -> anyhow::Error {
+        match self {
+            ApplyError::Store(e) => e.into(),
+            ApplyError::Log(e) => e.into(),
+        }
+    }
+}
 
 /// What became of one order.
 #[derive(Debug)]
@@ -25,6 +49,9 @@ pub enum Outcome {
     Accepted(ValidOrder),
     Skipped(ValidOrder),
     Failed(FailedOrder),
+    /// Short of stock for now, where stock is decided at the lock: its fate
+    /// is settled once the stock rows are locked (`Applier::settle_stock`).
+    ShortForNow,
 }
 
 /// An order with its outcome; the raw order comes along so that another
@@ -61,6 +88,28 @@ pub struct Applier {
     seen: SeenIds,
     pub counts: Counts,
     seq: u64,
+    /// Where stock is decided at the lock: the log of new valid orders, the
+    /// chunks applied so far, and the levels read without a lock.
+    held: Option<HeldLog>,
+    chunks: u32,
+    unlocked: Vec<i64>,
+}
+
+/// Where an order stands in the run, for the log of held orders.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    seq: u64,
+    named: Option<i64>,
+}
+
+/// What settling the stock at the lock changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Orders that failed for stock.
+    pub short: u64,
+    /// Orders whose fate differs from the one decided before the lock (the
+    /// accepted report is then written again).
+    pub flipped: u64,
 }
 
 /// What the database says about one order of a chunk before it is decided.
@@ -93,16 +142,24 @@ impl Applier {
             seen: SeenIds::new(),
             counts: Counts::default(),
             seq: 0,
+            held: None,
+            chunks: 0,
+            unlocked: Vec::new(),
         }
+    }
+
+    /// Decide stock for now, against levels read without a lock, and log
+    /// every new valid order so that `settle_stock` decides it for good once
+    /// the stock rows are locked.
+    pub fn deciding_stock_at_the_lock(mut self) -> std::io::Result<Self> {
+        self.held = Some(HeldLog::new()?);
+        self.unlocked = self.levels.iter().map(|(_, l)| l.on_hand).collect();
+        Ok(self)
     }
 
     /// Decide a chunk of orders, in order, and write what the database keeps
     /// of them.
-    pub fn apply_chunk(
-        &mut self,
-        tx: &mut dyn Tx,
-        chunk: Vec<Checked>,
-    ) -> store::Result<Vec<Decided>> {
+    pub fn apply_chunk(&mut self, tx: &mut dyn Tx, chunk: Vec<Checked>) -> Result<Vec<Decided>> {
         let named = Applier::named_failures(tx, &chunk)?;
         let mut chunk = self.withdraw(chunk, &named);
         let first_seq = self.seq + 1;
@@ -113,14 +170,20 @@ impl Applier {
         let priors = self.priors(tx, &chunk, &dups, first_seq)?;
         let mut decided = Vec::with_capacity(chunk.len());
         let mut short: Vec<String> = Vec::new();
-        for ((checked, prior), mangled_copy) in chunk.into_iter().zip(priors).zip(copies) {
+        let items = chunk.into_iter().zip(priors).zip(copies).enumerate();
+        for (i, ((checked, prior), mangled_copy)) in items {
             let file = std::sync::Arc::clone(&checked.raw.source);
             let named_id = checked
                 .raw
                 .failure
                 .and_then(|k| named.get(&k))
                 .map(|f| f.id);
-            let outcome = self.decide(&checked.raw, checked.verdict, prior, &file, &mut short);
+            let at = At {
+                seq: first_seq + i as u64,
+                named: named_id,
+            };
+            let outcome =
+                self.decide(&checked.raw, checked.verdict, prior, &file, &mut short, at)?;
             decided.push(Decided {
                 raw: checked.raw,
                 outcome,
@@ -133,6 +196,7 @@ impl Applier {
             tx.unclaim(&ids)?;
         }
         self.record(tx, &decided, first_seq)?;
+        self.chunks += 1;
         Ok(decided)
     }
 
@@ -303,16 +367,29 @@ impl Applier {
         prior: Prior,
         file: &str,
         short: &mut Vec<String>,
-    ) -> Outcome {
-        match (verdict, prior) {
-            (Verdict::Valid(order), Prior::Claimed(Claim::New)) => match self.short_stock(&order) {
-                Ok(takes) => self.accept(order, takes),
-                Err(m) => {
-                    short.push(order.order_id.clone());
-                    let p = Problem::new(ErrorCode::InsufficientStock, m);
-                    self.fail(raw, vec![p], file)
+        at: At,
+    ) -> std::io::Result<Outcome> {
+        Ok(match (verdict, prior) {
+            (Verdict::Valid(order), Prior::Claimed(Claim::New)) => {
+                let res = self.short_stock(&order);
+                self.hold(&order, raw, at, res.is_err())?;
+                match res {
+                    Ok(takes) => self.accept(order, takes),
+                    // Decided for good at the lock; its claim stays till
+                    // then. Counted as failed for now (`--max-errors` and the
+                    // progress line see it), as it would be where stock is
+                    // decided as the orders come.
+                    Err(_) if self.held.is_some() => {
+                        self.counts.count_failure(ErrorCode::InsufficientStock);
+                        Outcome::ShortForNow
+                    }
+                    Err(m) => {
+                        short.push(order.order_id.clone());
+                        let p = Problem::new(ErrorCode::InsufficientStock, m);
+                        self.fail(raw, vec![p], file)
+                    }
                 }
-            },
+            }
             (Verdict::Valid(order), Prior::Claimed(Claim::Taken(a))) => {
                 self.earlier(raw, order, a, file)
             }
@@ -339,7 +416,43 @@ impl Applier {
                 }
                 self.fail(raw, problems, file)
             }
+        })
+    }
+
+    /// Log a new valid order, where stock is decided at the lock.
+    fn hold(
+        &mut self,
+        order: &ValidOrder,
+        raw: &RawOrder,
+        at: At,
+        short: bool,
+    ) -> std::io::Result<()> {
+        let chunk = self.chunks;
+        let Some(log) = self.held.as_mut() else {
+            return Ok(());
+        };
+        let mut needs: Vec<(Option<u32>, i64)> = Vec::with_capacity(order.lines.len());
+        let mut seen: Vec<&str> = Vec::with_capacity(order.lines.len());
+        for l in &order.lines {
+            match seen.iter().position(|s| *s == l.sku) {
+                Some(k) => needs[k].1 += l.quantity,
+                None => {
+                    seen.push(&l.sku);
+                    let place = self.skus.get(l.sku.as_str()).map(|i| *i as u32);
+                    needs.push((place, l.quantity));
+                }
+            }
         }
+        log.push(&Held {
+            seq: at.seq,
+            chunk,
+            order_id: order.order_id.clone(),
+            needs,
+            lines: order.lines.len() as u64,
+            units: order.units,
+            named: at.named,
+            raw: short.then(|| raw.clone()),
+        })
     }
 
     /// A valid order whose id was applied before: the same content is
@@ -387,7 +500,7 @@ impl Applier {
     /// INSUFFICIENT_STOCK: the order's units of a sku, all lines together,
     /// against the stock now. When there is enough: each sku's place and
     /// units, to take.
-    fn short_stock(&self, order: &ValidOrder) -> Result<Vec<(usize, i64)>, String> {
+    fn short_stock(&self, order: &ValidOrder) -> std::result::Result<Vec<(usize, i64)>, String> {
         // (sku, its place if the catalog has stock of it, units)
         let mut need: Vec<(&str, Option<usize>, i64)> = Vec::with_capacity(order.lines.len());
         for l in &order.lines {
@@ -442,6 +555,8 @@ impl Applier {
                     }
                     retried.extend(d.named);
                 }
+                // Its records are written when its stock is settled.
+                Outcome::ShortForNow => {}
             }
         }
         if !w.is_empty() {
@@ -450,6 +565,109 @@ impl Applier {
         if !retried.is_empty() {
             tx.supersede_retried(&retried, self.run_id)?;
         }
+        Ok(())
+    }
+
+    /// Where stock is decided at the lock, decide it for good: `locked` are
+    /// the levels of the run's skus read under their lock. Each logged order
+    /// is decided again in input order against them (in memory); the orders
+    /// short of stock now get their failure records and lose their claims,
+    /// and an order whose fate changed since the decision before the lock
+    /// has its records put right — a handful of statements whatever the
+    /// number of orders. `raw_at` gives the order of this id in this chunk
+    /// of the spool, for one that had seemed to have its stock and is short
+    /// now.
+    pub fn settle_stock(
+        &mut self,
+        tx: &mut dyn Tx,
+        locked: &[(String, i64)],
+        raw_at: &mut dyn FnMut(u32, &str) -> std::io::Result<RawOrder>,
+    ) -> Result<Settled> {
+        let Some(mut log) = self.held.take() else {
+            return Ok(Settled::default());
+        };
+        for (sku, on_hand) in locked {
+            if let Some(&i) = self.skus.get(sku.as_str()) {
+                self.levels[i].1 = Level {
+                    on_hand: *on_hand,
+                    taken: 0,
+                };
+            }
+        }
+        let mut fix = Fixes::default();
+        for held in log.read()? {
+            self.settle_one(held?, &mut fix, raw_at)?;
+        }
+        fix.write(tx, self.run_id)?;
+        Ok(Settled {
+            short: fix.failures.len() as u64,
+            flipped: fix.flipped,
+        })
+    }
+
+    /// One logged order decided against the locked levels.
+    fn settle_one(
+        &mut self,
+        h: Held,
+        fix: &mut Fixes,
+        raw_at: &mut dyn FnMut(u32, &str) -> std::io::Result<RawOrder>,
+    ) -> Result<()> {
+        let short: Vec<String> = h
+            .needs
+            .iter()
+            .filter_map(|(at, n)| {
+                let (sku, have) = match at {
+                    Some(i) => (
+                        &self.levels[*i as usize].0,
+                        self.levels[*i as usize].1.on_hand,
+                    ),
+                    None => return Some(format!("a sku needs {n}, 0 on hand")),
+                };
+                (*n > have).then(|| format!("sku {} needs {n}, {have} on hand", show(sku, false)))
+            })
+            .collect();
+        let was_short = h.raw.is_some();
+        if was_short {
+            // Counted as failed for now before the lock: counted again below.
+            self.counts.failed -= 1;
+            self.counts.by_code[ErrorCode::InsufficientStock as usize] -= 1;
+        }
+        if short.is_empty() {
+            for (at, n) in &h.needs {
+                if let Some(i) = at {
+                    let level = &mut self.levels[*i as usize].1;
+                    level.on_hand -= n;
+                    level.taken += n;
+                }
+            }
+            if was_short {
+                self.counts.accepted += 1;
+                self.counts.lines += h.lines;
+                self.counts.units += h.units;
+                fix.flipped += 1;
+                fix.resolved.push(h.order_id);
+                fix.resolved_failures.extend(h.named);
+            }
+            return Ok(());
+        }
+        let raw = match h.raw {
+            Some(raw) => raw,
+            None => {
+                // It had its stock before the lock: no longer.
+                self.counts.accepted -= 1;
+                self.counts.lines -= h.lines;
+                self.counts.units -= h.units;
+                fix.flipped += 1;
+                fix.unresolved.push(h.order_id.clone());
+                raw_at(h.chunk, &h.order_id)?
+            }
+        };
+        let p = Problem::new(ErrorCode::InsufficientStock, short.join(", "));
+        let f = failed_order_of(&raw, vec![p], &raw.source);
+        self.counts.count_failure(f.code);
+        fix.claims.push(h.order_id);
+        fix.retried.extend(h.named);
+        fix.failures.push((h.seq, f));
         Ok(())
     }
 
@@ -463,6 +681,53 @@ impl Applier {
             .collect();
         deltas.sort();
         tx.move_stock(&deltas, self.run_id, reason, at)
+    }
+}
+
+/// The records that settling the stock at the lock writes or puts right.
+#[derive(Default)]
+struct Fixes {
+    /// Orders short of stock: their claims go, their failure records come.
+    claims: Vec<String>,
+    failures: Vec<(u64, FailedOrder)>,
+    /// Their stored failures that a reprocess retried.
+    retried: Vec<i64>,
+    /// Orders short now that resolved older failures before the lock.
+    unresolved: Vec<String>,
+    /// Orders that have their stock now after all: what they resolve.
+    resolved: Vec<String>,
+    resolved_failures: Vec<i64>,
+    flipped: u64,
+}
+
+impl Fixes {
+    fn write(&self, tx: &mut dyn Tx, run_id: i64) -> store::Result<()> {
+        if !self.claims.is_empty() {
+            let ids: Vec<&str> = self.claims.iter().map(String::as_str).collect();
+            tx.unclaim(&ids)?;
+        }
+        if !self.unresolved.is_empty() {
+            let ids: Vec<&str> = self.unresolved.iter().map(String::as_str).collect();
+            tx.unresolve(&ids, run_id)?;
+        }
+        let w = Writes {
+            failures: self
+                .failures
+                .iter()
+                .map(|(seq, f)| (*seq, f, FailureState::Open))
+                .collect(),
+            superseded: self.claims.iter().map(String::as_str).collect(),
+            resolved: self.resolved.iter().map(String::as_str).collect(),
+            resolved_failures: self.resolved_failures.clone(),
+            ..Writes::default()
+        };
+        if !w.is_empty() {
+            tx.record(run_id, &w)?;
+        }
+        if !self.retried.is_empty() {
+            tx.supersede_retried(&self.retried, run_id)?;
+        }
+        Ok(())
     }
 }
 

@@ -33,11 +33,11 @@ pub fn list(cfg: &Config, of_run: Option<i64>, json_out: bool) -> Result<Exit> {
         }
     }
     let mut all = Vec::new();
-    let mut after = 0;
+    let mut after = None;
     loop {
         let page = store.open_failures(of_run, after, PAGE)?;
         let done = page.len() < PAGE;
-        after = page.last().map_or(after, |f| f.id);
+        after = page.last().map(StoredFailure::key).or(after);
         all.extend(page);
         if done {
             break;

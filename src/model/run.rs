@@ -195,6 +195,38 @@ impl RunSummary {
     }
 }
 
+/// Busy time of each stage of a run. The stages overlap (reading, checking
+/// and applying run on threads of their own), so they may add up to more
+/// than the run's duration. `lock_wait` is how long the run waited for the
+/// stock it needs (other runs held it), `locked` how long it held that stock
+/// (from taking it to its commit): where many runs share a database, these
+/// say whether they queue for each other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub read: std::time::Duration,
+    pub validate: std::time::Duration,
+    pub apply: std::time::Duration,
+    pub report: std::time::Duration,
+    pub commit: std::time::Duration,
+    pub lock_wait: std::time::Duration,
+    pub locked: std::time::Duration,
+}
+
+impl Timings {
+    /// Every stage with its name, as `-v` and the metrics name them.
+    pub fn stages(&self) -> [(&'static str, std::time::Duration); 7] {
+        [
+            ("read", self.read),
+            ("validate", self.validate),
+            ("apply", self.apply),
+            ("report", self.report),
+            ("commit", self.commit),
+            ("lock_wait", self.lock_wait),
+            ("locked", self.locked),
+        ]
+    }
+}
+
 /// A run as the history holds it: its summary and what else a run records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {

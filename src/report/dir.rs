@@ -115,6 +115,26 @@ impl ReportDir {
         Ok(dir)
     }
 
+    /// The partial directory a stopped run left for run `run_id`, opened to
+    /// write its reports again (never through a link).
+    pub fn reopen(out: &Path, run_id: i64) -> io::Result<ReportDir> {
+        let out_fd = rfs::open(out, dir_flags(), Mode::empty())?;
+        let partial_name = format!(".run-{run_id}.partial");
+        let partial = rfs::openat(
+            &out_fd,
+            partial_name.as_str(),
+            dir_flags() | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        Ok(ReportDir {
+            out: out_fd,
+            out_path: out.to_path_buf(),
+            partial_name,
+            partial,
+            target_name: format!("run-{run_id}"),
+        })
+    }
+
     pub fn target(&self) -> PathBuf {
         self.out_path.join(&self.target_name)
     }
@@ -133,6 +153,15 @@ impl ReportDir {
             Mode::from_raw_mode(FILE_MODE),
         )?;
         Ok(BufWriter::with_capacity(256 * 1024, File::from(fd)))
+    }
+
+    /// A file written again from its start: the old one goes first.
+    pub fn replace(&self, name: &str) -> io::Result<BufWriter<File>> {
+        match rfs::unlinkat(&self.partial, name, AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.file(name)
     }
 
     /// Remove what an attempt wrote, for a fresh attempt (the marker stays).

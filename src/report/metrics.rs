@@ -11,8 +11,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::model::run::RunSummary;
+use crate::model::run::Timings;
 use crate::model::ErrorCode;
-use crate::run::Timings;
 
 /// What the metrics of one run are made of.
 pub struct RunMetrics<'a> {
@@ -111,24 +111,19 @@ pub fn render(m: &RunMetrics<'_>, now: f64) -> String {
         );
     }
     let tm = &m.timings;
-    let stages: Vec<(String, String)> = [
-        ("read", tm.read),
-        ("validate", tm.validate),
-        ("apply", tm.apply),
-        ("report", tm.report),
-        ("commit", tm.commit),
-    ]
-    .iter()
-    .map(|(name, d)| {
-        (
-            format!("{{stage=\"{name}\"}}"),
-            format!("{:.3}", d.as_secs_f64()),
-        )
-    })
-    .collect();
+    let stages: Vec<(String, String)> = tm
+        .stages()
+        .iter()
+        .map(|(name, d)| {
+            (
+                format!("{{stage=\"{name}\"}}"),
+                format!("{:.3}", d.as_secs_f64()),
+            )
+        })
+        .collect();
     t.gauge(
         "orderbatch_last_run_stage_seconds",
-        "Busy seconds of each stage of the last run (stages overlap, so they may sum to more than the duration).",
+        "Busy seconds of each stage of the last run (stages overlap, so they may sum to more than the duration); lock_wait: waiting for stock other runs held, locked: holding the run's stock until the commit.",
         &stages,
     );
     t.one(

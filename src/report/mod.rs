@@ -333,6 +333,29 @@ pub struct FailedStyle {
 
 /// Write a run's failed orders to `out`, from the database (two passes: the
 /// CSV header needs every extra column of the run).
+/// A run's accepted report (accepted and skipped orders in input order),
+/// from the database.
+pub fn render_accepted<W: Write>(
+    store: &mut dyn Queries,
+    run_id: i64,
+    format: Format,
+    bom: bool,
+    out: W,
+) -> anyhow::Result<W> {
+    let mut w = AcceptedWriter::with_bom(out, format, bom)?;
+    let mut io_err = None;
+    store.accepted_of_run(run_id, &mut |row: AcceptedRow| {
+        if io_err.is_none() {
+            io_err = w.write(&row).err();
+        }
+        Ok(())
+    })?;
+    if let Some(e) = io_err {
+        return Err(e.into());
+    }
+    Ok(w.finish()?)
+}
+
 pub fn render_failed<W: Write>(
     store: &mut dyn Queries,
     run_id: i64,

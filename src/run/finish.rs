@@ -1,19 +1,30 @@
-//! The end of a run: the history, the reports moved into place, the summary
-//! on standard output and stderr, and the metrics file. Once the run has
-//! committed nothing here can undo it: a problem only warns.
+//! The end of a run: the history of what did not commit, the reports moved
+//! into place, the summary on standard output and stderr, and the metrics
+//! file. Once the run has committed nothing here can undo it: a problem
+//! only warns.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::Result;
 
-use super::{inputs, Ctx, Ending, Flow};
-use crate::model::run::{Counts, RunRecord, RunStatus, RunSummary};
+use super::inputs::{self, InputMeta};
+use super::{Decided, Ending, RetriedRuns, Run, Started};
+use crate::model::failure::{failure_label, FailureKey, FailureState};
+use crate::model::run::{Counts, RunRecord, RunStatus, RunSummary, Timings};
 use crate::report::{metrics, ReportDir};
 use crate::store::Store;
 use crate::Exit;
 
-impl Ctx<'_> {
-    pub(super) fn record(&self, run_id: i64, status: RunStatus, counts: Counts) -> RunRecord {
+impl Run<'_> {
+    pub(super) fn record(
+        &self,
+        run_id: i64,
+        inputs: &[InputMeta],
+        status: RunStatus,
+        counts: Counts,
+        retried: &RetriedRuns,
+    ) -> RunRecord {
         RunRecord {
             summary: RunSummary {
                 run_id,
@@ -21,13 +32,12 @@ impl Ctx<'_> {
                 started_at: self.started_at.clone(),
                 finished_at: crate::now_rfc3339(),
                 duration_ms: self.clock.elapsed().as_millis() as u64,
-                inputs: inputs::summaries(&self.inputs),
+                inputs: inputs::summaries(inputs),
                 counts,
             },
             kind: self.kind,
             report_format: self.opts.report_format,
-            retried_runs: self
-                .retried_runs
+            retried_runs: retried
                 .lock()
                 .map(|r| r.iter().copied().collect())
                 .unwrap_or_default(),
@@ -36,43 +46,38 @@ impl Ctx<'_> {
         }
     }
 
-    /// A run that ran to its end: the history of what did not commit, the
-    /// reports in place (or gone), the summary out.
-    pub(super) fn settle(
-        &mut self,
+    /// Stage 4: the history of what did not commit, the reports in place
+    /// (or gone), the summary out.
+    pub(super) fn publish(
+        &self,
         store: &mut dyn Store,
-        reports: ReportDir,
-        flow: Result<Flow>,
-    ) -> Result<(Exit, Option<RunRecord>)> {
-        let flow = match flow {
-            Ok(f) => f,
-            Err(e) => {
-                reports.discard();
-                return Err(e);
-            }
-        };
-        let run_id = flow.record.summary.run_id;
-        if flow.ending != Ending::Committed {
-            store.end_run(&flow.record)?;
+        run: Started,
+        d: Decided,
+    ) -> Result<(Exit, Option<Decided>)> {
+        let run_id = run.run_id;
+        if d.ending != Ending::Committed {
+            store.end_run(&d.record)?;
         }
-        let exit = match (flow.ending, flow.record.summary.counts.failed) {
+        let exit = match (d.ending, d.record.summary.counts.failed) {
             (Ending::Aborted, _) => Exit::Aborted,
             (_, 0) => Exit::Ok,
             _ => Exit::SomeFailed,
         };
-        if let Some(w) = &flow.warning {
+        if let Some(w) = &d.warning {
             warn(&format!("run {run_id}: {w}"));
         }
-        if !flow.withdrawn.is_empty() {
-            warn(&withdrawn_message(run_id, &flow.withdrawn));
+        if !d.withdrawn.is_empty() {
+            warn(&withdrawn_message(run_id, &d.withdrawn));
         }
         self.progress.set_stage("writing reports");
-        let dir = match flow.ending {
-            Ending::Aborted => {
-                reports.discard();
+        let dir = match (d.ending, d.reports_ready) {
+            (Ending::Aborted, _) => {
+                run.reports.discard();
                 None
             }
-            _ => match reports.publish() {
+            // Left for the next run to write and move into place.
+            (_, false) => None,
+            _ => match run.reports.publish() {
                 Ok(dir) => Some(dir.display().to_string()),
                 Err(e) => {
                     warn(&format!(
@@ -85,35 +90,26 @@ impl Ctx<'_> {
             },
         };
         if self.opts.json {
-            let mut out = std::io::stdout().lock();
-            let res = out
-                .write_all(flow.record.summary.to_json().as_bytes())
-                .and_then(|()| out.flush());
-            if let Err(e) = res {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    warn(&format!(
-                        "run {run_id} is done, but the summary could not be printed: {e}"
-                    ));
-                }
-            }
+            print_summary(run_id, &d.record.summary);
         }
-        self.finish_message(exit, &flow.record.summary, dir.as_deref());
-        Ok((exit, Some(flow.record)))
+        self.finish_message(exit, &d.record.summary, &d.timings, dir.as_deref());
+        Ok((exit, Some(d)))
     }
 
     /// The one-line summary on stderr (and the stage timings with -v); in
     /// JSON, one event with the summary's fields, whatever --quiet says.
-    fn finish_message(&self, exit: Exit, summary: &RunSummary, reports: Option<&str>) {
+    fn finish_message(&self, exit: Exit, summary: &RunSummary, t: &Timings, reports: Option<&str>) {
         self.progress.finish();
-        let t = &self.timings;
         let secs = |d: std::time::Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
         let mut fields = serde_json::to_value(summary).unwrap_or_default();
         fields["exit_code"] = exit.code().into();
         fields["reports"] = reports.into();
-        fields["stage_seconds"] = serde_json::json!({
-            "read": secs(t.read), "validate": secs(t.validate), "apply": secs(t.apply),
-            "report": secs(t.report), "commit": secs(t.commit),
-        });
+        fields["stage_seconds"] = t
+            .stages()
+            .iter()
+            .map(|(name, d)| (name.to_string(), serde_json::Value::from(secs(*d))))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
         if crate::log::format() == crate::log::LogFormat::Json {
             crate::log::event("run_finished", &summary.one_line(reports), fields);
             return;
@@ -122,15 +118,16 @@ impl Ctx<'_> {
             return;
         }
         if self.cfg.verbose {
+            let stages: Vec<String> = t
+                .stages()
+                .iter()
+                .map(|(name, d)| format!("{} {:.3} s", name.replace('_', " "), d.as_secs_f64()))
+                .collect();
             crate::log::info(
                 "timings",
                 &format!(
-                    "timings: read {:.3} s, validate {:.3} s, apply {:.3} s, report {:.3} s, commit {:.3} s, total {:.3} s",
-                    t.read.as_secs_f64(),
-                    t.validate.as_secs_f64(),
-                    t.apply.as_secs_f64(),
-                    t.report.as_secs_f64(),
-                    t.commit.as_secs_f64(),
+                    "timings: {}, total {:.3} s",
+                    stages.join(", "),
                     summary.duration_ms as f64 / 1000.0
                 ),
             );
@@ -140,28 +137,27 @@ impl Ctx<'_> {
 
     /// The metrics file, whatever the outcome; the last success comes from
     /// the database's history (looked up again, as the run may have failed early).
-    pub(super) fn emit_metrics(&self, res: &Result<(Exit, Option<RunRecord>)>) {
+    pub(super) fn emit_metrics(
+        &self,
+        res: &Result<(Exit, Option<Decided>)>,
+        started: Option<&(i64, Vec<InputMeta>)>,
+    ) {
         let Some(path) = &self.opts.metrics_file else {
             return;
         };
         if metrics::check_dir(path).is_err() {
             return; // the run's error says so already
         }
-        let (exit_code, summary) = match res {
-            Ok((exit, Some(r))) => (exit.code(), r.summary.clone()),
-            Ok((exit, None)) => (
-                exit.code(),
-                self.record(0, RunStatus::Failed, Counts::default()).summary,
-            ),
-            Err(e) => (
-                crate::exit_code_of(e),
-                self.record(
-                    self.run_id.unwrap_or(0),
-                    RunStatus::Failed,
-                    Counts::default(),
-                )
-                .summary,
-            ),
+        let (run_id, inputs) = started.map_or((0, &[][..]), |(id, i)| (*id, i.as_slice()));
+        let failed = || {
+            let none = RetriedRuns::default();
+            self.record(run_id, inputs, RunStatus::Failed, Counts::default(), &none)
+                .summary
+        };
+        let (exit_code, summary, timings) = match res {
+            Ok((exit, Some(d))) => (exit.code(), d.record.summary.clone(), d.timings),
+            Ok((exit, None)) => (exit.code(), failed(), Timings::default()),
+            Err(e) => (crate::exit_code_of(e), failed(), Timings::default()),
         };
         let last_success = crate::store::open(&self.cfg.db, std::time::Duration::from_secs(1))
             .ok()
@@ -170,8 +166,8 @@ impl Ctx<'_> {
             summary: &summary,
             exit_code,
             last_success: last_success.as_deref(),
-            timings: self.timings,
-            input_bytes: self.bytes_read(),
+            timings,
+            input_bytes: super::bytes_read(inputs),
         };
         if let Err(e) = metrics::write(path, &m) {
             warn(&format!("{e:#}"));
@@ -179,16 +175,64 @@ impl Ctx<'_> {
     }
 }
 
+fn print_summary(run_id: i64, summary: &RunSummary) {
+    let mut out = std::io::stdout().lock();
+    let res = out
+        .write_all(summary.to_json().as_bytes())
+        .and_then(|()| out.flush());
+    if let Err(e) = res {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            warn(&format!(
+                "run {run_id} is done, but the summary could not be printed: {e}"
+            ));
+        }
+    }
+}
+
+/// The reports a committed run left aside (it was stopped between its
+/// commit and the rename) moved into place: as they are when complete
+/// (summary.json, written last, is there), else made again from the
+/// database first. A dry run's are moved only when complete (nothing of it
+/// is in the database to make them from).
+pub(super) fn publish_leftover(store: &mut dyn Store, out: &Path, run: &RunRecord) -> Result<()> {
+    let id = run.summary.run_id;
+    let complete = out
+        .join(format!(".run-{id}.partial"))
+        .join("summary.json")
+        .exists();
+    if !complete {
+        if run.summary.status != RunStatus::Completed {
+            ReportDir::remove_partial(out, id);
+            return Ok(());
+        }
+        let dir = ReportDir::reopen(out, id)?;
+        dir.reset()?;
+        let format = run.report_format;
+        let accepted = crate::report::file_name("accepted", format);
+        crate::report::render_accepted(store, id, format, false, dir.file(&accepted)?)?
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
+        let failed = crate::report::file_name("failed", format);
+        let style = crate::report::FailedStyle {
+            bom: false,
+            ids: true,
+        };
+        crate::report::render_failed(store, id, format, style, dir.file(&failed)?)?
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
+        let mut f = dir.file("summary.json")?;
+        f.write_all(run.summary.to_json().as_bytes())?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    crate::report::dir::publish_leftover(out, id)?;
+    Ok(())
+}
+
 /// The retried failures a reprocess left alone because another command
 /// settled them first: how many, why, and the first few ids.
-fn withdrawn_message(
-    run_id: i64,
-    withdrawn: &[(
-        crate::model::failure::FailureKey,
-        crate::model::failure::FailureState,
-    )],
-) -> String {
-    use crate::model::failure::{failure_label, FailureState};
+fn withdrawn_message(run_id: i64, withdrawn: &[(FailureKey, FailureState)]) -> String {
     const SHOWN: usize = 10;
     let mut ids: Vec<String> = withdrawn
         .iter()

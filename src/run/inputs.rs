@@ -51,14 +51,32 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
     Ok(out)
 }
 
+/// An input as the summary and the progress line know it.
+#[derive(Debug, Clone)]
+pub struct InputMeta {
+    pub path: String,
+    pub format: Format,
+    pub meter: Arc<InputMeter>,
+}
+
+impl Opened {
+    pub fn meta(&self) -> InputMeta {
+        InputMeta {
+            path: self.path.clone(),
+            format: self.format,
+            meter: Arc::clone(&self.meter),
+        }
+    }
+}
+
 /// The run's inputs with their digests, as far as they were read.
-pub fn summaries(opened: &[(String, Format, Arc<InputMeter>)]) -> Vec<RunInput> {
-    opened
+pub fn summaries(inputs: &[InputMeta]) -> Vec<RunInput> {
+    inputs
         .iter()
-        .map(|(path, format, meter)| RunInput {
-            path: path.clone(),
-            format: format.as_str().into(),
-            sha256: meter.sha256().unwrap_or_default(),
+        .map(|m| RunInput {
+            path: m.path.clone(),
+            format: m.format.as_str().into(),
+            sha256: m.meter.sha256().unwrap_or_default(),
         })
         .collect()
 }
@@ -87,7 +105,7 @@ const PAGE: usize = 1024;
 pub struct Retries {
     store: Box<dyn Store>,
     of_run: Option<i64>,
-    after: i64,
+    after: Option<crate::model::failure::FailureKey>,
     page: VecDeque<StoredFailure>,
     done: bool,
     /// The runs whose failures were retried.
@@ -99,7 +117,7 @@ impl Retries {
         Retries {
             store,
             of_run,
-            after: 0,
+            after: None,
             page: VecDeque::new(),
             done: false,
             runs: Arc::default(),
@@ -124,7 +142,7 @@ impl Iterator for Retries {
             }
         }
         let f = self.page.pop_front()?;
-        self.after = f.id;
+        self.after = Some(f.key());
         if let Ok(mut runs) = self.runs.lock() {
             runs.insert(f.run_id);
         }

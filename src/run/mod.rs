@@ -1,32 +1,42 @@
-//! One run of `process` or `reprocess`: read → validate → apply → report.
+//! One run of `process` or `reprocess`, as typed stages passing values:
+//! `Prepared` (inputs opened and checked, nothing touched) → `Started` (a
+//! history row and a partial report directory) → `Decided` (every order
+//! decided, and the transaction committed, rehearsed or aborted) →
+//! published (reports in place, the summary out, the metrics file).
 //!
-//! Where one writer holds the database at a time (SQLite), the run begins its
-//! transaction first and applies the orders as they stream in from the
-//! reading and checking threads. Where many writers share it (PostgreSQL),
-//! the run reads and checks all of its input first, holding no lock, spools
-//! the checked orders, and only then begins its transaction, locks the stock
-//! rows it needs, and applies the spool (again, if a conflict with another
-//! run rolled it back). Either way the same applier decides every order, the
-//! reports are written aside and moved into place after the commit.
+//! Where one writer holds the database at a time (SQLite, `serial`), the
+//! run begins its transaction first and applies the orders as they stream in
+//! from the reading and checking threads. Where many writers share it
+//! (PostgreSQL, `shared`), the run reads and checks all of its input first,
+//! holding nothing, spools the checked orders, then claims, records and
+//! reports them in its transaction, and only at the end locks the stock rows
+//! it needs, settles stock and commits: its stock locks are held for work in
+//! proportion to its skus, not its orders. Either way the same applier
+//! decides every order.
 
+mod decide;
 mod finish;
 mod inputs;
-mod pass;
+mod serial;
+mod shared;
 mod spool;
 mod stages;
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use crate::config::{Config, RunOptions};
+use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::Product;
-use crate::model::run::{RunKind, RunRecord, RunStatus};
+use crate::model::run::{RunKind, RunRecord, RunStatus, Timings};
 use crate::read::catalog::read_catalog;
 use crate::report::ReportDir;
 use crate::store::{self, Concurrency, Store};
 use crate::{Exit, UsageError};
-use inputs::Opened;
+use inputs::{InputMeta, Opened};
 
 /// Where a run's orders come from.
 enum Plan {
@@ -35,28 +45,40 @@ enum Plan {
 }
 
 pub fn process(cfg: &Config, opts: &RunOptions) -> Result<Exit> {
-    Ctx::new(cfg, opts, RunKind::Process).run(Plan::Files(opts.files.clone()))
+    Run::new(cfg, opts, RunKind::Process).execute(Plan::Files(opts.files.clone()))
 }
 
 pub fn reprocess(cfg: &Config, opts: &RunOptions, of_run: Option<i64>) -> Result<Exit> {
-    Ctx::new(cfg, opts, RunKind::Reprocess).run(Plan::Retry(of_run))
+    Run::new(cfg, opts, RunKind::Reprocess).execute(Plan::Retry(of_run))
 }
 
-/// Busy time of each stage.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Timings {
-    pub read: Duration,
-    pub validate: Duration,
-    pub apply: Duration,
-    pub report: Duration,
-    pub commit: Duration,
+/// What a run is asked to do, for its whole life (nothing here changes).
+struct Run<'a> {
+    cfg: &'a Config,
+    opts: &'a RunOptions,
+    kind: RunKind,
+    started_at: String,
+    clock: Instant,
+    /// The progress line; on screen until the summary line replaces it.
+    progress: crate::progress::Progress,
 }
 
-/// Everything checked before the database is touched.
+/// Stage 1: everything about the inputs checked before the database is touched.
 struct Prepared {
     inputs: Vec<Opened>,
     catalog: Option<(String, Vec<Product>)>,
 }
+
+/// Stage 2: the run is in the history and has its partial report directory.
+struct Started {
+    run_id: i64,
+    reports: ReportDir,
+    /// The inputs, for the summary's digests and the progress line.
+    inputs: Vec<InputMeta>,
+}
+
+/// The runs whose failures a reprocess retried, as its reading thread finds them.
+type RetriedRuns = Arc<Mutex<BTreeSet<i64>>>;
 
 /// How the run's transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,69 +88,54 @@ enum Ending {
     Aborted,
 }
 
-/// A run that ran to its end (committed or not).
-struct Flow {
+/// Stage 3: a run that ran to its end (committed or not).
+struct Decided {
     ending: Ending,
     record: RunRecord,
+    timings: Timings,
     /// Something that went wrong after the commit, which stands regardless.
     warning: Option<String>,
     /// Retried failures that were no longer open when the run held them.
-    withdrawn: Vec<(
-        crate::model::failure::FailureKey,
-        crate::model::failure::FailureState,
-    )>,
+    withdrawn: Vec<(FailureKey, FailureState)>,
+    /// The reports are complete in the partial directory (a committed run
+    /// whose reports could not be written leaves them to the next run).
+    reports_ready: bool,
 }
 
-/// One run: its options, clock and what it learnt so far.
-struct Ctx<'a> {
-    cfg: &'a Config,
-    opts: &'a RunOptions,
-    kind: RunKind,
-    started_at: String,
-    clock: Instant,
-    timings: Timings,
-    run_id: Option<i64>,
-    /// The inputs, for the summary's digests.
-    inputs: Vec<(
-        String,
-        crate::model::Format,
-        std::sync::Arc<crate::read::InputMeter>,
-    )>,
-    /// Runs whose failures a reprocess retried.
-    retried_runs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<i64>>>,
-    /// The progress line; on screen until the summary line replaces it.
-    progress: crate::progress::Progress,
-}
-
-impl<'a> Ctx<'a> {
+impl<'a> Run<'a> {
     fn new(cfg: &'a Config, opts: &'a RunOptions, kind: RunKind) -> Self {
-        Ctx {
+        Run {
             cfg,
             opts,
             kind,
             started_at: crate::now_rfc3339(),
             clock: Instant::now(),
-            timings: Timings::default(),
-            run_id: None,
-            inputs: Vec::new(),
-            retried_runs: Default::default(),
             progress: crate::progress::Progress::new(false, None, ""),
         }
     }
 
     /// The run from start to end; the metrics file is written whatever the outcome.
-    fn run(mut self, plan: Plan) -> Result<Exit> {
-        let res = self.run_inner(plan);
+    fn execute(mut self, plan: Plan) -> Result<Exit> {
+        let mut started: Option<(i64, Vec<InputMeta>)> = None;
+        let res = self.stages(plan, &mut started);
         self.progress.finish();
-        self.emit_metrics(&res);
+        self.emit_metrics(&res, started.as_ref());
         // A signal that came after the commit ends the process now.
         crate::interrupt::finish();
         res.map(|(exit, _)| exit)
     }
 
-    fn run_inner(&mut self, plan: Plan) -> Result<(Exit, Option<RunRecord>)> {
+    /// Prepared → Started → Decided → published. `started` keeps the run's
+    /// id and inputs for the metrics file, whatever stage failed.
+    fn stages(
+        &mut self,
+        plan: Plan,
+        started: &mut Option<(i64, Vec<InputMeta>)>,
+    ) -> Result<(Exit, Option<Decided>)> {
         let prepared = self.prepare(&plan)?;
-        self.start_progress();
+        let metas: Vec<InputMeta> = prepared.inputs.iter().map(Opened::meta).collect();
+        *started = Some((0, metas.clone()));
+        self.progress = self.progress_line(&metas);
         let mut store = store::open(&self.cfg.db, self.cfg.lock_timeout)?;
         if let Plan::Retry(Some(id)) = plan {
             if store.run(id)?.is_none() {
@@ -140,45 +147,25 @@ impl<'a> Ctx<'a> {
         if store.concurrency() == Concurrency::Shared {
             store.hold_catalog(prepared.catalog.is_some())?;
         }
-        crate::interrupt::starting();
-        let run_id = store.start_run(self.kind, &self.started_at, self.opts.report_format)?;
-        self.run_id = Some(run_id);
-        crate::interrupt::running(run_id);
-        crate::log::structured(
-            "run_started",
-            serde_json::json!({
-                "run_id": run_id,
-                "command": self.kind.as_str(),
-                "db": store.name(),
-                "inputs": self.inputs.iter().map(|(p, _, _)| p.as_str()).collect::<Vec<_>>(),
-            }),
-        );
-        let marker = marker(store.name(), run_id, &self.started_at);
-        let reports = ReportDir::create(&self.opts.out, run_id, &marker).with_context(|| {
-            format!(
-                "cannot write reports under {}: check the --out directory",
-                self.opts.out.display()
-            )
-        });
-        let res = reports.and_then(|reports| {
-            let flow = match store.concurrency() {
-                Concurrency::Serial => self.streamed(&mut *store, &reports, prepared, &plan),
-                Concurrency::Shared => self.spooled(&mut *store, &reports, prepared, &plan),
-            };
-            self.settle(&mut *store, reports, flow)
-        });
-        match res {
-            Ok(done) => Ok(done),
+        let run = self.start(&mut *store, metas)?;
+        *started = Some((run.run_id, run.inputs.clone()));
+        let decided = match store.concurrency() {
+            Concurrency::Serial => self.serial(&mut *store, &run, prepared, &plan),
+            Concurrency::Shared => self.shared(&mut *store, &run, prepared, &plan),
+        };
+        match decided {
+            Ok(d) => self.publish(&mut *store, run, d),
             Err(e) => {
+                run.reports.discard();
                 let shared = store.concurrency() == Concurrency::Shared;
-                self.record_failure(&mut *store, &e, shared);
+                self.record_failure(&mut *store, run.run_id, &run.inputs, &e, shared);
                 Err(e)
             }
         }
     }
 
     /// Everything about the inputs is checked before the database is touched.
-    fn prepare(&mut self, plan: &Plan) -> Result<Prepared> {
+    fn prepare(&self, plan: &Plan) -> Result<Prepared> {
         if let Some(path) = &self.opts.metrics_file {
             crate::report::metrics::check_dir(path)?;
         }
@@ -186,10 +173,6 @@ impl<'a> Ctx<'a> {
             Plan::Files(files) => inputs::open_files(files, self.opts)?,
             Plan::Retry(_) => Vec::new(),
         };
-        self.inputs = inputs
-            .iter()
-            .map(|o| (o.path.clone(), o.format, std::sync::Arc::clone(&o.meter)))
-            .collect();
         let catalog = match &self.opts.catalog {
             Some(path) if path == "-" => {
                 return Err(UsageError(
@@ -206,9 +189,45 @@ impl<'a> Ctx<'a> {
         Ok(Prepared { inputs, catalog })
     }
 
+    /// The history row and the partial report directory.
+    fn start(&self, store: &mut dyn Store, inputs: Vec<InputMeta>) -> Result<Started> {
+        crate::interrupt::starting();
+        let run_id = store.start_run(self.kind, &self.started_at, self.opts.report_format)?;
+        crate::interrupt::running(run_id);
+        crate::log::structured(
+            "run_started",
+            serde_json::json!({
+                "run_id": run_id,
+                "command": self.kind.as_str(),
+                "db": store.name(),
+                "inputs": inputs.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(),
+            }),
+        );
+        let marker = marker(store.name(), run_id, &self.started_at);
+        let reports = ReportDir::create(&self.opts.out, run_id, &marker).with_context(|| {
+            format!(
+                "cannot write reports under {}: check the --out directory",
+                self.opts.out.display()
+            )
+        });
+        match reports {
+            Ok(reports) => Ok(Started {
+                run_id,
+                reports,
+                inputs,
+            }),
+            Err(e) => {
+                let shared = store.concurrency() == Concurrency::Shared;
+                self.record_failure(store, run_id, &inputs, &e, shared);
+                Err(e)
+            }
+        }
+    }
+
     /// Runs left running by a process that is gone are marked interrupted,
     /// and their partial reports removed; a run stopped between its commit
-    /// and the rename of its reports gets them moved into place now.
+    /// and the rename of its reports gets them moved into place now (made
+    /// again from the database when they were not complete).
     fn reap(&self, store: &mut dyn Store) -> Result<()> {
         store.reap_interrupted()?;
         let db = store.name().to_string();
@@ -230,9 +249,10 @@ impl<'a> Ctx<'a> {
             }
             match run.summary.status {
                 RunStatus::Completed | RunStatus::DryRun => {
-                    if let Err(e) = crate::report::dir::publish_leftover(&self.opts.out, id) {
+                    if let Err(e) = finish::publish_leftover(store, &self.opts.out, &run) {
                         crate::log::warn(&format!(
-                            "the reports of run {id} are complete in {} but could not be moved into place: {e}",
+                            "the reports of run {id} could not be moved into place from {}: {e:#}; \
+                             `orderbatch report accepted|failed --run {id}` prints them",
                             self.opts.out.join(format!(".run-{id}.partial")).display()
                         ));
                     }
@@ -244,152 +264,56 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// The orders of the run, as sources for the reading thread.
-    fn orders(&mut self, prepared: Prepared, plan: &Plan) -> Result<Vec<stages::Orders>> {
+    /// The orders of the run, as sources for the reading thread, and the
+    /// runs whose failures it retries (filled as they are read).
+    fn orders(
+        &self,
+        inputs: Vec<Opened>,
+        plan: &Plan,
+    ) -> Result<(Vec<stages::Orders>, RetriedRuns)> {
         Ok(match plan {
-            Plan::Files(_) => prepared.inputs.into_iter().map(|o| o.orders).collect(),
+            Plan::Files(_) => (
+                inputs.into_iter().map(|o| o.orders).collect(),
+                RetriedRuns::default(),
+            ),
             Plan::Retry(of_run) => {
                 // A store of its own: the run's transaction holds the other.
                 let store = store::open(&self.cfg.db, self.cfg.lock_timeout)?;
                 let retries = inputs::Retries::new(store, *of_run);
-                self.retried_runs = std::sync::Arc::clone(&retries.runs);
-                vec![Box::new(retries)]
+                let runs = Arc::clone(&retries.runs);
+                (vec![Box::new(retries)], runs)
             }
         })
-    }
-
-    /// One writer at a time: the transaction first, then the orders as they stream in.
-    fn streamed(
-        &mut self,
-        store: &mut dyn Store,
-        reports: &ReportDir,
-        mut prepared: Prepared,
-        plan: &Plan,
-    ) -> Result<Flow> {
-        let catalog_file = prepared.catalog.take();
-        let orders = self.orders(prepared, plan)?;
-        let mut tx = store.begin()?;
-        self.load_catalog(&mut *tx, catalog_file.as_ref())?;
-        let catalog = crate::validate::Catalog::new(tx.products()?);
-        let stock = tx.stock(None)?;
-        std::thread::scope(|s| {
-            let checking = stages::check(s, orders, &catalog, self.opts.jobs)?;
-            let flow = self.pass(tx, checking.rx.iter(), stock, reports);
-            let times = checking.join();
-            let flow = flow?;
-            let times = times?;
-            self.timings.read = times.read;
-            self.timings.validate = times.validate;
-            Ok(flow)
-        })
-    }
-
-    /// Many writers: check everything into a spool holding no lock, then
-    /// apply it in a transaction that locks only the stock it needs, again
-    /// when a conflict with another run rolls it back.
-    fn spooled(
-        &mut self,
-        store: &mut dyn Store,
-        reports: &ReportDir,
-        mut prepared: Prepared,
-        plan: &Plan,
-    ) -> Result<Flow> {
-        let catalog_file = prepared.catalog.take();
-        let catalog = inputs::catalog(
-            store.products()?,
-            catalog_file.as_ref().map(|(_, p)| p.as_slice()),
-        );
-        let orders = self.orders(prepared, plan)?;
-        let mut spool = self.fill_spool(orders, &catalog)?;
-        let backoff = store::Backoff::new(self.cfg.lock_timeout);
-        let deadline = Instant::now() + self.cfg.lock_timeout;
-        let mut seed = store::seed();
-        for attempt in 0.. {
-            let res = (|| {
-                let mut tx = store.begin()?;
-                self.load_catalog(&mut *tx, catalog_file.as_ref())?;
-                let stock = tx.stock(Some(&spool.skus()))?;
-                self.pass(tx, spool.chunks()?.ahead()?, stock, reports)
-            })();
-            match res {
-                Err(e) if is_contention(&e) => {
-                    if Instant::now() >= deadline {
-                        return Err(store::StoreError::Locked {
-                            db: store.name().to_string(),
-                            secs: self.cfg.lock_timeout.as_secs_f64(),
-                        }
-                        .into());
-                    }
-                    reports.reset()?;
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    std::thread::sleep(backoff.delay(attempt, &mut seed).min(left));
-                }
-                other => return other,
-            }
-        }
-        unreachable!("the attempts above return")
-    }
-
-    fn fill_spool(
-        &mut self,
-        orders: Vec<stages::Orders>,
-        catalog: &crate::validate::Catalog,
-    ) -> Result<spool::Spool> {
-        self.progress.set_stage("checking");
-        let res = std::thread::scope(|s| {
-            let checking = stages::check(s, orders, catalog, self.opts.jobs)?;
-            let mut w = spool::SpoolWriter::new()?;
-            let mut n = 0u64;
-            let filled = (|| -> Result<()> {
-                for chunk in checking.rx.iter() {
-                    let chunk = chunk?;
-                    n += chunk.len() as u64;
-                    w.push(&chunk)?;
-                    self.progress.update(
-                        self.bytes_read(),
-                        crate::progress::Tally {
-                            orders: n,
-                            ..Default::default()
-                        },
-                    );
-                }
-                Ok(())
-            })();
-            let times = checking.join();
-            filled?;
-            let times = times?;
-            self.timings.read = times.read;
-            self.timings.validate = times.validate;
-            w.finish()
-        });
-        res
     }
 
     fn load_catalog(
         &self,
         tx: &mut dyn store::Tx,
         catalog: Option<&(String, Vec<Product>)>,
+        run_id: i64,
     ) -> Result<()> {
-        if let (Some((path, products)), Some(run_id)) = (catalog, self.run_id) {
+        if let Some((path, products)) = catalog {
             tx.load_products(products, Some(run_id), path, &crate::now_rfc3339())?;
         }
         Ok(())
     }
 
-    fn bytes_read(&self) -> u64 {
-        self.inputs.iter().map(|(_, _, m)| m.bytes_read()).sum()
-    }
-
     /// The progress line of the run, over the input's bytes when their size is known.
-    fn start_progress(&mut self) {
-        let total: Option<u64> = self.inputs.iter().map(|(_, _, m)| m.size).sum();
-        let total = total.filter(|_| !self.inputs.is_empty());
-        self.progress = crate::progress::Progress::new(self.cfg.progress, total, "reading");
+    fn progress_line(&self, inputs: &[InputMeta]) -> crate::progress::Progress {
+        let total: Option<u64> = inputs.iter().map(|m| m.meter.size).sum();
+        let total = total.filter(|_| !inputs.is_empty());
+        crate::progress::Progress::new(self.cfg.progress, total, "reading")
     }
 
     /// A run stopped by an error committed nothing; the history says how it ended.
-    fn record_failure(&self, store: &mut dyn Store, e: &anyhow::Error, shared: bool) {
-        let Some(run_id) = self.run_id else { return };
+    fn record_failure(
+        &self,
+        store: &mut dyn Store,
+        run_id: i64,
+        inputs: &[InputMeta],
+        e: &anyhow::Error,
+        shared: bool,
+    ) {
         // Where one writer holds the whole database, the history row cannot be
         // written after a lock timeout either: waiting a second time would
         // only double the wait (the row reads as interrupted later). Where
@@ -397,10 +321,21 @@ impl<'a> Ctx<'a> {
         if crate::exit_code_of(e) == 75 && !shared {
             return;
         }
-        let mut record = self.record(run_id, RunStatus::Failed, Default::default());
+        let mut record = self.record(
+            run_id,
+            inputs,
+            RunStatus::Failed,
+            Default::default(),
+            &RetriedRuns::default(),
+        );
         record.message = Some(crate::model::text::for_terminal(&format!("{e:#}")).into_owned());
         let _ = store.end_run(&record);
     }
+}
+
+/// Bytes read so far of the inputs.
+fn bytes_read(inputs: &[InputMeta]) -> u64 {
+    inputs.iter().map(|m| m.meter.bytes_read()).sum()
 }
 
 /// What a partial report directory says of itself: the database and run it belongs to.

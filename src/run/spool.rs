@@ -14,6 +14,8 @@ use crate::validate::{Checked, Verdict};
 
 pub struct Spool {
     file: File,
+    /// Where each chunk's frame starts.
+    offsets: Vec<u64>,
     /// The skus the valid orders need: the stock rows the run will lock, in order.
     pub skus: BTreeSet<String>,
     pub chunks: u64,
@@ -21,6 +23,8 @@ pub struct Spool {
 
 pub struct SpoolWriter {
     out: BufWriter<File>,
+    offsets: Vec<u64>,
+    at: u64,
     skus: BTreeSet<String>,
     chunks: u64,
 }
@@ -38,6 +42,8 @@ impl SpoolWriter {
         let file = tempfile::tempfile().map_err(spool_err)?;
         Ok(SpoolWriter {
             out: BufWriter::with_capacity(1 << 20, file),
+            offsets: Vec::new(),
+            at: 0,
             skus: BTreeSet::new(),
             chunks: 0,
         })
@@ -58,6 +64,8 @@ impl SpoolWriter {
         let len = u64::try_from(bytes.len()).map_err(spool_err)?;
         self.out.write_all(&len.to_le_bytes()).map_err(spool_err)?;
         self.out.write_all(&bytes).map_err(spool_err)?;
+        self.offsets.push(self.at);
+        self.at += 8 + len;
         self.chunks += 1;
         Ok(())
     }
@@ -66,6 +74,7 @@ impl SpoolWriter {
         let file = self.out.into_inner().map_err(|e| spool_err(e.error()))?;
         Ok(Spool {
             file,
+            offsets: self.offsets,
             skus: self.skus,
             chunks: self.chunks,
         })
@@ -74,13 +83,32 @@ impl SpoolWriter {
 
 impl Spool {
     /// The chunks from the first, in input order.
-    pub fn chunks(&mut self) -> Result<SpoolReader> {
+    pub fn chunks(&self) -> Result<SpoolReader> {
         let mut file = self.file.try_clone().map_err(spool_err)?;
         file.seek(SeekFrom::Start(0)).map_err(spool_err)?;
         Ok(SpoolReader {
             input: BufReader::with_capacity(1 << 20, file),
             left: self.chunks,
         })
+    }
+
+    /// The valid order of this id in chunk `chunk` (0-based), as read.
+    pub fn order_at(&self, chunk: u32, order_id: &str) -> io::Result<crate::read::RawOrder> {
+        let not_there = || io::Error::other("the spool of checked orders is damaged");
+        let at = *self.offsets.get(chunk as usize).ok_or_else(not_there)?;
+        let mut file = self.file.try_clone()?;
+        file.seek(SeekFrom::Start(at))?;
+        let mut reader = SpoolReader {
+            input: BufReader::new(file),
+            left: 1,
+        };
+        let frame = reader.read_frame()?;
+        let checked: Vec<Checked> = postcard::from_bytes(&frame).map_err(io::Error::other)?;
+        checked
+            .into_iter()
+            .find(|c| matches!(&c.verdict, Verdict::Valid(o) if o.order_id == order_id))
+            .map(|c| c.raw)
+            .ok_or_else(not_there)
     }
 
     pub fn skus(&self) -> Vec<String> {

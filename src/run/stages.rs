@@ -185,7 +185,7 @@ fn write_accepted<W: Write>(
             let (o, status) = match &d.outcome {
                 Outcome::Accepted(o) => (o, Status::Accepted),
                 Outcome::Skipped(o) => (o, Status::Skipped),
-                Outcome::Failed(_) => continue,
+                Outcome::Failed(_) | Outcome::ShortForNow => continue,
             };
             let row = AcceptedRow::new(o, status, &d.raw.source, d.raw.line);
             if let Err(e) = writer.write(&row) {

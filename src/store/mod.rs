@@ -259,12 +259,13 @@ pub trait Queries {
         run_id: i64,
         each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
     ) -> Result<()>;
-    /// Up to `limit` open failures with an id above `after`, of one run or
-    /// of all, oldest first (a page; call again from the last id).
+    /// Up to `limit` open failures after the key `after`, of one run or of
+    /// all, in key order: oldest run first, each run's in input order (a
+    /// page; call again from the last key).
     fn open_failures(
         &mut self,
         of_run: Option<i64>,
-        after: i64,
+        after: Option<FailureKey>,
         limit: usize,
     ) -> Result<Vec<StoredFailure>>;
     /// The stored failures with these keys (those that exist), by key.
@@ -303,7 +304,7 @@ macro_rules! delegate_queries {
             fn open_failures(
                 &mut self,
                 of_run: Option<i64>,
-                after: i64,
+                after: Option<$crate::model::failure::FailureKey>,
                 limit: usize,
             ) -> $crate::store::Result<Vec<$crate::store::StoredFailure>> {
                 let $this = self;
@@ -375,6 +376,11 @@ pub trait Tx: Queries {
     /// Stock on hand of these skus (all products when `None`), locked against
     /// other writers until the end of the transaction.
     fn stock(&mut self, skus: Option<&[String]>) -> Result<Vec<(String, i64)>>;
+    /// Stock on hand of these skus as committed now, locking nothing (where
+    /// a transaction holds the whole database, as `stock`).
+    fn peek_stock(&mut self, skus: &[String]) -> Result<Vec<(String, i64)>> {
+        self.stock(Some(skus))
+    }
     /// Upsert products and set their stock; each change of stock gets a ledger entry.
     fn load_products(
         &mut self,
@@ -404,6 +410,9 @@ pub trait Tx: Queries {
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>>;
     /// Remove orders this transaction claimed but did not keep (short of stock).
     fn unclaim(&mut self, order_ids: &[&str]) -> Result<()>;
+    /// Failures of these order ids that this run resolved go back to being
+    /// superseded by it (the order failed for stock after all).
+    fn unresolve(&mut self, order_ids: &[&str], run_id: i64) -> Result<()>;
     /// What was applied under these ids, if anything.
     fn applied(&mut self, order_ids: &[&str]) -> Result<Vec<Option<Applied>>>;
     /// Which of these ids this run already reported (accepted, skipped or failed).

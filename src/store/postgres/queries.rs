@@ -84,18 +84,20 @@ pub(super) fn open_failures(
     c: &mut impl GenericClient,
     db: &Db,
     of_run: Option<i64>,
-    after: i64,
+    after: Option<FailureKey>,
     limit: usize,
 ) -> Result<Vec<StoredFailure>> {
     let sql = format!(
         "SELECT {FAILURE_COLUMNS} FROM failed_orders
-         WHERE state = $1 AND id > $2 AND ($3::bigint IS NULL OR run_id = $3) ORDER BY id LIMIT $4"
+         WHERE state = $1 AND (run_id, run_seq) > ($2, $3) AND ($4::bigint IS NULL OR run_id = $4)
+         ORDER BY run_id, run_seq LIMIT $5"
     );
     let limit = limit as i64;
+    let (run, seq) = after.map_or((i64::MIN, i64::MIN), |k| (k.run, k.seq as i64));
     let rows = c
         .query(
             &sql,
-            &[&FailureState::Open.as_str(), &after, &of_run, &limit],
+            &[&FailureState::Open.as_str(), &run, &seq, &of_run, &limit],
         )
         .map_err(|e| db.err(e))?;
     rows.iter().map(|r| failure_from_row(db, r)).collect()

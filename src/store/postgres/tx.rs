@@ -257,6 +257,14 @@ impl Tx for PgTx<'_> {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    fn peek_stock(&mut self, skus: &[String]) -> Result<Vec<(String, i64)>> {
+        let rows = self.query(
+            "SELECT sku, on_hand FROM products WHERE sku = ANY($1) ORDER BY sku",
+            &[&skus],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     fn load_products(
         &mut self,
         products: &[Product],
@@ -381,6 +389,20 @@ impl Tx for PgTx<'_> {
 
     fn unclaim(&mut self, order_ids: &[&str]) -> Result<()> {
         self.execute("DELETE FROM orders WHERE order_id = ANY($1)", &[&order_ids])?;
+        Ok(())
+    }
+
+    fn unresolve(&mut self, order_ids: &[&str], run_id: i64) -> Result<()> {
+        self.execute(
+            "UPDATE failed_orders SET state = $3, superseded_by = $2, resolved_by = NULL
+             WHERE order_id = ANY($1) AND resolved_by = $2 AND state = $4",
+            &[
+                &order_ids,
+                &run_id,
+                &FailureState::Superseded.as_str(),
+                &FailureState::Resolved.as_str(),
+            ],
+        )?;
         Ok(())
     }
 

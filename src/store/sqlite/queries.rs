@@ -97,20 +97,22 @@ pub(super) fn open_failures(
     c: &Connection,
     db: &str,
     of_run: Option<i64>,
-    after: i64,
+    after: Option<FailureKey>,
     limit: usize,
 ) -> Result<Vec<StoredFailure>> {
     let sql = format!(
         "SELECT {FAILURE_COLUMNS} FROM failed_orders
-         WHERE state = ?1 AND id > ?2 AND (?3 IS NULL OR run_id = ?3) ORDER BY id LIMIT ?4"
+         WHERE state = ?1 AND (run_id, run_seq) > (?2, ?3) AND (?4 IS NULL OR run_id = ?4)
+         ORDER BY run_id, run_seq LIMIT ?5"
     );
     let mut out = Vec::new();
     let open = FailureState::Open.as_str();
+    let (run, seq) = after.map_or((i64::MIN, i64::MIN), |k| (k.run, k.seq as i64));
     each_failure(
         c,
         db,
         &sql,
-        params![open, after, of_run, limit as i64],
+        params![open, run, seq, of_run, limit as i64],
         &mut |f| {
             out.push(f);
             Ok(())

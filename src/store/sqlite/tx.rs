@@ -342,6 +342,24 @@ impl Tx for SqliteTx<'_> {
         })
     }
 
+    fn unresolve(&mut self, order_ids: &[&str], run_id: i64) -> Result<()> {
+        self.run(|c| {
+            let mut st = c.prepare_cached(
+                "UPDATE failed_orders SET state = ?3, superseded_by = ?2, resolved_by = NULL
+                 WHERE order_id = ?1 AND resolved_by = ?2 AND state = ?4",
+            )?;
+            for id in order_ids {
+                st.execute(params![
+                    id,
+                    run_id,
+                    FailureState::Superseded.as_str(),
+                    FailureState::Resolved.as_str()
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
     fn applied(&mut self, order_ids: &[&str]) -> Result<Vec<Option<Applied>>> {
         self.run(|c| order_ids.iter().map(|id| applied_of(c, id)).collect())
     }

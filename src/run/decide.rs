@@ -1,0 +1,229 @@
+//! What both ways of running share: every chunk of checked orders through
+//! the applier in input order while a thread writes the accepted report,
+//! and the failed report and summary written into the run's directory.
+
+use std::io::Write;
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::{stages, Run, Started};
+use crate::apply::{Applier, Decided as DecidedOrder};
+use crate::model::run::{RunRecord, RunStatus};
+use crate::report::{file_name, AcceptedWriter, ReportDir};
+use crate::store::Queries;
+use crate::validate::Checked;
+
+/// A report file that could not be written, said as what it is: a report
+/// an xlsx workbook cannot hold is refused (exit 2); a database error while
+/// the report is read from it speaks for itself; anything else is the file
+/// (or the disk under it), named, with what to do.
+pub(super) fn report_error(
+    e: impl Into<anyhow::Error>,
+    reports: &ReportDir,
+    name: &str,
+) -> anyhow::Error {
+    let e = e.into();
+    if let Some(too) = crate::report::TooLarge::in_chain(&e) {
+        return crate::UsageError(format!(
+            "the {name} report cannot be written: {too}; nothing of this run was committed"
+        ))
+        .into();
+    }
+    if e.chain().any(|c| c.is::<crate::store::StoreError>()) {
+        return e;
+    }
+    let shown = reports.path_of(name).display().to_string();
+    e.context(format!(
+        "cannot write {}; nothing of this run was committed: make room or fix --out, then run the same command again",
+        crate::model::text::for_terminal(&shown)
+    ))
+}
+
+/// What applying every chunk came to.
+pub(super) struct Applied {
+    /// `--max-errors` stopped it.
+    pub aborted: bool,
+    pub apply: Duration,
+    pub report: Duration,
+}
+
+impl Run<'_> {
+    /// Every chunk through the applier, in input order, the accepted report
+    /// written by a thread of its own as the chunks are decided (complete
+    /// and synced when this returns without an error).
+    pub(super) fn apply_chunks(
+        &self,
+        tx: &mut dyn crate::store::Tx,
+        applier: &mut Applier,
+        chunks: impl Iterator<Item = Result<Vec<Checked>>>,
+        run: &Started,
+    ) -> Result<Applied> {
+        let name = file_name("accepted", self.opts.report_format);
+        let accepted = run
+            .reports
+            .file(&name)
+            .and_then(|f| {
+                AcceptedWriter::with_bom(f, self.opts.report_format, self.opts.report_bom)
+            })
+            .map_err(|e| report_error(e, &run.reports, &name))?;
+        let (applied, writer, busy) = std::thread::scope(|s| -> Result<_> {
+            let reporter = stages::report(s, accepted)?;
+            let res = self.each_chunk(tx, applier, chunks, &reporter.tx, run);
+            let joined = reporter.join();
+            let applied = res?;
+            let (writer, busy) = joined.map_err(|e| report_error(e, &run.reports, &name))?;
+            Ok((applied, writer, busy))
+        })?;
+        let t = Instant::now();
+        writer
+            .finish()
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+            .and_then(|f| f.sync_all())
+            .map_err(|e| report_error(e, &run.reports, &name))?;
+        Ok(Applied {
+            report: busy + t.elapsed(),
+            ..applied
+        })
+    }
+
+    /// Every chunk through the applier, decided chunks to the report thread.
+    fn each_chunk(
+        &self,
+        tx: &mut dyn crate::store::Tx,
+        applier: &mut Applier,
+        chunks: impl Iterator<Item = Result<Vec<Checked>>>,
+        report: &SyncSender<Vec<DecidedOrder>>,
+        run: &Started,
+    ) -> Result<Applied> {
+        self.progress.set_stage("applying");
+        let mut apply = Duration::ZERO;
+        for chunk in chunks {
+            let chunk = chunk?;
+            let t = Instant::now();
+            let decided = applier
+                .apply_chunk(tx, chunk)
+                .map_err(crate::apply::ApplyError::into_inner)?;
+            apply += t.elapsed();
+            let aborted = self.too_many_failures(applier);
+            if report.send(decided).is_err() {
+                // The report thread stopped on an error: joining it says which.
+                break;
+            }
+            let c = &applier.counts;
+            self.progress.update(
+                super::bytes_read(&run.inputs),
+                crate::progress::Tally {
+                    orders: c.orders,
+                    accepted: c.accepted + c.skipped,
+                    failed: c.failed,
+                },
+            );
+            if aborted {
+                return Ok(Applied {
+                    aborted: true,
+                    apply,
+                    report: Duration::ZERO,
+                });
+            }
+        }
+        Ok(Applied {
+            aborted: false,
+            apply,
+            report: Duration::ZERO,
+        })
+    }
+
+    /// `--max-errors` is exceeded.
+    pub(super) fn too_many_failures(&self, applier: &Applier) -> bool {
+        self.opts
+            .max_errors
+            .is_some_and(|n| applier.counts.failed > n)
+    }
+
+    /// The failed report from the database (as the transaction or the
+    /// committed database sees the run), then the accepted one again when
+    /// asked (its orders' fate changed after it was written), then
+    /// summary.json, written last: a directory holding it is complete.
+    pub(super) fn write_reports(
+        &self,
+        store: &mut dyn Queries,
+        run: &Started,
+        record: &RunRecord,
+        accepted_again: bool,
+    ) -> Result<Duration> {
+        let t = Instant::now();
+        let format = self.opts.report_format;
+        let reports = &run.reports;
+        if accepted_again {
+            let name = file_name("accepted", format);
+            reports
+                .replace(&name)
+                .map_err(anyhow::Error::from)
+                .and_then(|f| {
+                    crate::report::render_accepted(
+                        store,
+                        run.run_id,
+                        format,
+                        self.opts.report_bom,
+                        f,
+                    )
+                })
+                .and_then(|w| Ok(w.into_inner().map_err(|e| e.into_error())?.sync_all()?))
+                .map_err(|e| report_error(e, reports, &name))?;
+        }
+        let name = file_name("failed", format);
+        let style = crate::report::FailedStyle {
+            bom: self.opts.report_bom,
+            ids: record.summary.status != RunStatus::DryRun,
+        };
+        reports
+            .file(&name)
+            .map_err(anyhow::Error::from)
+            .and_then(|f| crate::report::render_failed(store, run.run_id, format, style, f))
+            .and_then(|w| Ok(w.into_inner().map_err(|e| e.into_error())?.sync_all()?))
+            .map_err(|e| report_error(e, reports, &name))?;
+        reports
+            .file("summary.json")
+            .and_then(|mut f| {
+                f.write_all(record.summary.to_json().as_bytes())?;
+                f.into_inner().map_err(|e| e.into_error())?.sync_all()
+            })
+            .map_err(|e| report_error(e, reports, "summary.json"))?;
+        Ok(t.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_error_is_said_as_what_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let reports = ReportDir::create(dir.path(), 7, "test\n").unwrap();
+        let db = crate::store::StoreError::Lost {
+            db: "postgres://u@h/db".into(),
+            what: "server closed the connection".into(),
+        };
+        let e = report_error(db, &reports, "failed.csv");
+        assert!(!format!("{e:#}").contains("make room"), "{e:#}");
+        assert!(format!("{e:#}").contains("was lost"));
+        let disk = std::io::Error::other("No space left on device");
+        let e = report_error(disk, &reports, "accepted.csv");
+        let said = format!("{e:#}");
+        assert!(
+            said.contains("accepted.csv") && said.contains("make room"),
+            "{said}"
+        );
+        let too = crate::report::TooLarge("a value of 40000 characters".into());
+        let e = report_error(
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, too),
+            &reports,
+            "failed.xlsx",
+        );
+        assert!(e.is::<crate::UsageError>(), "{e:#}");
+        reports.discard();
+    }
+}

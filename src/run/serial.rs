@@ -1,0 +1,102 @@
+//! A run where one writer holds the database at a time (SQLite): the
+//! transaction first, then the orders applied as they stream in from the
+//! reading and checking threads, the reports written, the commit.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::{Decided, Ending, Plan, Prepared, Run, Started};
+use crate::apply::Applier;
+use crate::model::run::{RunKind, RunStatus, Timings};
+use crate::store::{LedgerReason, Store};
+
+impl Run<'_> {
+    pub(super) fn serial(
+        &self,
+        store: &mut dyn Store,
+        run: &Started,
+        mut prepared: Prepared,
+        plan: &Plan,
+    ) -> Result<Decided> {
+        let catalog_file = prepared.catalog.take();
+        let (orders, retried) = self.orders(prepared.inputs, plan)?;
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        let mut tx = store.begin()?;
+        // The whole database is the run's from here to its end.
+        timings.lock_wait = t.elapsed();
+        let locked = Instant::now();
+        self.load_catalog(&mut *tx, catalog_file.as_ref(), run.run_id)?;
+        let catalog = crate::validate::Catalog::new(tx.products()?);
+        let stock = tx.stock(None)?;
+        if self.opts.dry_run {
+            tx.rehearse()?;
+        }
+        let retrying = self.kind == RunKind::Reprocess;
+        let mut applier = Applier::new(run.run_id, stock, retrying);
+        let applied = std::thread::scope(|s| -> Result<_> {
+            let checking = super::stages::check(s, orders, &catalog, self.opts.jobs)?;
+            let applied = self.apply_chunks(&mut *tx, &mut applier, checking.rx.iter(), run);
+            let times = checking.join();
+            let applied = applied?;
+            let times = times?;
+            timings.read = times.read;
+            timings.validate = times.validate;
+            Ok(applied)
+        })?;
+        timings.apply = applied.apply;
+        timings.report = applied.report;
+        let status = match (applied.aborted, self.opts.dry_run) {
+            (true, _) => RunStatus::Aborted,
+            (false, true) => RunStatus::DryRun,
+            (false, false) => RunStatus::Completed,
+        };
+        let record = self.record(
+            run.run_id,
+            &run.inputs,
+            status,
+            applier.counts.clone(),
+            &retried,
+        );
+        if applied.aborted {
+            return Ok(Decided {
+                ending: Ending::Aborted,
+                record,
+                timings,
+                warning: None,
+                withdrawn: Vec::new(),
+                reports_ready: false,
+            });
+        }
+        self.progress.set_stage("committing");
+        let reason = match self.kind {
+            RunKind::Process => LedgerReason::Order,
+            RunKind::Reprocess => LedgerReason::Reprocess,
+        };
+        applier.finish(&mut *tx, reason, &crate::now_rfc3339())?;
+        timings.report += self.write_reports(&mut *tx, run, &record, false)?;
+        let t = Instant::now();
+        let (ending, warning) = if self.opts.dry_run {
+            drop(tx);
+            (Ending::DryRun, None)
+        } else {
+            tx.finish_run(&record)?;
+            crate::interrupt::committing();
+            let committed = tx
+                .commit_then(&crate::interrupt::committed)
+                .inspect_err(|_| crate::interrupt::commit_failed())?;
+            (Ending::Committed, committed.warning)
+        };
+        timings.commit = t.elapsed();
+        timings.locked = locked.elapsed();
+        Ok(Decided {
+            ending,
+            record,
+            timings,
+            warning,
+            withdrawn: applier.withdrawn,
+            reports_ready: true,
+        })
+    }
+}
