@@ -248,9 +248,14 @@ fn finish_all(env: &Env, hosts: &[(&str, &'static Input)], mut kids: Vec<Kid>) -
 }
 
 /// The same files, one run after another in `order`, on a fresh database of `backend`.
-fn replay(backend: Backend, order: &[&RunOut], inputs: &[&Input]) -> (Vec<RunOut>, Env) {
+fn replay(
+    backend: Backend,
+    order: &[&RunOut],
+    inputs: &[&Input],
+    start: i64,
+) -> (Vec<RunOut>, Env) {
     let env = Env::with(backend);
-    env.write("catalog.csv", catalog(SKUS, STOCK));
+    env.write("catalog.csv", catalog(SKUS, start));
     env.ok(&["inventory", "load", "catalog.csv"], 0);
     for i in inputs {
         env.write(i.name, &i.text);
@@ -282,33 +287,35 @@ fn replay(backend: Backend, order: &[&RunOut], inputs: &[&Input]) -> (Vec<RunOut
 }
 
 /// The order the runs committed in, from what the database keeps: a run
-/// writes its failed orders (every run here has some) only once it holds the
-/// stock it needs, so of two runs that share a sku, the one that committed
-/// first drew the smaller failure ids. (The order of runs that share no sku
-/// does not change any outcome.)
+/// takes its finish time and writes its stock ledger entries only once it
+/// holds the stock it needs, so of two runs that share a sku, the one that
+/// committed first finished first (and, within a millisecond, drew the
+/// smaller ledger ids). (The order of runs that share no sku does not change
+/// any outcome.)
 fn commit_order<'r>(env: &Env, runs: &'r [RunOut]) -> Vec<&'r RunOut> {
     let first: BTreeMap<i64, i64> = env
-        .sql("SELECT run_id, min(id) FROM failed_orders GROUP BY run_id")
+        .sql("SELECT run_id, min(id) FROM stock_ledger WHERE run_id IS NOT NULL GROUP BY run_id")
         .iter()
         .map(|l| {
             let (r, id) = l.split_once('|').unwrap();
             (r.parse().unwrap(), id.parse().unwrap())
         })
         .collect();
+    let finished: BTreeMap<i64, String> = env
+        .sql("SELECT id, finished_at FROM runs")
+        .iter()
+        .map(|l| {
+            let (r, at) = l.split_once('|').unwrap();
+            (r.parse().unwrap(), at.to_string())
+        })
+        .collect();
     let mut order: Vec<&RunOut> = runs.iter().collect();
-    for r in &order {
-        assert!(
-            first.contains_key(&r.run_id),
-            "run {} stored no failed order",
-            r.run_id
-        );
-    }
-    order.sort_by_key(|r| first[&r.run_id]);
+    order.sort_by_key(|r| (finished[&r.run_id].clone(), first.get(&r.run_id).copied()));
     order
 }
 
 /// Everything SPEC section 4 promises of runs at once.
-fn check(env: &Env, runs: &[RunOut], inputs: &[&Input]) -> Vec<(String, usize)> {
+fn check(env: &Env, runs: &[RunOut], inputs: &[&Input], start: i64) -> Vec<(String, usize)> {
     let lines_of = |id: &str| {
         inputs
             .iter()
@@ -330,7 +337,7 @@ fn check(env: &Env, runs: &[RunOut], inputs: &[&Input]) -> Vec<(String, usize)> 
     }
     for (sku, n) in &stock {
         let t = taken.get(sku).copied().unwrap_or(0);
-        assert_eq!(STOCK - n, t, "{sku}: stock taken vs units accepted");
+        assert_eq!(start - n, t, "{sku}: stock taken vs units accepted");
     }
     let units: i64 = runs
         .iter()
@@ -415,10 +422,16 @@ fn check(env: &Env, runs: &[RunOut], inputs: &[&Input]) -> Vec<(String, usize)> 
 /// The final state equals the runs replayed one after another in commit
 /// order, on both backends: each run's reports row for row, its summary
 /// counts and exit code, and the final stock.
-fn check_serial(env: &Env, runs: &[RunOut], inputs: &[&Input], on: &[Backend]) -> Vec<i64> {
+fn check_serial(
+    env: &Env,
+    runs: &[RunOut],
+    inputs: &[&Input],
+    on: &[Backend],
+    start: i64,
+) -> Vec<i64> {
     let order = commit_order(env, runs);
     for backend in on {
-        let (replayed, renv) = replay(*backend, &order, inputs);
+        let (replayed, renv) = replay(*backend, &order, inputs, start);
         for (live, serial) in order.iter().zip(&replayed) {
             let what = format!(
                 "{} (run {}, {}) vs its serial replay on {backend:?}",
@@ -522,8 +535,14 @@ fn four_hosts_at_once_on_postgres_equal_a_serial_replay() {
     let wall = t.elapsed();
 
     let all = [shared, overlap, disjoint];
-    let pairs = check(&env, &runs, &all);
-    let order = check_serial(&env, &runs, &all, &[Backend::Postgres, Backend::Sqlite]);
+    let pairs = check(&env, &runs, &all, STOCK);
+    let order = check_serial(
+        &env,
+        &runs,
+        &all,
+        &[Backend::Postgres, Backend::Sqlite],
+        STOCK,
+    );
 
     eprintln!(
         "4 runs at once on PostgreSQL: {wall:?} wall, SKU-2 released after {gated:?}; \
@@ -553,9 +572,9 @@ fn two_runs_of_one_file_at_once_on_sqlite_apply_each_order_once() {
     env.ok(&["inventory", "load", "catalog.csv"], 0);
     let hosts = [("host-a", shared), ("host-b", shared)];
     let runs = finish_all(&env, &hosts, start_all(&env, &hosts));
-    let pairs = check(&env, &runs, &[shared]);
+    let pairs = check(&env, &runs, &[shared], STOCK);
     assert_eq!(env.integrity(), "ok");
-    let order = check_serial(&env, &runs, &[shared], &[Backend::Sqlite]);
+    let order = check_serial(&env, &runs, &[shared], &[Backend::Sqlite], STOCK);
     // The second to commit found every order decided already.
     let second = runs.iter().find(|r| r.run_id == order[1]).unwrap();
     assert_eq!(second.summary["accepted"].as_u64(), Some(0));
@@ -566,4 +585,125 @@ fn two_runs_of_one_file_at_once_on_sqlite_apply_each_order_once() {
             .collect::<Vec<_>>()
             .join(", ")
     );
+}
+
+/// Eight inputs over tight stock for the eight-run test: two hosts given the
+/// same file, a third half of it (the same ids, the same content), and five
+/// more overlapping on the skus.
+fn eight_inputs() -> &'static [Input; 7] {
+    static INPUTS: std::sync::OnceLock<[Input; 7]> = std::sync::OnceLock::new();
+    INPUTS.get_or_init(|| {
+        let n = 600;
+        [
+            input("shared.csv", "S", &[0, 1, 2, 3], n, 1),
+            input("shared-half.csv", "S", &[0, 1, 2, 3], n / 2, 1),
+            input("overlap.csv", "O", &[2, 3, 4, 5], n, 2),
+            input("p.csv", "P", &[0, 4, 6], n, 4),
+            input("q.csv", "Q", &[1, 5, 7], n, 5),
+            input("r.csv", "R", &[3, 6], n, 6),
+            input("disjoint.csv", "D", &[6, 7], n, 3),
+        ]
+    })
+}
+
+/// Eight runs at once on PostgreSQL over stock too tight for all of them
+/// (every run has orders failing INSUFFICIENT_STOCK) and with order ids
+/// shared between files: no oversell, each order applied at most once, and
+/// reports, summaries and stock equal to the runs replayed one after another
+/// in commit order, on both backends.
+#[test]
+fn eight_runs_at_once_on_tight_shared_stock_equal_a_serial_replay() {
+    if pg::skip_requested() {
+        eprintln!("!!! ORDERBATCH_SKIP_PG=1: this PostgreSQL test is SKIPPED");
+        return;
+    }
+    let [shared, half, overlap, p, q, r, disjoint] = eight_inputs();
+    let env = Env::with(Backend::Postgres);
+    env.write("catalog.csv", catalog(SKUS, 500));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+    let hosts = [
+        ("host-a", shared),
+        ("host-b", shared),
+        ("host-c", half),
+        ("host-d", overlap),
+        ("host-e", p),
+        ("host-f", q),
+        ("host-g", r),
+        ("host-h", disjoint),
+    ];
+    // SKU-0 held meanwhile: the four runs that need it are all inside their
+    // transactions at once when it goes; the others run beside them.
+    let mut gate = PgSession::open(&env.db);
+    gate.exec("BEGIN; SELECT on_hand FROM products WHERE sku = 'SKU-0' FOR UPDATE;");
+    let mut probe = PgSession::open(&env.db);
+    let kids = start_all(&env, &hosts);
+    procs::poll("the four runs needing SKU-0 to wait for a lock", || {
+        (waiting_for_stock(&mut probe) == 4).then_some(())
+    });
+    gate.exec("ROLLBACK;");
+    let runs = finish_all(&env, &hosts, kids);
+    let all = [shared, half, overlap, p, q, r, disjoint];
+    check(&env, &runs, &all, 500);
+    for run in &runs {
+        assert!(
+            run.failures().values().any(|c| c == "INSUFFICIENT_STOCK"),
+            "{} (run {}): the stock is tight for every run",
+            run.host,
+            run.run_id
+        );
+    }
+    let order = check_serial(
+        &env,
+        &runs,
+        &all,
+        &[Backend::Postgres, Backend::Sqlite],
+        500,
+    );
+    eprintln!("8 runs at once on tight shared stock: commit order {order:?}");
+}
+
+/// The statements a run sends while it holds its stock rows, from its JSON
+/// log (`locked_statements`).
+fn locked_statements(env: &Env, file: &str) -> u64 {
+    let out = env.run(&["--log-format", "json", "process", file]);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let event = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "run_finished")
+        .unwrap_or_else(|| panic!("no run_finished event: {text}"));
+    event["locked_statements"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no locked_statements: {event}"))
+}
+
+/// A run's locked section does not grow with its orders: 1,000 and 10,000
+/// orders on the same skus, some of them short of stock, send the same
+/// number of statements while the stock rows are held.
+#[test]
+fn the_locked_section_does_not_grow_with_the_orders() {
+    if pg::skip_requested() {
+        eprintln!("!!! ORDERBATCH_SKIP_PG=1: this PostgreSQL test is SKIPPED");
+        return;
+    }
+    let mut counts = Vec::new();
+    for n in [1_000usize, 10_000] {
+        let env = Env::with(Backend::Postgres);
+        // Stock for about nine orders in ten: some fail for stock at the end.
+        env.write("catalog.csv", catalog(SKUS, n as i64 / 4 * 9 / 10));
+        env.ok(&["inventory", "load", "catalog.csv"], 0);
+        let orders: Vec<String> = (0..n)
+            .map(|i| order_rows(&format!("L-{i:06}"), &[(i % 4, 1), (4 + i % 4, 1)]))
+            .collect();
+        env.write("orders.csv", csv_file(&orders));
+        let sent = locked_statements(&env, "orders.csv");
+        let short =
+            env.count("SELECT count(*) FROM failed_orders WHERE error_code = 'INSUFFICIENT_STOCK'");
+        assert!(short > 0, "{n} orders: some must be short of stock");
+        counts.push((n, sent, short));
+        env.verify_ok();
+    }
+    eprintln!("(orders, statements while the stock was held, orders short of stock): {counts:?}");
+    assert_eq!(counts[0].1, counts[1].1, "{counts:?}");
 }

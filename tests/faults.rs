@@ -489,6 +489,10 @@ enum Point {
     /// in the middle of the input; the run waits for it inside its
     /// transaction, its earlier orders claimed.
     ClaimHeld(usize),
+    /// PostgreSQL: inside the run's locked section (its stock rows held):
+    /// another session holds the run's history row, which the run completes
+    /// just before its commit.
+    Locked,
     /// As soon as the run's commit is visible.
     Committed,
     /// After this long, the whole input given at once: anywhere.
@@ -530,7 +534,9 @@ fn kill_at(
     let mut probe = session(&env);
     let before = snapshot(&env, &mut probe);
     let mut gate = match point {
-        Point::StockHeld | Point::ClaimHeld(_) => Some(procs::PgSession::open(&env.db)),
+        Point::StockHeld | Point::ClaimHeld(_) | Point::Locked => {
+            Some(procs::PgSession::open(&env.db))
+        }
         _ => None,
     };
     let history = |probe: &mut Option<procs::PgSession>| {
@@ -588,6 +594,30 @@ fn kill_at(
             // waits for is free and it answers the dead client.
             gate.exec("ROLLBACK;");
         }
+        Point::Locked => {
+            // All the input but its end, so that the run cannot get far
+            // before its history row is held.
+            let open = procs::Feeder::start(stdin, Arc::clone(input), all, false).finish();
+            procs::poll("the run's history row", || {
+                (!history(&mut probe).is_empty()).then_some(())
+            });
+            let gate = gate.as_mut().unwrap();
+            // NO KEY: the run's records may still refer to the row.
+            gate.exec("BEGIN; SELECT id FROM runs WHERE id = 1 FOR NO KEY UPDATE;");
+            drop(open);
+            let p = probe.as_mut().unwrap();
+            procs::poll("the run to wait in its locked section", || {
+                (waiting_in(p, "UPDATE runs") > 0).then_some(())
+            });
+            let held = p.exec(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE a.application_name = 'orderbatch' AND a.datname = current_database()
+                   AND l.relation = 'products'::regclass AND l.mode = 'RowShareLock' AND l.granted",
+            );
+            assert_eq!(held, ["1"], "the run holds its stock rows while it waits");
+            kid.kill();
+            gate.exec("ROLLBACK;");
+        }
         Point::Committed => {
             let feeder = procs::Feeder::start(stdin, Arc::clone(input), all, true);
             procs::poll("the run's commit", || {
@@ -624,7 +654,7 @@ fn kill_at(
         Left::After
     };
     let expected = match point {
-        Point::Started | Point::Fed(_) | Point::StockHeld | Point::ClaimHeld(_) => {
+        Point::Started | Point::Fed(_) | Point::StockHeld | Point::ClaimHeld(_) | Point::Locked => {
             Some(Left::Before)
         }
         Point::Committed => Some(Left::After),
@@ -750,6 +780,7 @@ fn sigkill_at_points(backend: Backend) {
     if backend == Backend::Postgres {
         points.push(Point::StockHeld);
         points.push(Point::ClaimHeld(n * 3 / 5));
+        points.push(Point::Locked);
     }
 
     let mut seen = Vec::new();

@@ -92,13 +92,14 @@ impl Run<'_> {
         if self.opts.json {
             print_summary(run_id, &d.record.summary);
         }
-        self.finish_message(exit, &d.record.summary, &d.timings, dir.as_deref());
+        self.finish_message(exit, &d, dir.as_deref());
         Ok((exit, Some(d)))
     }
 
     /// The one-line summary on stderr (and the stage timings with -v); in
     /// JSON, one event with the summary's fields, whatever --quiet says.
-    fn finish_message(&self, exit: Exit, summary: &RunSummary, t: &Timings, reports: Option<&str>) {
+    fn finish_message(&self, exit: Exit, d: &Decided, reports: Option<&str>) {
+        let (summary, t) = (&d.record.summary, &d.timings);
         self.progress.finish();
         let secs = |d: std::time::Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
         let mut fields = serde_json::to_value(summary).unwrap_or_default();
@@ -110,6 +111,9 @@ impl Run<'_> {
             .map(|(name, d)| (name.to_string(), serde_json::Value::from(secs(*d))))
             .collect::<serde_json::Map<_, _>>()
             .into();
+        if let Some(n) = d.locked_statements {
+            fields["locked_statements"] = n.into();
+        }
         if crate::log::format() == crate::log::LogFormat::Json {
             crate::log::event("run_finished", &summary.one_line(reports), fields);
             return;
@@ -123,10 +127,14 @@ impl Run<'_> {
                 .iter()
                 .map(|(name, d)| format!("{} {:.3} s", name.replace('_', " "), d.as_secs_f64()))
                 .collect();
+            let held = d
+                .locked_statements
+                .map(|n| format!(" ({n} statements while the stock was held)"))
+                .unwrap_or_default();
             crate::log::info(
                 "timings",
                 &format!(
-                    "timings: {}, total {:.3} s",
+                    "timings: {}{held}, total {:.3} s",
                     stages.join(", "),
                     summary.duration_ms as f64 / 1000.0
                 ),

@@ -100,6 +100,9 @@ struct Decided {
     /// The reports are complete in the partial directory (a committed run
     /// whose reports could not be written leaves them to the next run).
     reports_ready: bool,
+    /// Where the run locked its stock late: the statements it sent while it
+    /// held the stock, its commit included.
+    locked_statements: Option<u64>,
 }
 
 impl<'a> Run<'a> {

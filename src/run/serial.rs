@@ -67,6 +67,7 @@ impl Run<'_> {
                 warning: None,
                 withdrawn: Vec::new(),
                 reports_ready: false,
+                locked_statements: None,
             });
         }
         self.progress.set_stage("committing");
@@ -97,6 +98,7 @@ impl Run<'_> {
             warning,
             withdrawn: applier.withdrawn,
             reports_ready: true,
+            locked_statements: None,
         })
     }
 }

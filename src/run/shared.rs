@@ -155,6 +155,7 @@ impl Run<'_> {
         let locked = tx.stock(Some(&skus))?;
         timings.lock_wait = t.elapsed();
         let holding = Instant::now();
+        let sent = tx.statements();
         let settled = applier
             .settle_stock(&mut *tx, &locked, &mut |chunk, id| {
                 spool.order_at(chunk, id)
@@ -194,9 +195,12 @@ impl Run<'_> {
                 warning: None,
                 withdrawn: applier.withdrawn,
                 reports_ready: true,
+                locked_statements: None,
             });
         }
         tx.finish_run(&record)?;
+        // The statements sent while the stock was held, the commit included.
+        let locked_statements = tx.statements() - sent + 1;
         let t = Instant::now();
         crate::interrupt::committing();
         let committed = tx
@@ -225,6 +229,7 @@ impl Run<'_> {
             warning,
             withdrawn: applier.withdrawn,
             reports_ready,
+            locked_statements: Some(locked_statements),
         })
     }
 }
@@ -237,5 +242,6 @@ fn aborted(record: crate::model::run::RunRecord, timings: Timings) -> Decided {
         warning: None,
         withdrawn: Vec::new(),
         reports_ready: false,
+        locked_statements: None,
     }
 }

@@ -437,6 +437,12 @@ pub trait Tx: Queries {
     /// `seen_in_run` still finds them; every decision stays the one a run
     /// would make. Committing it afterwards is refused.
     fn rehearse(&mut self) -> Result<()>;
+    /// Statements this transaction has sent the server so far (where it
+    /// counts them; 0 elsewhere): the locked section of a run shows that its
+    /// work does not grow with the number of orders.
+    fn statements(&self) -> u64 {
+        0
+    }
     /// Commit; `committed` is called as soon as the database answers that
     /// it committed, before anything else (a checkpoint) that follows.
     fn commit_then(self: Box<Self>, committed: &dyn Fn()) -> Result<Committed>;

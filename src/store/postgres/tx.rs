@@ -22,6 +22,8 @@ pub(super) struct PgTx<'c> {
     db: Db,
     /// A dry run's transaction (see `rehearse`): never committed.
     rehearsal: bool,
+    /// Statements sent so far (see `Tx::statements`).
+    sent: u64,
 }
 
 /// The columns of orders, in the staging table's order.
@@ -41,16 +43,19 @@ impl<'c> PgTx<'c> {
             tx,
             db,
             rehearsal: false,
+            sent: 0,
         }
     }
 
     fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let db = &self.db;
+        self.sent += 1;
         self.tx.execute(sql, params).map_err(|e| db.err(e))
     }
 
     fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
         let db = &self.db;
+        self.sent += 1;
         self.tx.query(sql, params).map_err(|e| db.err(e))
     }
 
@@ -127,6 +132,7 @@ impl<'c> PgTx<'c> {
 
     fn copy_skips(&mut self, run_id: i64, skips: &[(u64, AcceptedRow<&str>)]) -> Result<()> {
         let db = self.db.clone();
+        self.sent += 1;
         let sink = self
             .tx
             .copy_in(
@@ -176,6 +182,7 @@ impl<'c> PgTx<'c> {
         failures: &[(u64, &crate::model::order::FailedOrder, FailureState)],
     ) -> Result<()> {
         let db = self.db.clone();
+        self.sent += 1;
         let sink = self
             .tx
             .copy_in(
@@ -363,6 +370,7 @@ impl Tx for PgTx<'_> {
     ) -> Result<Vec<crate::store::StoredFailure>> {
         // Locked in key order (the order every run and `failures close`
         // lock them in), after any close that holds them has committed.
+        self.sent += 1;
         queries::failures_by_key(&mut self.tx, &self.db, keys, true)
     }
 
@@ -485,6 +493,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
+        self.sent += 1;
         queries::finish_run(&mut self.tx, &self.db, record)
     }
 
@@ -493,6 +502,10 @@ impl Tx for PgTx<'_> {
     fn rehearse(&mut self) -> Result<()> {
         self.rehearsal = true;
         Ok(())
+    }
+
+    fn statements(&self) -> u64 {
+        self.sent
     }
 
     fn commit_then(self: Box<Self>, committed: &dyn Fn()) -> Result<Committed> {
