@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark on PostgreSQL: orderbatch against psql's \copy on the same data.
 #
-#   bench/pg.sh [--orders N] [--pairs P] [--out FILE]
+#   bench/pg.sh [--orders N] [--pairs P] [--hosts "1 2 4 8"] [--out FILE]
 #
 # Starts a throwaway PostgreSQL 15 cluster (initdb in a temp directory, a
 # Unix socket there and no TCP, the server's default durability: fsync on,
@@ -11,9 +11,15 @@
 #   process: orderbatch process orders.csv into a fresh schema with the
 #            catalog loaded beforehand (untimed)
 # and then two processes at once, each on the orders of one half of the skus,
-# against the same two one after the other. Prints the median wall time,
-# orders/s and peak RSS of each and the ratio to the floor. The cluster is
-# stopped and removed at the end, also on failure.
+# against the same two one after the other; the same file fed again (every
+# order skipped), and its two halves by order one after the other. Prints the
+# median wall time, orders/s and peak RSS of each and the ratio to the floor.
+# --hosts "1 2 4 8" adds, for each N, N processes at once on the orders split
+# N ways, on shared stock (every part needs every sku: orders dealt round
+# robin) and on disjoint stock (parts by sku range), against one process
+# doing all of those orders: throughput, and the time the runs waited for
+# stock locks and held them (from their JSON logs). The cluster is stopped
+# and removed at the end, also on failure.
 #
 # The server refuses to run as root: as root, its programs run as `nobody`.
 set -euo pipefail
@@ -22,13 +28,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 pgbin=/usr/lib/postgresql/15/bin
 orders=1000000
 pairs=3
+hosts=""
 out=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --orders) orders=$2; shift 2 ;;
         --pairs) pairs=$2; shift 2 ;;
+        --hosts) hosts=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        *) echo "usage: $0 [--orders N] [--pairs P] [--out FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--orders N] [--pairs P] [--hosts \"1 2 4 8\"] [--out FILE]" >&2; exit 2 ;;
     esac
 done
 [ -x "$pgbin/initdb" ] || { echo "needs PostgreSQL 15 (Debian: apt-get install postgresql-15)" >&2; exit 2; }
@@ -125,9 +133,110 @@ for i in $(seq "$pairs"); do
 done
 halves=$(( $(wc -l < "$data/half-a.csv") + $(wc -l < "$data/half-b.csv") - 2 ))
 
-python3 - "$work/times" "$orders" "$data" "$pairs" "$halves" <<'PY' | tee ${out:+"$out"}
+# The same file again into the same database (every order skipped), and the
+# file's two halves by order one after the other into a fresh one.
+if [ ! -f "$data/first-half.csv" ]; then
+    python3 - "$data" <<'PY'
+import csv, sys
+data = sys.argv[1]
+with open(f"{data}/orders.csv", newline="") as f:
+    reader = csv.reader(f)
+    header = next(reader)
+    orders = {}
+    for row in reader:
+        orders.setdefault(row[0], []).append(row)
+ids = list(orders)
+for name, part in (("first-half", ids[: len(ids) // 2]), ("second-half", ids[len(ids) // 2 :])):
+    with open(f"{data}/{name}.csv", "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for i in part:
+            w.writerows(orders[i])
+PY
+fi
+for i in $(seq "$pairs"); do
+    fresh_schema
+    time_cmd first-run "$bin" --db "$run_url" -q --no-progress process "$data/orders.csv" --out "$work/r1"
+    time_cmd rerun-all-skipped "$bin" --db "$run_url" -q --no-progress process "$data/orders.csv" --out "$work/r2"
+    rm -rf "$work/r1" "$work/r2"
+    fresh_schema
+    time_cmd halves-by-order bash -c "'$bin' --db '$run_url' -q --no-progress process '$data/first-half.csv' --out '$work/h1' >/dev/null 2>&1; '$bin' --db '$run_url' -q --no-progress process '$data/second-half.csv' --out '$work/h2' >/dev/null 2>&1; true"
+    rm -rf "$work/h1" "$work/h2"
+done
+
+# N processes at once: the orders split N ways, shared or disjoint stock.
+split_parts() {  # split_parts N shared|disjoint: writes $data/parts-MODE-N/part-K.csv
+    local n=$1 mode=$2 dir="$data/parts-$2-$1"
+    [ -d "$dir" ] && return 0
+    mkdir -p "$dir"
+    python3 - "$data" "$n" "$mode" "$dir" <<'PY'
+import csv, sys
+data, n, mode, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+skus = [r["sku"] for r in csv.DictReader(open(f"{data}/catalog.csv"))]
+part_of_sku = {s: i * n // len(skus) for i, s in enumerate(skus)}
+with open(f"{data}/orders.csv", newline="") as f:
+    reader = csv.reader(f)
+    header = next(reader)
+    orders = {}
+    for row in reader:
+        orders.setdefault(row[0], []).append(row)
+parts = [[] for _ in range(n)]
+for k, (oid, lines) in enumerate(orders.items()):
+    if mode == "shared":
+        parts[k % n].extend(lines)
+    else:
+        sides = {part_of_sku.get(l[3], 0) for l in lines}
+        if len(sides) == 1:
+            parts[sides.pop()].extend(lines)
+for k, lines in enumerate(parts):
+    with open(f"{out}/part-{k}.csv", "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(lines)
+PY
+}
+at_once() {  # at_once DIR: every part of DIR at once; JSON logs kept in DIR/log-K
+    local dir=$1 pids=() k=0 rc=0
+    for part in "$dir"/part-*.csv; do
+        "$bin" --db "$run_url" --log-format json --no-progress process "$part" --out "$work/p$k" \
+            >/dev/null 2>"$dir/log-$k" &
+        pids+=($!); k=$((k + 1))
+    done
+    for p in "${pids[@]}"; do wait "$p" || rc=$?; [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || return 1; rc=0; done
+}
+export -f at_once
+for n in $hosts; do
+    for mode in shared disjoint; do
+        split_parts "$n" "$mode"
+        dir="$data/parts-$mode-$n"
+        lines=$(( $(cat "$dir"/part-*.csv | wc -l) - n ))
+        fresh_schema; rm -rf "$work"/p*
+        time_cmd "$mode-$n-at-once" bash -c "at_once '$dir'"
+        python3 - "$dir" "$mode-$n" "$lines" >> "$work/locks" <<'PY'
+import glob, json, sys
+wait = held = 0.0
+for path in glob.glob(f"{sys.argv[1]}/log-*"):
+    for line in open(path):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") == "run_finished":
+            s = e.get("stage_seconds", {})
+            wait += s.get("lock_wait", 0)
+            held += s.get("locked", 0)
+print(sys.argv[2], sys.argv[3], f"{wait:.2f}", f"{held:.2f}")
+PY
+        fresh_schema; rm -rf "$work"/p*
+        cat "$dir"/part-*.csv | awk 'NR == 1 || !/^order_id,/' > "$work/all-parts.csv"
+        time_cmd "$mode-$n-one-process" "$bin" --db "$run_url" -q --no-progress process "$work/all-parts.csv" --out "$work/p1"
+    done
+done
+touch "$work/locks"
+
+python3 - "$work/times" "$orders" "$data" "$pairs" "$halves" "$work/locks" <<'PY' | tee ${out:+"$out"}
 import os, statistics, sys
-times, n, data, pairs, halves = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+times, n, data, pairs, halves, locks = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 rows = {}
 for line in open(times):
     label, wall, rss = line.split()
@@ -143,4 +252,17 @@ for label, vals in rows.items():
 serial = statistics.median(w for w, _ in rows["halves-serial"])
 once = statistics.median(w for w, _ in rows["halves-at-once"])
 print(f"two halves at once / one after the other: {once / serial:.2f}")
+med = lambda label: statistics.median(w for w, _ in rows[label])
+print(f"re-run, every order skipped / first run: {med('rerun-all-skipped') / med('first-run'):.2f}")
+print(f"two halves by order, one after the other / the whole file in one run: {med('halves-by-order') / med('first-run'):.2f}")
+lock = {}
+for line in open(locks):
+    label, lines, wait, held = line.split()
+    lock[label] = (int(lines), float(wait), float(held))
+if lock:
+    print(f"{'N processes':<14} {'stock':<9} {'lines':>9} {'at once s':>10} {'one process s':>14} {'speed-up':>9} {'lock wait s':>12} {'locked s':>9}")
+    for label, (lines, wait, held) in lock.items():
+        mode, k = label.split("-")
+        together, alone = med(f"{label}-at-once"), med(f"{label}-one-process")
+        print(f"{k:<14} {mode:<9} {lines:>9} {together:>10.2f} {alone:>14.2f} {alone / together:>9.2f} {wait:>12.2f} {held:>9.2f}")
 PY

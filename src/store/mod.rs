@@ -152,6 +152,45 @@ impl Writes<'_> {
     }
 }
 
+/// The order ids that had open failures of other runs when a transaction
+/// first settled failures, as sorted hashes (8 bytes each): settling asks
+/// the database only about ids that may have one, so a run whose orders
+/// have no open failure elsewhere (a re-run, most nights) pays nothing per
+/// order for it. A hash shared by two ids only costs a lookup.
+#[derive(Debug, Default)]
+pub(crate) struct OpenIds(Vec<u64>);
+
+impl OpenIds {
+    fn hash(id: &str) -> u64 {
+        use std::hash::Hasher;
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(id.as_bytes());
+        h.finish()
+    }
+
+    pub(crate) fn push(&mut self, id: &str) {
+        self.0.push(OpenIds::hash(id));
+    }
+
+    /// Done adding: sorted for lookups.
+    pub(crate) fn sealed(mut self) -> Self {
+        self.0.sort_unstable();
+        self.0.dedup();
+        self
+    }
+
+    /// These ids, but those that certainly have no open failure.
+    pub(crate) fn filter<'a>(&self, ids: &[&'a str]) -> Vec<&'a str> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        ids.iter()
+            .copied()
+            .filter(|id| self.0.binary_search(&OpenIds::hash(id)).is_ok())
+            .collect()
+    }
+}
+
 /// A stored failed order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFailure {

@@ -24,6 +24,11 @@ pub(super) struct PgTx<'c> {
     rehearsal: bool,
     /// Statements sent so far (see `Tx::statements`).
     sent: u64,
+    /// The order ids of other runs' open failures (see `others_open`).
+    others_open: Option<super::super::OpenIds>,
+    /// Most of the last chunk's orders were applied before (a file fed
+    /// again): the next chunk's ids are looked up before any is inserted.
+    mostly_taken: bool,
 }
 
 /// The columns of orders, in the staging table's order.
@@ -44,6 +49,8 @@ impl<'c> PgTx<'c> {
             db,
             rehearsal: false,
             sent: 0,
+            others_open: None,
+            mostly_taken: false,
         }
     }
 
@@ -221,8 +228,42 @@ impl<'c> PgTx<'c> {
         Ok(())
     }
 
-    /// Open failures of these order ids from other runs move to `to`, naming this run.
+    /// These order ids, but those with certainly no open failure of another
+    /// run, as committed when first asked (read then, streamed).
+    fn others_open<'a>(&mut self, run_id: i64, ids: &[&'a str]) -> Result<Vec<&'a str>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.others_open.is_none() {
+            self.sent += 1;
+            let db = self.db.clone();
+            let rows = self
+                .tx
+                .query_raw(
+                    "SELECT order_id FROM failed_orders WHERE state = $1 AND run_id != $2 AND order_id IS NOT NULL",
+                    [&FailureState::Open.as_str() as &(dyn ToSql + Sync), &run_id],
+                )
+                .map_err(|e| db.err(e))?;
+            let mut open = super::super::OpenIds::default();
+            let mut rows = rows;
+            while let Some(r) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)
+                .map_err(|e| db.err(e))?
+            {
+                open.push(r.get::<_, &str>(0));
+            }
+            self.others_open = Some(open.sealed());
+        }
+        Ok(self
+            .others_open
+            .as_ref()
+            .map(|o| o.filter(ids))
+            .unwrap_or_default())
+    }
+
+    /// Open failures of these order ids from other runs move to `to`, naming
+    /// this run; only ids that may have one are sent.
     fn settle(&mut self, ids: &[&str], run_id: i64, to: FailureState) -> Result<()> {
+        let ids = self.others_open(run_id, ids)?;
         if ids.is_empty() {
             return Ok(());
         }
@@ -232,13 +273,8 @@ impl<'c> PgTx<'c> {
         };
         self.execute(
             &format!(
-                // The EXISTS are asked once per statement, before any probe
-                // (two probes of failed_orders_open_run): a database where no
-                // other run left open failures pays nothing per order.
                 "UPDATE failed_orders SET state = $3, {column} = $2
-                 WHERE (EXISTS (SELECT 1 FROM failed_orders WHERE state = 'open' AND run_id < $2)
-                        OR EXISTS (SELECT 1 FROM failed_orders WHERE state = 'open' AND run_id > $2))
-                   AND order_id = ANY($1) AND run_id != $2 AND state = $4"
+                 WHERE order_id = ANY($1) AND run_id != $2 AND state = $4"
             ),
             &[&ids, &run_id, &to.as_str(), &FailureState::Open.as_str()],
         )?;
@@ -375,17 +411,34 @@ impl Tx for PgTx<'_> {
     }
 
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>> {
-        let new = self.insert_free(run_id, orders)?;
-        let taken: Vec<&str> = orders
+        // Where most orders were applied before, an insert would build and
+        // send every row to have it refused: they are looked up first.
+        let mut applied = if self.mostly_taken {
+            let ids: Vec<&str> = orders.iter().map(|n| n.order.order_id.as_str()).collect();
+            self.applied_map(&ids)?
+        } else {
+            HashMap::new()
+        };
+        let free: Vec<NewOrder<'_>> = orders
+            .iter()
+            .filter(|n| !applied.contains_key(&n.order.order_id))
+            .copied()
+            .collect();
+        let new = if free.is_empty() {
+            std::collections::HashSet::new()
+        } else {
+            self.insert_free(run_id, &free)?
+        };
+        // Those refused: applied before, or by a run that held them meanwhile.
+        let refused: Vec<&str> = free
             .iter()
             .map(|n| n.order.order_id.as_str())
             .filter(|id| !new.contains(*id))
             .collect();
-        let applied = if taken.is_empty() {
-            HashMap::new()
-        } else {
-            self.applied_map(&taken)?
-        };
+        if !refused.is_empty() {
+            applied.extend(self.applied_map(&refused)?);
+        }
+        self.mostly_taken = new.len() * 2 < orders.len();
         Ok(orders
             .iter()
             .map(|n| match applied.get(&n.order.order_id) {

@@ -19,8 +19,8 @@ pub(super) struct SqliteTx<'c> {
     #[allow(dead_code)]
     timeout: Duration,
     done: bool,
-    /// Whether other runs' open failures exist (see `others_open`).
-    others_open: Option<bool>,
+    /// The order ids of other runs' open failures (see `others_open`).
+    others_open: Option<super::super::OpenIds>,
     /// A dry run's transaction (see `rehearse`): claimed ids go to a table
     /// of its own instead of the orders, and it is never committed.
     rehearsal: bool,
@@ -49,19 +49,28 @@ impl<'c> SqliteTx<'c> {
     /// Whether other runs left open failures that this run may settle. The
     /// transaction holds the whole database, so what it finds first stays
     /// true for it (only this run adds failures): asked once.
-    fn others_open(&mut self, run_id: i64) -> Result<bool> {
-        if let Some(known) = self.others_open {
-            return Ok(known);
+    /// These order ids, but those with certainly no open failure of
+    /// another run (read once, the first time it is asked).
+    fn others_open<'a>(&mut self, run_id: i64, ids: &[&'a str]) -> Result<Vec<&'a str>> {
+        if self.others_open.is_none() {
+            let open = self.run(|c| {
+                let mut st = c.prepare(
+                    "SELECT order_id FROM failed_orders WHERE state = ?1 AND run_id != ?2 AND order_id IS NOT NULL",
+                )?;
+                let mut rows = st.query(params![FailureState::Open.as_str(), run_id])?;
+                let mut open = super::super::OpenIds::default();
+                while let Some(r) = rows.next()? {
+                    open.push(r.get_ref(0)?.as_str().unwrap_or_default());
+                }
+                Ok(open.sealed())
+            })?;
+            self.others_open = Some(open);
         }
-        let found = self.run(|c| {
-            c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM failed_orders WHERE state = ?1 AND run_id != ?2)",
-                params![FailureState::Open.as_str(), run_id],
-                |r| r.get::<_, bool>(0),
-            )
-        })?;
-        self.others_open = Some(found);
-        Ok(found)
+        Ok(self
+            .others_open
+            .as_ref()
+            .map(|o| o.filter(ids))
+            .unwrap_or_default())
     }
 }
 
@@ -385,7 +394,8 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn record(&mut self, run_id: i64, w: &Writes<'_>) -> Result<()> {
-        let others_open = self.others_open(run_id)?;
+        let resolved = self.others_open(run_id, &w.resolved)?;
+        let superseded = self.others_open(run_id, &w.superseded)?;
         self.run(|c| {
             for (seq, row) in &w.skips {
                 insert_skip(c, run_id, *seq, row)?;
@@ -393,9 +403,7 @@ impl Tx for SqliteTx<'_> {
             for (seq, f, state) in &w.failures {
                 insert_failure(c, run_id, *seq, f, *state)?;
             }
-            if others_open {
-                settle(c, &w.resolved, run_id, FailureState::Resolved)?;
-            }
+            settle(c, &resolved, run_id, FailureState::Resolved)?;
             let mut by_id = c.prepare_cached(
                 "UPDATE failed_orders SET state = ?3, resolved_by = ?2 WHERE id = ?1 AND run_id != ?2 AND state = ?4",
             )?;
@@ -407,9 +415,7 @@ impl Tx for SqliteTx<'_> {
                     FailureState::Open.as_str()
                 ])?;
             }
-            if others_open {
-                settle(c, &w.superseded, run_id, FailureState::Superseded)?;
-            }
+            settle(c, &superseded, run_id, FailureState::Superseded)?;
             Ok(())
         })
     }
