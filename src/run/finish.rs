@@ -46,6 +46,23 @@ impl Run<'_> {
         }
     }
 
+    /// The history record of a run whose orders were all decided: aborted
+    /// by `--max-errors`, a dry run, or completed.
+    pub(super) fn decided_record(
+        &self,
+        run: &Started,
+        aborted: bool,
+        counts: Counts,
+        retried: &RetriedRuns,
+    ) -> RunRecord {
+        let status = match (aborted, self.opts.dry_run) {
+            (true, _) => RunStatus::Aborted,
+            (false, true) => RunStatus::DryRun,
+            (false, false) => RunStatus::Completed,
+        };
+        self.record(run.run_id, &run.inputs, status, counts, retried)
+    }
+
     /// Stage 4: the history of what did not commit, the reports in place
     /// (or gone), the summary out.
     pub(super) fn publish(

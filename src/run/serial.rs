@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::{Decided, Ending, Plan, Prepared, Run, Started};
 use crate::apply::Applier;
-use crate::model::run::{RunKind, RunStatus, Timings};
+use crate::model::run::{RunKind, Timings};
 use crate::store::{LedgerReason, Store};
 
 impl Run<'_> {
@@ -47,18 +47,7 @@ impl Run<'_> {
         })?;
         timings.apply = applied.apply;
         timings.report = applied.report;
-        let status = match (applied.aborted, self.opts.dry_run) {
-            (true, _) => RunStatus::Aborted,
-            (false, true) => RunStatus::DryRun,
-            (false, false) => RunStatus::Completed,
-        };
-        let record = self.record(
-            run.run_id,
-            &run.inputs,
-            status,
-            applier.counts.clone(),
-            &retried,
-        );
+        let record = self.decided_record(run, applied.aborted, applier.counts.clone(), &retried);
         if applied.aborted {
             return Ok(Decided {
                 ending: Ending::Aborted,

@@ -162,19 +162,13 @@ impl Run<'_> {
             })
             .map_err(crate::apply::ApplyError::into_inner)?;
         timings.apply += holding.elapsed();
-        let status = match (self.too_many_failures(&applier), self.opts.dry_run) {
-            (true, _) => RunStatus::Aborted,
-            (false, true) => RunStatus::DryRun,
-            (false, false) => RunStatus::Completed,
-        };
-        let record = self.record(
-            run.run_id,
-            &run.inputs,
-            status,
+        let record = self.decided_record(
+            run,
+            self.too_many_failures(&applier),
             applier.counts.clone(),
             retried,
         );
-        if status == RunStatus::Aborted {
+        if record.summary.status == RunStatus::Aborted {
             return Ok(aborted(record, timings));
         }
         let reason = match self.kind {
