@@ -71,7 +71,15 @@ fn windows_1252_and_utf16_files_read_as_their_text() {
     let cp1252: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
     env.write("legacy.csv", &cp1252);
     let out = env.run(&["process", "legacy.csv", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(3), "as UTF-8 the row is malformed");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "refused before any order is read"
+    );
+    assert_one_error_line(&out, &["legacy.csv", "line 2", "--encoding windows-1252"]);
+    // Named as UTF-8, the row is read, and malformed.
+    let out = env.run(&["process", "legacy.csv", "--dry-run", "--encoding", "utf-8"]);
+    assert_eq!(out.status.code(), Some(3));
     let failed = env.read("reports/run-1/failed.csv");
     assert!(failed.contains("try --encoding windows-1252"), "{failed}");
     env.ok(&["process", "legacy.csv", "--encoding", "windows-1252"], 0);

@@ -9,11 +9,12 @@ use anyhow::Result;
 
 use super::stages::Orders;
 use crate::config::RunOptions;
+use crate::model::local_time::Zone;
 use crate::model::order::Product;
 use crate::model::run::RunInput;
 use crate::model::Format;
 use crate::read::{
-    open_orders, open_source_in, open_source_raw, resolve_format, Columns, InputError, InputMeter,
+    open_orders, open_source_raw, open_text, resolve_format, Columns, InputError, InputMeter,
     RawBody, RawOrder, RawRow,
 };
 use crate::store::{Store, StoredFailure};
@@ -31,16 +32,17 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
     if files.iter().filter(|f| *f == "-").count() > 1 {
         return Err(InputError::StdinTwice.into());
     }
+    let read = opts.reader();
     let mut out = Vec::with_capacity(files.len());
     for path in files {
-        let format = resolve_format(path, opts.format)?;
+        let format = resolve_format(path, read.format)?;
         let source = match format {
             // A workbook is a zip archive: --encoding is for text files.
             Format::Xlsx => open_source_raw(path)?,
-            _ => open_source_in(path, opts.encoding)?,
+            _ => open_text(path, &read)?,
         };
         let meter = Arc::clone(&source.meter);
-        let orders = open_orders(source, format, opts.delimiter, opts.max_record_bytes)?;
+        let orders = open_orders(source, format, &read)?;
         out.push(Opened {
             path: path.clone(),
             format,
@@ -59,6 +61,7 @@ pub fn summaries(opened: &[(String, Format, Arc<InputMeter>)]) -> Vec<RunInput> 
             path: path.clone(),
             format: format.as_str().into(),
             sha256: meter.sha256().unwrap_or_default(),
+            encoding: meter.detected_encoding().map(str::to_string),
         })
         .collect()
 }
@@ -87,6 +90,8 @@ const PAGE: usize = 1024;
 pub struct Retries {
     store: Box<dyn Store>,
     of_run: Option<i64>,
+    /// `--timezone`: the zone a retried order's local times are read in.
+    zone: Option<Zone>,
     after: i64,
     page: VecDeque<StoredFailure>,
     done: bool,
@@ -95,10 +100,11 @@ pub struct Retries {
 }
 
 impl Retries {
-    pub fn new(store: Box<dyn Store>, of_run: Option<i64>) -> Retries {
+    pub fn new(store: Box<dyn Store>, of_run: Option<i64>, zone: Option<Zone>) -> Retries {
         Retries {
             store,
             of_run,
+            zone,
             after: 0,
             page: VecDeque::new(),
             done: false,
@@ -128,12 +134,13 @@ impl Iterator for Retries {
         if let Ok(mut runs) = self.runs.lock() {
             runs.insert(f.run_id);
         }
-        Some(Ok(retry_order(&f)))
+        Some(Ok(retry_order(&f, self.zone)))
     }
 }
 
-/// A stored failure as an order to check again, with its original file and line.
-pub fn retry_order(f: &StoredFailure) -> RawOrder {
+/// A stored failure as an order to check again, with its original file and
+/// line, its local times read in `zone`, and its file's layout kept.
+pub fn retry_order(f: &StoredFailure, zone: Option<Zone>) -> RawOrder {
     let o = &f.order;
     let body = match &o.body.raw {
         Some(raw) => RawBody::Malformed {
@@ -147,7 +154,11 @@ pub fn retry_order(f: &StoredFailure) -> RawOrder {
                 .first()
                 .map(|r| r.extra.iter().map(|(n, _)| n.clone()).collect())
                 .unwrap_or_default();
-            let columns = Arc::new(Columns::positional(extra_names, false));
+            let columns = Arc::new(Columns {
+                zone,
+                layout: o.body.layout.clone().map(Arc::new),
+                ..Columns::positional(extra_names, false)
+            });
             let rows = o
                 .body
                 .rows
