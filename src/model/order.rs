@@ -227,8 +227,9 @@ fn is_zero(n: &u64) -> bool {
 /// back the same way, so that a fixed report goes back in with the same flags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceLayout {
-    /// Lines before the header (`--skip-rows`).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    /// Lines before the header (`--skip-rows`). Always written: the spool
+    /// of checked orders is postcard, which cannot skip a field.
+    #[serde(default)]
     pub skip_rows: u64,
     /// The file's columns, in its order (without the columns our failed
     /// report adds, which the report puts at the end again).
