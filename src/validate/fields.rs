@@ -10,7 +10,7 @@ pub const ORDER_ID_RULE: &str =
     "must be 1-64 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit";
 pub const SKU_RULE: &str = "must be 1-64 characters of A-Z a-z 0-9 . _ -";
 pub const PLACED_AT_RULE: &str =
-    "must be an RFC 3339 date-time with offset, e.g. 2026-11-25T22:14:03Z (or, with --timezone, a local date and time such as 2026-11-25 22:14:03)";
+    "must be an RFC 3339 date-time with offset, e.g. 2026-11-25T22:14:03Z";
 pub const EMAIL_RULE: &str =
     "must be at most 254 characters, no whitespace, one @ with text on both sides and a dot in the domain";
 pub const QUANTITY_RULE: &str = "must be a whole number from 1 to 1000000";
