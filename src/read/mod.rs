@@ -218,7 +218,7 @@ pub enum InputError {
         header_at: Option<HeaderAt>,
         found: String,
     },
-    #[error("{path}: column '{column}' appears more than once in the header")]
+    #[error("{path}: column '{column}' appears more than once in the header (a --map may read another column as it): keep one, or drop the --map")]
     DuplicateColumn { path: String, column: String },
     #[error("{path}: line {line} is longer than {limit} bytes, so this is no file of orders as named; check the file (or raise --max-record-bytes)")]
     Overlong { path: String, line: u64, limit: u64 },
