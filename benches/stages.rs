@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use orderbatch::apply::{Applier, Outcome};
 use orderbatch::model::order::{AcceptedRow, Product, Status};
 use orderbatch::model::Format;
-use orderbatch::read::{open_orders, InputMeter, RawOrder, Source, DEFAULT_MAX_RECORD_BYTES};
+use orderbatch::read::{open_orders, InputMeter, RawOrder, ReadOptions, Source};
 use orderbatch::report::AcceptedWriter;
 use orderbatch::store::{self, LedgerReason, Store};
 use orderbatch::validate::{validate_chunk, Catalog, Checked};
@@ -63,7 +63,7 @@ fn read_all(bytes: &[u8]) -> Vec<RawOrder> {
         reader: Box::new(Cursor::new(bytes.to_vec())),
         meter: Arc::new(InputMeter::default()),
     };
-    open_orders(src, Format::Csv, None, DEFAULT_MAX_RECORD_BYTES)
+    open_orders(src, Format::Csv, &ReadOptions::default())
         .unwrap()
         .map(Result::unwrap)
         .collect()

@@ -3,10 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Command, Config, ReportKind, RunOptions};
+use crate::model::local_time::Zone;
+use crate::model::order::Field;
 use crate::model::Format;
+use crate::read::catalog::{CATALOG_COLUMNS, DELIVERY_COLUMNS};
+use crate::read::{ColumnMap, ReadOptions, Rename, TextEncoding};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,13 +72,18 @@ enum Cmd {
     Inventory(InventoryCmd),
     /// Ingest, validate and apply order files, and write reports (one run)
     Process {
-        /// Order files (.csv, .jsonl, optionally .gz); '-' reads standard input
+        /// Order files, each by its name: .csv, .tsv (tab-separated), .jsonl or .ndjson (one order a line), each also as .gz, or .xlsx (the first worksheet); '-' reads standard input (with --format)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<String>,
+        #[command(flatten)]
+        input: InputArgs,
         #[command(flatten)]
         run: RunArgs,
     },
     /// Retry the still-unresolved failed orders (of one run, or of all) as a new run
+    ///
+    /// The orders come from the database, so the options of input files
+    /// (--format, --delimiter, --encoding, --skip-rows, --map) do not apply.
     Reprocess {
         /// Only the failed orders of this run
         #[arg(long, value_name = "ID")]
@@ -123,27 +132,19 @@ enum Cmd {
 enum InventoryCmd {
     /// Upsert products and set their stock levels from FILE (all or nothing)
     Load {
-        /// Catalog file: sku, name, unit_price, currency, on_hand ('-' reads standard input)
+        /// Catalog file (.csv, .tsv or .jsonl, each also as .gz): sku, name, unit_price, currency, on_hand ('-' reads standard input)
         #[arg(value_name = "FILE")]
         file: String,
-        /// File format (default: from the file name; required for '-')
-        #[arg(long, value_enum)]
-        format: Option<TableArg>,
-        /// CSV field delimiter (one character; 'tab' or '\t' for tab)
-        #[arg(long, value_parser = parse_delimiter)]
-        delimiter: Option<u8>,
+        #[command(flatten)]
+        input: TableArgs,
     },
     /// Add delivered units to the stock on hand at commit time (all or nothing)
     Receive {
-        /// Delivery file: sku, quantity (units delivered; a sku may appear on several lines)
+        /// Delivery file (.csv, .tsv or .jsonl, each also as .gz): sku, quantity (units delivered; a sku may appear on several lines)
         #[arg(value_name = "FILE")]
         file: String,
-        /// File format (default: from the file name; required for '-')
-        #[arg(long, value_enum)]
-        format: Option<TableArg>,
-        /// CSV field delimiter (one character; 'tab' or '\t' for tab)
-        #[arg(long, value_parser = parse_delimiter)]
-        delimiter: Option<u8>,
+        #[command(flatten)]
+        input: TableArgs,
     },
     /// Write the catalog and stock as CSV (loads back as is)
     Export {
@@ -193,14 +194,56 @@ enum FailuresCmd {
     },
 }
 
+/// How order files are read (`process`).
+#[derive(Debug, Args)]
+struct InputArgs {
+    /// Format of every order file: csv, tsv (tab-separated), jsonl (one order a line), xlsx (the first worksheet); default: from each file name; required for '-'
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Field delimiter of CSV input (one character; 'tab' or '\t' for tab; default ',', or tab for .tsv)
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
+    /// Encoding of text input: utf-8 (default; a file whose header or first 1,000 rows are not is refused, naming its likely encoding), windows-1252, latin1, utf-16, ..., or auto (detected, and said in the summary); a byte-order mark is recognised by itself
+    #[arg(long, value_name = "NAME|auto", value_parser = parse_encoding)]
+    encoding: Option<TextEncoding>,
+    /// Skip N lines (worksheet rows) before the header: the title lines of an export
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    skip_rows: u64,
+    /// Read the file's column SOURCE as the field FIELD (repeatable), e.g. --map "E-Mail=customer_email"
+    #[arg(long = "map", value_name = "SOURCE=FIELD")]
+    map: Vec<String>,
+    /// The most bytes one CSV record, JSONL line or worksheet row may hold; a longer one is MALFORMED_RECORD
+    #[arg(long, value_name = "N", default_value_t = crate::read::DEFAULT_MAX_RECORD_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    max_record_bytes: u64,
+}
+
+/// How a catalog or delivery file is read (`inventory load|receive`).
+#[derive(Debug, Args)]
+struct TableArgs {
+    /// File format (default: from the file name; required for '-')
+    #[arg(long, value_enum)]
+    format: Option<TableArg>,
+    /// CSV field delimiter (one character; 'tab' or '\t' for tab)
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
+    /// Encoding of the file: utf-8 (default; refused up front when it is not), windows-1252, latin1, utf-16, ..., or auto (detected)
+    #[arg(long, value_name = "NAME|auto", value_parser = parse_encoding)]
+    encoding: Option<TextEncoding>,
+    /// Skip N lines before the header: the title lines of an export
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    skip_rows: u64,
+    /// Read the file's column SOURCE as the column FIELD (repeatable), e.g. --map "Artikelnummer=sku"
+    #[arg(long = "map", value_name = "SOURCE=FIELD")]
+    map: Vec<String>,
+}
+
+/// Options of a run, whether its orders come from files or from the database.
 #[derive(Debug, Args)]
 struct RunArgs {
     /// Load this catalog (as `inventory load`) in the same run, before the orders
     #[arg(long, value_name = "FILE")]
     catalog: Option<String>,
-    /// Input format (default: from the file name: .csv, .tsv, .jsonl, .ndjson, .xlsx; required for '-')
-    #[arg(long, value_enum)]
-    format: Option<FormatArg>,
     /// Directory for the reports (DIR/run-ID/...)
     #[arg(long, default_value = "reports", value_name = "DIR")]
     out: PathBuf,
@@ -216,25 +259,18 @@ struct RunArgs {
     /// Validation threads, 1 to 256 (default: the number of CPUs)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: Option<u16>,
-    /// Field delimiter of CSV input (one character; 'tab' or '\t' for tab; default ',', or tab for .tsv)
-    #[arg(long, value_parser = parse_delimiter)]
-    delimiter: Option<u8>,
     /// Write Prometheus metrics of the run to PATH (written aside, then renamed)
     #[arg(long, value_name = "PATH")]
     metrics_file: Option<PathBuf>,
     /// Print the run summary as JSON on standard output (and nothing else)
     #[arg(long)]
     json: bool,
-    /// Encoding of text inputs, e.g. windows-1252, latin1, utf-16 (default UTF-8; a UTF-16 byte-order mark is recognised by itself)
-    #[arg(long, value_name = "NAME", value_parser = parse_encoding)]
-    encoding: Option<&'static encoding_rs::Encoding>,
     /// Start CSV reports with a UTF-8 byte-order mark, so that Excel reads them as UTF-8
     #[arg(long)]
     report_bom: bool,
-    /// The most bytes one CSV record, JSONL line or worksheet row may hold; a longer one is MALFORMED_RECORD
-    #[arg(long, value_name = "N", default_value_t = crate::read::DEFAULT_MAX_RECORD_BYTES as u64,
-          value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
-    max_record_bytes: u64,
+    /// Read placed_at values without an offset (2026-11-25 08:02:11), and xlsx date cells, as local time in ZONE (an IANA name, e.g. Europe/Berlin)
+    #[arg(long, value_name = "ZONE", value_parser = parse_timezone)]
+    timezone: Option<Zone>,
 }
 
 /// Formats of order input.
@@ -309,11 +345,30 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
     }
 }
 
-fn parse_encoding(s: &str) -> Result<&'static encoding_rs::Encoding, String> {
-    encoding_rs::Encoding::for_label(s.trim().as_bytes()).ok_or_else(|| {
-        "not an encoding this program knows: try utf-8, windows-1252, latin1, iso-8859-15, utf-16, utf-16be"
-            .into()
-    })
+fn parse_encoding(s: &str) -> Result<TextEncoding, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(TextEncoding::Auto);
+    }
+    encoding_rs::Encoding::for_label(s.trim().as_bytes())
+        .map(TextEncoding::Named)
+        .ok_or_else(|| {
+            "not an encoding this program knows: try utf-8, windows-1252, latin1, iso-8859-15, utf-16, utf-16be, or auto"
+                .into()
+        })
+}
+
+fn parse_timezone(s: &str) -> Result<Zone, String> {
+    Zone::parse(s).map_err(|e| e.to_string())
+}
+
+/// The `--map` arguments as a map onto `columns`, or the usage error.
+fn column_map(maps: &[String], columns: &[&'static str]) -> Result<ColumnMap, clap::Error> {
+    let usage = |m: String| Cli::command().error(clap::error::ErrorKind::ValueValidation, m);
+    let renames = maps
+        .iter()
+        .map(|m| Rename::parse(m, columns).map_err(|e| usage(format!("--map {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    ColumnMap::new(renames).map_err(usage)
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -324,12 +379,43 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| "must be a number of seconds, 0 or more".into())
 }
 
+impl InputArgs {
+    /// The options of a run from files: these and the run's.
+    fn into_options(self, files: Vec<String>, run: RunArgs) -> Result<RunOptions, clap::Error> {
+        let fields = Field::ALL.map(Field::name);
+        Ok(RunOptions {
+            format: self.format.map(Into::into),
+            delimiter: self.delimiter,
+            encoding: self.encoding.unwrap_or_default(),
+            skip_rows: self.skip_rows,
+            map: column_map(&self.map, &fields)?,
+            max_record_bytes: usize::try_from(self.max_record_bytes).unwrap_or(usize::MAX),
+            ..run.into_options(files)
+        })
+    }
+}
+
+impl TableArgs {
+    /// How a catalog (`columns` its columns) or delivery file is read.
+    fn into_read(self, columns: &[&'static str]) -> Result<ReadOptions, clap::Error> {
+        Ok(ReadOptions {
+            format: self.format.map(Into::into),
+            delimiter: self.delimiter,
+            encoding: self.encoding.unwrap_or_default(),
+            skip_rows: self.skip_rows,
+            map: column_map(&self.map, columns)?,
+            ..ReadOptions::default()
+        })
+    }
+}
+
 impl RunArgs {
+    /// The options of a run, with those of input files at their defaults.
     fn into_options(self, files: Vec<String>) -> RunOptions {
         RunOptions {
             files,
             catalog: self.catalog,
-            format: self.format.map(Into::into),
+            format: None,
             out: self.out,
             report_format: self.report_format.into(),
             dry_run: self.dry_run,
@@ -339,45 +425,71 @@ impl RunArgs {
                     .map(|n| n.get())
                     .unwrap_or(1)
             }),
-            delimiter: self.delimiter,
+            delimiter: None,
             metrics_file: self.metrics_file,
             json: self.json,
-            encoding: self.encoding,
+            encoding: TextEncoding::default(),
+            skip_rows: 0,
+            map: ColumnMap::default(),
+            timezone: self.timezone,
             report_bom: self.report_bom,
-            max_record_bytes: usize::try_from(self.max_record_bytes).unwrap_or(usize::MAX),
+            max_record_bytes: crate::read::DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
 
 /// Parse the process arguments (exits with 2 and a usage message on bad flags).
 pub fn parse() -> Config {
-    Cli::parse().into_config()
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .and_then(Cli::into_config);
+    parsed.unwrap_or_else(|e| e.exit())
+}
+
+/// The command line: the global options accepted after every command but
+/// shown only by `orderbatch --help` (and in the manual's own section), so
+/// that a command's help holds what is its own.
+pub fn command() -> clap::Command {
+    let cmd = Cli::command().disable_help_subcommand(true);
+    let globals: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    with_hidden_globals(cmd, &globals)
+}
+
+/// Every command below `cmd` given hidden copies of the global options
+/// (clap gives a command a global option only when it has none of that
+/// name), and a pointer to where they are documented.
+fn with_hidden_globals(cmd: clap::Command, globals: &[clap::Arg]) -> clap::Command {
+    cmd.mut_subcommands(|mut sub| {
+        for a in globals {
+            sub = sub.arg(a.clone().hide(true));
+        }
+        let sub = sub.after_help(
+            "Global options (--db, --quiet, --verbose, --no-progress, --lock-timeout, --log-format) \
+             may stand here too: see `orderbatch --help`.",
+        );
+        with_hidden_globals(sub, globals)
+    })
 }
 
 impl Cli {
-    fn into_config(self) -> Config {
+    fn into_config(self) -> Result<Config, clap::Error> {
         let command = match self.command {
             Cmd::Init => Command::Init,
-            Cmd::Inventory(InventoryCmd::Load {
+            Cmd::Inventory(InventoryCmd::Load { file, input }) => Command::InventoryLoad {
                 file,
-                format,
-                delimiter,
-            }) => Command::InventoryLoad {
-                file,
-                format: format.map(Into::into),
-                delimiter,
+                read: input.into_read(&CATALOG_COLUMNS)?,
             },
-            Cmd::Inventory(InventoryCmd::Receive {
+            Cmd::Inventory(InventoryCmd::Receive { file, input }) => Command::InventoryReceive {
                 file,
-                format,
-                delimiter,
-            }) => Command::InventoryReceive {
-                file,
-                format: format.map(Into::into),
-                delimiter,
+                read: input.into_read(&DELIVERY_COLUMNS)?,
             },
             Cmd::Inventory(InventoryCmd::Export { out }) => Command::InventoryExport { out },
-            Cmd::Process { files, run } => Command::Process(run.into_options(files)),
+            Cmd::Process { files, input, run } => Command::Process(input.into_options(files, run)?),
             Cmd::Reprocess { run, args } => Command::Reprocess {
                 run,
                 opts: args.into_options(Vec::new()),
@@ -402,13 +514,13 @@ impl Cli {
                 clap_complete::generate(shell, &mut Cli::command(), "orderbatch", &mut out);
                 Command::Print(out)
             }
-            Cmd::Man { dir: None } => Command::Print(manual::complete(Cli::command())),
+            Cmd::Man { dir: None } => Command::Print(manual::complete(command())),
             Cmd::Man { dir: Some(dir) } => Command::WritePages {
                 dir,
-                pages: manual::pages(Cli::command()),
+                pages: manual::pages(command()),
             },
         };
-        Config {
+        Ok(Config {
             db: self.db,
             quiet: self.quiet,
             verbose: self.verbose,
@@ -420,7 +532,7 @@ impl Cli {
                 LogArg::Json => crate::log::LogFormat::Json,
             },
             command,
-        }
+        })
     }
 }
 
@@ -432,6 +544,37 @@ mod manual {
     const ENVIRONMENT: &str = ".SH ENVIRONMENT\n.TP\n\\fBORDERBATCH_DB\\fR\nThe database when \\fB\\-\\-db\\fR is not given: a SQLite file path, or a PostgreSQL URL (postgres://user@host/db). The flag overrides it; without either, orderbatch.db in the working directory. A password in the URL is never printed.\n";
 
     const EXIT_STATUS: &str = ".SH \"EXIT STATUS\"\n.TP\n0\nThe run completed; every order accepted or skipped (other commands: success).\n.TP\n3\nThe run completed (and committed, unless \\-\\-dry\\-run); some orders failed: see the failed report.\n.TP\n4\nAborted by \\-\\-max\\-errors; nothing committed.\n.TP\n2\nUsage or input-file error found before any order was processed (bad flag, unreadable file, missing column, bad catalog).\n.TP\n75\nThe database stayed locked by another run past \\-\\-lock\\-timeout; nothing done; try again later.\n.TP\n1\nAny other fatal error (nothing of the run committed), or verify found faults.\n";
+
+    const EXAMPLES: &str = r#".SH EXAMPLES
+.TP
+Load the catalog, then process the day's orders (exit 3 when some failed: see reports/run-ID/failed.csv)
+\fBorderbatch \-\-db shop.db inventory load catalog.csv\fR
+.br
+\fBorderbatch \-\-db shop.db process incoming/2026\-11\-25.csv\fR
+.TP
+A legacy export: name its encoding, or let it be detected (the summary says which)
+\fBorderbatch process legacy.csv \-\-encoding windows\-1252 \-\-delimiter \(aq;\(aq\fR
+.br
+\fBorderbatch process legacy.csv \-\-encoding auto\fR
+.TP
+A shop export: a title line above the header, columns of other names, local times
+\fBorderbatch process export.xlsx \-\-skip\-rows 1 \-\-map "Order ID=order_id" \-\-map "E\-Mail=customer_email" \-\-timezone Europe/Berlin\fR
+.TP
+Fix the failed report and feed it back with the same flags
+\fBorderbatch process reports/run\-7/failed.csv \-\-skip\-rows 1 \-\-map "Order ID=order_id" \-\-timezone Europe/Berlin\fR
+.TP
+Goods arrived: add them, then retry the orders that failed for stock
+\fBorderbatch inventory receive delivery.csv\fR
+.br
+\fBorderbatch reprocess\fR
+.TP
+Nightly from cron, silent unless something failed
+\fBorderbatch \-\-quiet \-\-db /srv/orders/orders.db process /srv/orders/incoming/today.csv \-\-metrics\-file /var/lib/node_exporter/textfile/orderbatch.prom\fR
+"#;
+
+    const GLOBAL_SEE: &str = ".SH \"GLOBAL OPTIONS\"\n\\-\\-db, \\-\\-quiet, \\-\\-verbose, \\-\\-no\\-progress, \\-\\-lock\\-timeout and \\-\\-log\\-format may stand here too: see \\fBorderbatch\\fR(1).\n";
+
+    const GLOBAL_OPTIONS: &str = ".SH \"GLOBAL OPTIONS\"\nThey may stand before or after the command (\\fBorderbatch \\-\\-db shop.db verify\\fR is \\fBorderbatch verify \\-\\-db shop.db\\fR); every command takes them.\n";
 
     /// One section of a page, rendered into memory.
     type Section = fn(&Man, &mut Vec<u8>) -> std::io::Result<()>;
@@ -474,9 +617,13 @@ mod manual {
                 |m, w| m.render_name_section(w),
                 |m, w| m.render_synopsis_section(w),
                 |m, w| m.render_description_section(w),
-                |m, w| m.render_options_section(w),
             ],
         );
+        // The global options, once, in a section of their own.
+        let options = render(&top, &[|m, w| m.render_options_section(w)]);
+        let options =
+            String::from_utf8_lossy(&options).replacen(".SH OPTIONS\n", GLOBAL_OPTIONS, 1);
+        out.extend(options.into_bytes());
         let mut all = Vec::new();
         commands(&cmd, "orderbatch", &mut all);
         for (name, sub) in all {
@@ -497,6 +644,7 @@ mod manual {
                 .replacen(".SH OPTIONS", ".SS Options", 1);
             out.extend(text.into_bytes());
         }
+        out.extend(EXAMPLES.as_bytes());
         out.extend(ENVIRONMENT.as_bytes());
         out.extend(EXIT_STATUS.as_bytes());
         out
@@ -515,6 +663,11 @@ mod manual {
                 let man = Man::new(c.bin_name(&name)).title(name.replace(' ', "-"));
                 let mut page = Vec::new();
                 let _ = man.render(&mut page);
+                if name == "orderbatch" {
+                    page.extend(EXAMPLES.as_bytes());
+                } else {
+                    page.extend(GLOBAL_SEE.as_bytes());
+                }
                 page.extend(ENVIRONMENT.as_bytes());
                 page.extend(EXIT_STATUS.as_bytes());
                 (file, page)
@@ -536,8 +689,8 @@ mod tests {
     fn global_options_stand_before_or_after_the_command() {
         let a = Cli::try_parse_from(["orderbatch", "--db", "x.db", "-q", "verify"]).unwrap();
         let b = Cli::try_parse_from(["orderbatch", "verify", "--db", "x.db", "-q"]).unwrap();
-        assert_eq!(a.into_config().db, "x.db");
-        let b = b.into_config();
+        assert_eq!(a.into_config().unwrap().db, "x.db");
+        let b = b.into_config().unwrap();
         assert_eq!(b.db, "x.db");
         assert!(b.quiet && !b.progress);
     }
@@ -563,7 +716,8 @@ mod tests {
             "jsonl",
         ])
         .unwrap()
-        .into_config();
+        .into_config()
+        .unwrap();
         let Command::Process(o) = &cli.command else {
             panic!()
         };
@@ -584,7 +738,8 @@ mod tests {
     fn completions_and_man_page_come_from_the_definition() {
         let cfg = Cli::try_parse_from(["orderbatch", "completions", "bash"])
             .unwrap()
-            .into_config();
+            .into_config()
+            .unwrap();
         let Command::Print(text) = cfg.command else {
             panic!()
         };
@@ -592,11 +747,132 @@ mod tests {
         assert!(text.contains("reprocess") && text.contains("--lock-timeout"));
         let cfg = Cli::try_parse_from(["orderbatch", "man"])
             .unwrap()
-            .into_config();
+            .into_config()
+            .unwrap();
         let Command::Print(text) = cfg.command else {
             panic!()
         };
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains(".TH orderbatch") && text.contains("EXIT STATUS"));
+        assert!(text.contains(".SH EXAMPLES") && text.contains("\\-\\-skip\\-rows 1"));
+        // The global options once, in their own section.
+        assert_eq!(text.matches(".SH \"GLOBAL OPTIONS\"").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("\\fB\\-\\-lock\\-timeout\\fR \\fI").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    /// The help text of a command line (`... --help`).
+    fn help(args: &[&str]) -> String {
+        let e = command().try_get_matches_from(args).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        e.render().to_string()
+    }
+
+    #[test]
+    fn a_command_s_help_holds_its_own_options_and_points_at_the_global_ones() {
+        let process = help(&["orderbatch", "process", "--help"]);
+        for own in [
+            ".tsv",
+            ".ndjson",
+            ".xlsx",
+            ".gz",
+            "--skip-rows",
+            "--map",
+            "--timezone",
+            "auto",
+        ] {
+            assert!(process.contains(own), "{own}: {process}");
+        }
+        assert!(!process.contains("--db <"), "{process}");
+        assert!(process.contains("see `orderbatch --help`"), "{process}");
+        let top = help(&["orderbatch", "--help"]);
+        assert!(top.contains("--db <PATH|URL>") && top.contains("--lock-timeout"));
+        let reprocess = help(&["orderbatch", "reprocess", "--help"]);
+        for input in [
+            "--encoding <",
+            "--delimiter <",
+            "--format <",
+            "--skip-rows <",
+            "--map <",
+            "--max-record-bytes",
+        ] {
+            assert!(!reprocess.contains(input), "{input}: {reprocess}");
+        }
+        assert!(reprocess.contains("--timezone <ZONE>") && reprocess.contains("--catalog <FILE>"));
+        // Hidden there, still taken there.
+        let cli = Cli::try_parse_from(["orderbatch", "reprocess", "--db", "r.db"]).unwrap();
+        assert_eq!(cli.into_config().unwrap().db, "r.db");
+    }
+
+    fn config(args: &[&str]) -> Result<Config, clap::Error> {
+        Cli::from_arg_matches(&command().try_get_matches_from(args)?)?.into_config()
+    }
+
+    #[test]
+    fn map_names_a_column_of_the_command_and_each_once() {
+        let cfg = config(&[
+            "orderbatch",
+            "process",
+            "a.csv",
+            "--map",
+            "E-Mail=customer_email",
+            "--skip-rows",
+            "2",
+            "--timezone",
+            "europe/berlin",
+            "--encoding",
+            "auto",
+        ])
+        .unwrap();
+        let Command::Process(o) = &cfg.command else {
+            panic!()
+        };
+        let read = o.reader();
+        assert_eq!(read.map.target("e-mail"), Some("customer_email"));
+        assert_eq!((read.skip_rows, read.encoding), (2, TextEncoding::Auto));
+        assert_eq!(read.timezone.map(|z| z.name()), Some("Europe/Berlin"));
+        let cfg = config(&[
+            "orderbatch",
+            "inventory",
+            "receive",
+            "d.csv",
+            "--map",
+            "Menge=quantity",
+        ])
+        .unwrap();
+        assert!(matches!(cfg.command, Command::InventoryReceive { .. }));
+        for bad in [
+            &["orderbatch", "process", "a.csv", "--map", "mail"][..],
+            &[
+                "orderbatch",
+                "process",
+                "a.csv",
+                "--map",
+                "a=order_id",
+                "--map",
+                "b=order_id",
+            ],
+            &[
+                "orderbatch",
+                "inventory",
+                "load",
+                "c.csv",
+                "--map",
+                "Menge=quantity",
+            ],
+            &[
+                "orderbatch",
+                "process",
+                "a.csv",
+                "--timezone",
+                "Europe/Berln",
+            ],
+        ] {
+            let e = config(bad).err().unwrap();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
     }
 }

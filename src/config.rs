@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::model::local_time::Zone;
 use crate::model::Format;
+use crate::read::{ColumnMap, ReadOptions, TextEncoding};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,13 +25,11 @@ pub enum Command {
     Init,
     InventoryLoad {
         file: String,
-        format: Option<Format>,
-        delimiter: Option<u8>,
+        read: ReadOptions,
     },
     InventoryReceive {
         file: String,
-        format: Option<Format>,
-        delimiter: Option<u8>,
+        read: ReadOptions,
     },
     InventoryExport {
         out: Option<PathBuf>,
@@ -98,10 +98,32 @@ pub struct RunOptions {
     pub delimiter: Option<u8>,
     pub metrics_file: Option<PathBuf>,
     pub json: bool,
-    /// The encoding of text inputs (None: UTF-8, or UTF-16 by its BOM).
-    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// The encoding of text inputs (`--encoding`).
+    pub encoding: TextEncoding,
+    /// Title lines before the header (`--skip-rows`).
+    pub skip_rows: u64,
+    /// Columns of other names read as ours (`--map`).
+    pub map: ColumnMap,
+    /// The zone of date-times without an offset (`--timezone`); it applies
+    /// to retried orders too.
+    pub timezone: Option<Zone>,
     /// CSV reports start with a UTF-8 byte-order mark (for Excel).
     pub report_bom: bool,
     /// The most bytes one record may hold (`--max-record-bytes`).
     pub max_record_bytes: usize,
+}
+
+impl RunOptions {
+    /// How the run's input files are read: built here, once, from the options.
+    pub fn reader(&self) -> ReadOptions {
+        ReadOptions {
+            format: self.format,
+            delimiter: self.delimiter,
+            encoding: self.encoding,
+            skip_rows: self.skip_rows,
+            map: self.map.clone(),
+            timezone: self.timezone,
+            max_record_bytes: self.max_record_bytes,
+        }
+    }
 }

@@ -127,16 +127,8 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
     }
     match &cfg.command {
         Command::Init => commands::init::run(cfg),
-        Command::InventoryLoad {
-            file,
-            format,
-            delimiter,
-        } => commands::inventory::load(cfg, file, *format, *delimiter),
-        Command::InventoryReceive {
-            file,
-            format,
-            delimiter,
-        } => commands::inventory::receive(cfg, file, *format, *delimiter),
+        Command::InventoryLoad { file, read } => commands::inventory::load(cfg, file, read),
+        Command::InventoryReceive { file, read } => commands::inventory::receive(cfg, file, read),
         Command::InventoryExport { out } => commands::inventory::export(cfg, out.as_deref()),
         Command::Process(opts) => run::process(cfg, opts),
         Command::Reprocess { run, opts } => run::reprocess(cfg, opts, *run),

@@ -259,7 +259,9 @@ fn ragged_rows_and_invalid_utf8_are_malformed_records_and_the_run_goes_on() {
         let env = env_for(b);
         load_catalog(&env, 10);
         env.write("orders.csv", &bytes);
-        env.ok(&["process", "orders.csv"], 3);
+        // Named as UTF-8: every row is read, a bad one is its own failure
+        // (without --encoding, a bad byte this near the top refuses the file).
+        env.ok(&["process", "orders.csv", "--encoding", "utf-8"], 3);
         let s = summary(&env, 1);
         assert_eq!(s["errors_by_code"]["MALFORMED_RECORD"], 2, "{b:?}: {s}");
         assert_eq!(s["accepted"], 2, "{b:?}: {s}");

@@ -10,7 +10,7 @@ use orderbatch::model::money::{currency_exponent, format_amount};
 use orderbatch::model::order::{Field, Product, ValidOrder};
 use orderbatch::model::pan::contains_pan;
 use orderbatch::model::Format;
-use orderbatch::read::{open_orders, InputMeter, Source, DEFAULT_MAX_RECORD_BYTES};
+use orderbatch::read::{open_orders, InputMeter, ReadOptions, Source};
 use orderbatch::validate::{validate, Catalog, Verdict};
 use proptest::prelude::*;
 
@@ -152,7 +152,7 @@ fn read_back(bytes: Vec<u8>, format: Format, catalog: &Catalog) -> ValidOrder {
         reader: Box::new(Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    let orders: Vec<_> = open_orders(src, format, None, DEFAULT_MAX_RECORD_BYTES)
+    let orders: Vec<_> = open_orders(src, format, &ReadOptions::default())
         .unwrap()
         .map(Result::unwrap)
         .collect();

@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::*;
 
 const CATALOG: &str = "sku,name,unit_price,currency,on_hand\nTEA,Sencha 100 g,5.00,EUR,1\n";
@@ -171,29 +168,6 @@ fn an_xlsx_failed_report_holds_every_cell_as_text_and_goes_back_in() {
     assert_eq!(accepted[0]["source_line"], "2", "the row of the sheet");
     env.ok(&["reprocess"], 0);
     assert_eq!(env.stock()["TEA"], 4);
-}
-
-/// `soffice --headless --convert-to FILTER` of `input` into `out_dir`, with a
-/// profile of its own (parallel tests must not share one).
-fn libreoffice(input: &Path, filter: &str, out_dir: &Path) -> Option<()> {
-    if std::env::var("ORDERBATCH_SKIP_LIBREOFFICE").is_ok_and(|v| v == "1") {
-        eprintln!("!!! ORDERBATCH_SKIP_LIBREOFFICE=1: the LibreOffice round trip is SKIPPED");
-        return None;
-    }
-    let profile = tempfile::tempdir().unwrap();
-    let status = Command::new("soffice")
-        .arg(format!("-env:UserInstallation=file://{}", profile.path().display()))
-        .args(["--headless", "--norestore", "--convert-to", filter, "--outdir"])
-        .arg(out_dir)
-        .arg(input)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap_or_else(|e| {
-            panic!("LibreOffice is needed for this test: apt-get install libreoffice-calc-nogui (or set ORDERBATCH_SKIP_LIBREOFFICE=1): {e}")
-        });
-    assert!(status.success(), "soffice --convert-to {filter} failed");
-    Some(())
 }
 
 #[test]

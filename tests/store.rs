@@ -83,6 +83,7 @@ fn failure(id: Option<&str>, code: ErrorCode) -> FailedOrder {
             }],
             no_items: false,
             raw: None,
+            layout: None,
         },
     }
 }
@@ -99,6 +100,7 @@ fn record(run_id: i64, status: RunStatus) -> RunRecord {
                 path: "in.csv".into(),
                 format: "csv".into(),
                 sha256: "ab".repeat(32),
+                encoding: None,
             }],
             counts: Counts {
                 orders: 3,

@@ -8,7 +8,7 @@ use orderbatch::model::escape::is_live_formula;
 use orderbatch::model::failure::FailureState;
 use orderbatch::model::order::{AcceptedRow, FailedOrder, Product, Status, ValidOrder};
 use orderbatch::model::Format;
-use orderbatch::read::{open_orders, RawOrder, Source, DEFAULT_MAX_RECORD_BYTES};
+use orderbatch::read::{open_orders, RawOrder, Source, ReadOptions};
 use orderbatch::report::{AcceptedWriter, ExtraColumns, FailedWriter};
 use orderbatch::store::StoredFailure;
 use orderbatch::validate::{failed_order_of, validate, Catalog, Verdict};
@@ -45,7 +45,7 @@ pub fn check_input(data: &[u8], format: Format) {
         meter: Default::default(),
     };
     // Header problems (missing or duplicate column, no header) are input errors: fine.
-    let Ok(reader) = open_orders(source, format, None, DEFAULT_MAX_RECORD_BYTES) else {
+    let Ok(reader) = open_orders(source, format, &ReadOptions::default()) else {
         return;
     };
     let catalog = catalog();

@@ -10,18 +10,12 @@ use crate::config::Config;
 use crate::model::escape::escape_cell;
 use crate::model::money::{currency_exponent, format_amount};
 use crate::model::text::for_terminal;
-use crate::model::Format;
-use crate::read::catalog::{read_catalog, read_deliveries, CatalogError, CATALOG_COLUMNS};
-use crate::validate::show;
+use crate::read::catalog::{read_catalog, read_deliveries, CATALOG_COLUMNS};
+use crate::read::ReadOptions;
 use crate::Exit;
 
-pub fn load(
-    cfg: &Config,
-    file: &str,
-    format: Option<Format>,
-    delimiter: Option<u8>,
-) -> Result<Exit> {
-    let products = read_catalog(file, format, delimiter)?;
+pub fn load(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
+    let products = read_catalog(file, read)?;
     let mut store = super::open(cfg)?;
     // Prices change: runs that validated against the old ones finish first.
     store.hold_catalog(true)?;
@@ -40,34 +34,15 @@ pub fn load(
     Ok(Exit::Ok)
 }
 
-pub fn receive(
-    cfg: &Config,
-    file: &str,
-    format: Option<Format>,
-    delimiter: Option<u8>,
-) -> Result<Exit> {
-    let deliveries = read_deliveries(file, format, delimiter)?;
+pub fn receive(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
+    // The file is read and checked before the database is opened; its skus
+    // are then checked against the catalog, and every problem named at once.
+    let deliveries = read_deliveries(file, read)?;
     let mut store = super::open(cfg)?;
     let name = store.name().to_string();
     let known: std::collections::HashSet<String> =
         store.products()?.into_iter().map(|p| p.sku).collect();
-    let unknown: Vec<String> = deliveries
-        .iter()
-        .filter(|(_, sku, _)| !known.contains(sku))
-        .map(|(line, sku, _)| {
-            format!(
-                "line {line}: sku {} is not in the catalog (load it first)",
-                show(sku, false)
-            )
-        })
-        .collect();
-    if !unknown.is_empty() {
-        return Err(CatalogError::Rejected {
-            path: file.to_string(),
-            problems: unknown,
-        }
-        .into());
-    }
+    let deliveries = deliveries.checked(|sku| known.contains(sku))?;
     let lines: Vec<(String, i64)> = deliveries.into_iter().map(|(_, s, n)| (s, n)).collect();
     let mut tx = store.begin()?;
     let levels = tx.receive(&lines, file, &crate::now_rfc3339())?;

@@ -6,6 +6,7 @@ pub mod code;
 pub mod escape;
 pub mod failure;
 pub mod format;
+pub mod local_time;
 pub mod money;
 pub mod order;
 pub mod pan;

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The ten input columns, in report order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Field {
     OrderId,
     PlacedAt,
@@ -221,6 +222,29 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// How an input file laid its header out, kept when the run read it as a
+/// shop export (`--skip-rows`, `--map`): the failed report writes the rows
+/// back the same way, so that a fixed report goes back in with the same flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceLayout {
+    /// Lines before the header (`--skip-rows`). Always written: the spool
+    /// of checked orders is postcard, which cannot skip a field.
+    #[serde(default)]
+    pub skip_rows: u64,
+    /// The file's columns, in its order (without the columns our failed
+    /// report adds, which the report puts at the end again).
+    pub columns: Vec<SourceColumn>,
+}
+
+/// One column of an input file's header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceColumn {
+    /// One of the ten fields, under the file's own name for it.
+    Field { field: Field, name: String },
+    /// An extra column, by the name the reader gave it.
+    Extra(String),
+}
+
 /// What is kept of a failed order's input: enough to write it back as input.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FailedBody {
@@ -232,6 +256,9 @@ pub struct FailedBody {
     /// Raw text of a record that could not be parsed (masked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    /// The file's own layout, when the failed report is to keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<SourceLayout>,
 }
 
 /// A failed order, as the failed report and the database hold it.
@@ -284,6 +311,7 @@ mod tests {
                 detail: String::new(),
             }],
             no_items: false,
+            layout: None,
             raw: None,
         };
         let text = serde_json::to_string(&body).unwrap();

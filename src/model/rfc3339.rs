@@ -23,6 +23,42 @@ pub fn parse(s: &str) -> Option<(i64, u32)> {
     instant(&date, &time, offset)
 }
 
+/// A date-time written without an offset (`2026-11-25T08:02:11`, or with a
+/// space for the `T` as shops write it): a wall-clock time, whose instant
+/// only a time zone can give (see `model::local_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalDateTime {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub nanos: u32,
+}
+
+/// A date-time of RFC 3339's grammar without its `time-offset`, the `T`
+/// also written as a space; `None` for anything else. A leap second is not
+/// one: where it falls depends on the offset this text does not have.
+pub fn parse_local(s: &str) -> Option<LocalDateTime> {
+    let mut cur = Cursor { rest: s.as_bytes() };
+    let date = full_date(&mut cur)?;
+    cur.byte_in(b"Tt ")?;
+    let time = partial_time(&mut cur)?;
+    if !cur.rest.is_empty() || time.second == 60 {
+        return None;
+    }
+    Some(LocalDateTime {
+        year: i32::try_from(date.year).ok()?,
+        month: date.month,
+        day: date.day,
+        hour: time.hour,
+        minute: time.minute,
+        second: time.second,
+        nanos: time.nanos,
+    })
+}
+
 /// A calendar date whose fields have already been range-checked.
 struct Date {
     year: i64,
@@ -462,6 +498,31 @@ mod tests {
         // lower case of anything other than t and z; other letters
         "1985-04-12T23:20:50Zulu", "1985-04-12X23:20:50Z",
     ];
+
+    #[test]
+    fn local_date_times_have_no_offset() {
+        let t = parse_local("2026-11-25 08:02:11").unwrap();
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute, t.second, t.nanos),
+            (2026, 11, 25, 8, 2, 11, 0)
+        );
+        assert_eq!(
+            parse_local("2026-03-29T02:30:00.25").map(|t| t.nanos),
+            Some(250_000_000)
+        );
+        for bad in [
+            "2026-11-25T08:02:11Z",
+            "2026-11-25 08:02:11+01:00",
+            "2026-11-25",
+            "2026-11-25 08:02",
+            "2026-02-29 08:02:11",
+            "2026-12-31 23:59:60",
+            "25/11/2026 08:02:11",
+            "2026-11-25  08:02:11",
+        ] {
+            assert_eq!(parse_local(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn rejections() {

@@ -116,6 +116,10 @@ pub struct RunInput {
     pub path: String,
     pub format: String,
     pub sha256: String,
+    /// The encoding `--encoding auto` read the file in (summary.json,
+    /// `--json` and the log say it; the history does not keep it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
 }
 
 /// What a run did: the content of summary.json and of `--json`.
@@ -190,6 +194,11 @@ impl RunSummary {
         );
         if let Some(dir) = reports {
             s.push_str(&format!("; reports in {dir}"));
+        }
+        for input in &self.inputs {
+            if let Some(e) = &input.encoding {
+                s.push_str(&format!("; {} read as {e} (--encoding auto)", input.path));
+            }
         }
         s
     }

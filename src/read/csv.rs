@@ -1,16 +1,17 @@
 //! CSV orders: RFC 4180 rows grouped into orders by consecutive order_id.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
 use csv::{ByteRecord, StringRecord};
 
-use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
-use crate::model::escape::unescape_cell;
+use super::{
+    header, Columns, HeaderAt, InputError, RawBody, RawOrder, RawRow, ReadOptions, Source,
+};
 use crate::model::failure::parse_failure_label;
-use crate::model::order::{Field, REPORT_COLUMNS};
-use crate::model::pan::mask_pans;
+use crate::model::order::Field;
+use crate::model::Format;
 
 /// The reason of a row that is not UTF-8, with what to try.
 pub(super) const NOT_UTF8: &str = "not valid UTF-8 (if the file comes from Excel or an older system, \
@@ -43,44 +44,38 @@ fn parser(delimiter: u8, tee: Tee) -> csv::Reader<Tee> {
 }
 
 impl CsvOrders {
-    /// `unescape`: drop the formula-escape quote our CSV reports add.
+    /// Read the title lines `opts` skip and the header, and check it.
     pub(super) fn new(
         source: Source,
-        delimiter: u8,
-        unescape: bool,
-        limit: usize,
+        format: Format,
+        opts: &ReadOptions,
     ) -> Result<Self, InputError> {
         let path = source.path.clone();
-        let limit = limit as u64;
+        let delimiter = opts.delimiter.unwrap_or(format.default_delimiter());
+        let limit = opts.max_record_bytes as u64;
         let mut reader = source.reader;
         skip_bom(&mut reader).map_err(|e| read_err(&path, 1, e))?;
-        let mut rdr = parser(delimiter, Tee::new(reader, 0, 1, limit));
+        skip_title_lines(&mut reader, &path, opts.skip_rows, limit)?;
+        let first = opts.skip_rows + 1;
+        let mut rdr = parser(delimiter, Tee::new(reader, 0, first, limit));
         let mut header = ByteRecord::new();
-        loop {
-            let res = rdr.read_byte_record(&mut header);
-            if rdr.get_ref().full {
-                // Nothing after a header that long can be read as orders.
-                return Err(InputError::Overlong {
-                    path,
-                    line: 1,
-                    limit,
-                });
-            }
-            match res {
-                Ok(true) if is_blank(&header) => {
-                    let end = rdr.position().byte();
-                    rdr.get_mut().record_start = end;
-                    continue;
-                }
-                Ok(true) => break,
-                Ok(false) => return Err(InputError::NoHeader { path }),
-                Err(e) => return Err(read_err(&path, 1, csv_io(e))),
-            }
+        if !next_nonblank(&mut rdr, &mut header, &path, limit)? {
+            return Err(match opts.skip_rows {
+                0 => InputError::NoHeader { path },
+                skip => InputError::AllSkipped { path, skip },
+            });
         }
         let header = StringRecord::from_byte_record(header)
             .map_err(|_| InputError::HeaderEncoding { path: path.clone() })?;
-        let mut columns = map_header(&path, &header, delimiter)?;
-        columns.unescape = unescape;
+        let cells: Vec<&str> = header.iter().collect();
+        let columns = match header::order_columns(&path, &cells, delimiter, opts) {
+            Ok(c) => c,
+            Err(e) => {
+                let at = header.position().map_or(0, |p| p.byte());
+                let read = rdr.get_mut().physical_line(at);
+                return Err(find_header(e, &mut rdr, read, opts));
+            }
+        };
         let end = rdr.position().byte();
         rdr.get_mut().line_at(end);
         rdr.get_mut().discard_to(end);
@@ -362,94 +357,109 @@ impl Iterator for CsvOrders {
     }
 }
 
-/// Map header names (trimmed, case-insensitive) to the ten fields and the extras.
-pub(super) fn map_header(
+/// The next record that is not a blank line, into `rec`; false at the end.
+fn next_nonblank(
+    rdr: &mut csv::Reader<Tee>,
+    rec: &mut ByteRecord,
     path: &str,
-    header: &StringRecord,
-    delimiter: u8,
-) -> Result<Columns, InputError> {
-    let mut index: [Option<usize>; 10] = [None; 10];
-    let mut extras = Vec::new();
-    let mut failure = None;
-    let mut seen = HashSet::new();
-    for (pos, name) in header.iter().enumerate() {
-        let name = unescape_cell(name.trim()).to_ascii_lowercase();
-        // A column name is free text too: a card number in it is masked.
-        let name = if name.is_empty() {
-            format!("column_{}", pos + 1)
-        } else {
-            mask_pans(&name).into_owned()
-        };
-        if !seen.insert(name.clone()) {
-            return Err(InputError::DuplicateColumn {
+    limit: u64,
+) -> Result<bool, InputError> {
+    loop {
+        let res = rdr.read_byte_record(rec);
+        if rdr.get_ref().full {
+            // Nothing after a header that long can be read as orders.
+            let line = rdr.get_ref().line;
+            return Err(InputError::Overlong {
                 path: path.to_string(),
-                column: name,
+                line,
+                limit,
             });
         }
-        if let Some(f) = Field::from_name(&name) {
-            index[f.index()] = Some(pos);
-        } else if name == "failure_id" {
-            failure = Some(pos);
-        } else if !REPORT_COLUMNS.contains(&name.as_str()) {
-            extras.push((pos, name));
+        match res {
+            Ok(true) if is_blank(rec) => {
+                let end = rdr.position().byte();
+                rdr.get_mut().record_start = end;
+            }
+            Ok(more) => return Ok(more),
+            Err(e) => return Err(read_err(path, 1, csv_io(e))),
         }
     }
-    let mut out = [0usize; 10];
-    for f in Field::ALL {
-        match index[f.index()] {
-            Some(i) => out[f.index()] = i,
-            None if header.len() == 1 => {
-                // One column: the file is probably separated by something else.
-                let one = header.get(0).unwrap_or("");
-                if let Some(d) = [';', '\t', '|', ',']
-                    .into_iter()
-                    .find(|d| one.contains(*d) && u32::from(*d) != u32::from(delimiter))
-                {
-                    return Err(InputError::WrongDelimiter {
-                        path: path.to_string(),
-                        found: d,
-                    });
-                }
-                return Err(InputError::MissingColumn {
+}
+
+/// Skip the title lines before the header (`--skip-rows`): whole physical
+/// lines, each no longer than a record may be.
+pub(super) fn skip_title_lines(
+    reader: &mut Box<dyn BufRead + Send>,
+    path: &str,
+    lines: u64,
+    limit: u64,
+) -> Result<(), InputError> {
+    for line in 1..=lines {
+        match super::skip_line(reader, limit).map_err(|e| read_err(path, line, e))? {
+            Some(0) => {
+                return Err(InputError::AllSkipped {
                     path: path.to_string(),
-                    column: f.name().to_string(),
-                    found: cut_found(mask_pans(one.trim()).into_owned()),
-                });
+                    skip: lines,
+                })
             }
+            Some(_) => {}
             None => {
-                return Err(InputError::MissingColumn {
+                return Err(InputError::Overlong {
                     path: path.to_string(),
-                    column: f.name().to_string(),
-                    found: cut_found(
-                        mask_pans(&header.iter().map(str::trim).collect::<Vec<_>>().join(","))
-                            .into_owned(),
-                    ),
+                    line,
+                    limit,
                 })
             }
         }
     }
-    Ok(Columns {
-        index: out,
-        extras,
-        unescape: true,
-        failure,
-    })
+    Ok(())
 }
 
-/// The header as an error shows it: its first 512 bytes (a worksheet's
-/// header may reach column XFD, a CSV one a megabyte).
-fn cut_found(mut found: String) -> String {
-    const MAX: usize = 512;
-    if found.len() > MAX {
-        let cut = (0..=MAX)
-            .rev()
-            .find(|i| found.is_char_boundary(*i))
-            .unwrap_or(0);
-        found.truncate(cut);
-        found.push_str("...");
+/// A header that lacks most columns may be a title line above the real one:
+/// the next few records are looked at, and the error says on which line the
+/// header seems to be.
+fn find_header(
+    e: InputError,
+    rdr: &mut csv::Reader<Tee>,
+    read: u64,
+    opts: &ReadOptions,
+) -> InputError {
+    let InputError::MissingColumns {
+        path,
+        missing,
+        header_at: None,
+        found,
+    } = e
+    else {
+        return e;
+    };
+    let required = Field::ALL.map(Field::name);
+    let mut header_at = None;
+    if missing.len() * 2 >= required.len() {
+        let mut rec = ByteRecord::new();
+        for _ in 0..LOOK_AHEAD {
+            if !matches!(rdr.read_byte_record(&mut rec), Ok(true)) || rdr.get_ref().full {
+                break;
+            }
+            let cells = rec.iter().map(|c| std::str::from_utf8(c).unwrap_or(""));
+            if header::looks_like_header(&required, header::covered(&required, cells, opts)) {
+                let at = rec.position().map_or(0, |p| p.byte());
+                let found = rdr.get_mut().physical_line(at);
+                header_at = Some(HeaderAt { read, found });
+                break;
+            }
+        }
     }
-    found
+    InputError::MissingColumns {
+        path,
+        missing,
+        header_at,
+        found,
+    }
 }
+
+/// Records looked at below a header that lacks most columns.
+pub(super) const LOOK_AHEAD: usize = 20;
 
 fn is_blank(rec: &ByteRecord) -> bool {
     rec.len() == 1 && rec[0].iter().all(u8::is_ascii_whitespace)
@@ -534,6 +544,18 @@ impl Tee {
         self.line
     }
 
+    /// The physical line of the record the parser says starts at `pos`
+    /// (the parser's record position can sit on blank lines it skipped).
+    fn physical_line(&mut self, pos: u64) -> u64 {
+        let blank = self
+            .slice(pos, u64::MAX)
+            .iter()
+            .take_while(|b| matches!(b, b'\n' | b'\r'))
+            .filter(|b| **b == b'\n')
+            .count();
+        self.line_at(pos) + blank as u64
+    }
+
     /// Forget bytes before `pos` (never past the line cursor); done in large
     /// steps to keep the copying cheap.
     fn discard_to(&mut self, pos: u64) {
@@ -577,15 +599,10 @@ mod tests {
     }
 
     fn read_all(text: &[u8]) -> Vec<RawOrder> {
-        CsvOrders::new(
-            source(text),
-            b',',
-            true,
-            crate::read::DEFAULT_MAX_RECORD_BYTES,
-        )
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
+        CsvOrders::new(source(text), Format::Csv, &ReadOptions::default())
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
     }
 
     fn row(id: &str) -> String {
@@ -680,24 +697,65 @@ mod tests {
     #[test]
     fn header_problems_are_input_errors() {
         let missing = HEADER.replace(",sku", "");
+        let plain = ReadOptions::default();
         let err = CsvOrders::new(
             source(format!("{missing}\n").as_bytes()),
-            b',',
-            true,
-            1 << 20,
+            Format::Csv,
+            &plain,
         )
         .err()
         .unwrap();
         assert!(err.to_string().contains("'sku'"), "{err}");
         let dup = format!("{HEADER},sku\n");
-        let err = CsvOrders::new(source(dup.as_bytes()), b',', true, 1 << 20)
+        let err = CsvOrders::new(source(dup.as_bytes()), Format::Csv, &plain)
             .err()
             .unwrap();
         assert!(matches!(err, InputError::DuplicateColumn { .. }));
-        let err = CsvOrders::new(source(b""), b',', true, 1 << 20)
+        let err = CsvOrders::new(source(b""), Format::Csv, &plain)
             .err()
             .unwrap();
         assert!(matches!(err, InputError::NoHeader { .. }));
+    }
+
+    #[test]
+    fn title_lines_are_skipped_and_lines_still_counted() {
+        let text = format!("Order export 2026-11-25,,\n\n{HEADER}\n{}\n", row("A"));
+        let titled = ReadOptions {
+            skip_rows: 2,
+            ..ReadOptions::default()
+        };
+        let orders: Vec<RawOrder> = CsvOrders::new(source(text.as_bytes()), Format::Csv, &titled)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!((orders[0].order_id(), orders[0].line), (Some("A"), 4));
+        let too_many = ReadOptions {
+            skip_rows: 9,
+            ..ReadOptions::default()
+        };
+        let e = CsvOrders::new(source(text.as_bytes()), Format::Csv, &too_many)
+            .err()
+            .unwrap();
+        assert!(matches!(e, InputError::AllSkipped { skip: 9, .. }), "{e}");
+    }
+
+    #[test]
+    fn a_title_line_read_as_the_header_says_where_the_header_is() {
+        let text = format!("Order export 2026-11-25,,\n\n\n{HEADER}\n{}\n", row("A"));
+        let e = CsvOrders::new(
+            source(text.as_bytes()),
+            Format::Csv,
+            &ReadOptions::default(),
+        )
+        .err()
+        .unwrap();
+        match &e {
+            InputError::MissingColumns { header_at, .. } => {
+                assert_eq!(*header_at, Some(HeaderAt { read: 1, found: 4 }))
+            }
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains("pass --skip-rows 3"), "{e}");
     }
 
     #[test]

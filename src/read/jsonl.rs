@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use super::{BoundedLine, Columns, InputError, RawBody, RawOrder, RawRow, Source};
+use super::{BoundedLine, Columns, InputError, RawBody, RawOrder, RawRow, ReadOptions, Source};
 use crate::model::order::{Field, Problem, REPORT_COLUMNS};
 use crate::model::pan::mask_pans;
 use crate::model::ErrorCode;
@@ -27,14 +27,19 @@ pub(super) struct JsonlOrders {
 }
 
 impl JsonlOrders {
-    pub(super) fn new(source: Source, limit: usize) -> Self {
+    /// JSONL has no header: of `opts`, the time zone and the record bound
+    /// apply (title lines and column names are for files with a header).
+    pub(super) fn new(source: Source, opts: &ReadOptions) -> Self {
         JsonlOrders {
             source,
             line: 0,
             buf: Vec::new(),
-            plain: Arc::new(Columns::positional(Vec::new(), false)),
+            plain: Arc::new(Columns {
+                zone: opts.timezone,
+                ..Columns::positional(Vec::new(), false)
+            }),
             done: false,
-            limit,
+            limit: opts.max_record_bytes,
         }
     }
 }
@@ -189,7 +194,10 @@ fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
     let columns = if extras.is_empty() {
         Arc::clone(plain)
     } else {
-        Arc::new(Columns::positional(extras, false))
+        Arc::new(Columns {
+            zone: plain.zone,
+            ..Columns::positional(extras, false)
+        })
     };
     let rows = items
         .into_iter()
@@ -383,7 +391,7 @@ mod tests {
             reader: Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
             meter: Arc::new(InputMeter::default()),
         };
-        JsonlOrders::new(src, super::super::DEFAULT_MAX_RECORD_BYTES)
+        JsonlOrders::new(src, &ReadOptions::default())
             .map(|r| r.unwrap())
             .collect()
     }

@@ -1,19 +1,26 @@
-//! Input: bytes to raw order records with their file and line; CSV and JSONL,
-//! gzip, standard input. Nothing here judges an order, it only parses.
+//! Input: bytes to raw order records with their file and line; CSV, TSV,
+//! JSONL and xlsx, gzip, standard input, text encodings, and the options
+//! that say how a file is read (`ReadOptions`: title lines, column names,
+//! time zone). Nothing here judges an order, it only parses.
 
 pub mod catalog;
 mod csv;
+mod header;
 pub mod jsonl;
+pub mod options;
 mod source;
 mod xlsx;
 
 use std::sync::Arc;
 
 use crate::model::escape::unescape_cell;
-use crate::model::order::{Field, Problem};
+use crate::model::local_time::Zone;
+use crate::model::order::{Field, Problem, SourceLayout};
 use crate::model::Format;
 
-pub use self::source::{open_source, open_source_in, open_source_raw, InputMeter, Source};
+pub use self::header::{HeaderAt, Missing};
+pub use self::options::{ColumnMap, ReadOptions, Rename, TextEncoding};
+pub use self::source::{open_source, open_source_raw, open_text, InputMeter, Source};
 
 /// The most bytes one record (a CSV row, a JSONL line, a worksheet row) may
 /// hold unless `--max-record-bytes` says otherwise: past it the record is
@@ -202,13 +209,16 @@ pub enum InputError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: missing required column '{column}' in the header (found: {found})")]
-    MissingColumn {
+    #[error("{path}: {}", header::missing_message(.missing, *.header_at, .found))]
+    MissingColumns {
         path: String,
-        column: String,
+        /// Every required column the header lacks.
+        missing: Vec<Missing>,
+        /// Where the header seems to be, when the line read as one is not.
+        header_at: Option<HeaderAt>,
         found: String,
     },
-    #[error("{path}: column '{column}' appears more than once in the header")]
+    #[error("{path}: column '{column}' appears more than once in the header (a --map may read another column as it): keep one, or drop the --map")]
     DuplicateColumn { path: String, column: String },
     #[error("{path}: line {line} is longer than {limit} bytes, so this is no file of orders as named; check the file (or raise --max-record-bytes)")]
     Overlong { path: String, line: u64, limit: u64 },
@@ -218,6 +228,18 @@ pub enum InputError {
     NoHeader { path: String },
     #[error("{path}: the header row is not valid UTF-8: the file is in another encoding: pass --encoding windows-1252 (Excel, older systems) or --encoding utf-16")]
     HeaderEncoding { path: String },
+    #[error("{path}: line {line} is not UTF-8 (byte 0x{byte:02X} at position {column} of the line), so nothing was read: the file looks like {likely}: pass --encoding {likely} (or --encoding auto)")]
+    NotUtf8 {
+        path: String,
+        line: u64,
+        /// The bad byte's place in its line, from 1.
+        column: usize,
+        byte: u8,
+        /// The encoding the file most likely is, as `--encoding` takes it.
+        likely: String,
+    },
+    #[error("{path}: no header row follows the {skip} lines --skip-rows skips: check --skip-rows")]
+    AllSkipped { path: String, skip: u64 },
     #[error("cannot tell the format of {path} from its name: name it .csv, .tsv, .jsonl or .xlsx, or pass --format")]
     UnknownFormat { path: String },
     #[error("{path}: the header does not split into columns but holds {}: pass --delimiter {} (or name a tab-separated file .tsv)", found_name(*.found), found_arg(*.found))]
@@ -259,6 +281,12 @@ pub struct Columns {
     /// The `failure_id` column of a fed-back failed report, when there is one.
     #[serde(default)]
     pub failure: Option<usize>,
+    /// The zone of date-times written without an offset (`--timezone`).
+    #[serde(default)]
+    pub zone: Option<Zone>,
+    /// The file's own layout, kept for the failed report (`--skip-rows`, `--map`).
+    #[serde(default)]
+    pub layout: Option<Arc<SourceLayout>>,
 }
 
 impl Columns {
@@ -273,6 +301,8 @@ impl Columns {
                 .collect(),
             unescape,
             failure: None,
+            zone: None,
+            layout: None,
         }
     }
 }
@@ -399,26 +429,18 @@ impl RawOrder {
 /// A reader of one input file, yielding its orders in file order.
 pub type OrderReader = Box<dyn Iterator<Item = Result<RawOrder, InputError>> + Send>;
 
-/// Open one input and check its header, so that every file's problems are found
-/// before any order is processed. `max_record_bytes` bounds one record
-/// ([`DEFAULT_MAX_RECORD_BYTES`] unless the command line says otherwise).
+/// Open one input and check its header, so that every file's problems are
+/// found before any order is processed; `opts` say how it is read.
 pub fn open_orders(
     source: Source,
     format: Format,
-    delimiter: Option<u8>,
-    max_record_bytes: usize,
+    opts: &ReadOptions,
 ) -> Result<OrderReader, InputError> {
     let name: Arc<str> = Arc::from(source.path.as_str());
-    let delimiter = delimiter.unwrap_or(format.default_delimiter());
     let orders: OrderReader = match format {
-        Format::Csv | Format::Tsv => Box::new(csv::CsvOrders::new(
-            source,
-            delimiter,
-            true,
-            max_record_bytes,
-        )?),
-        Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source, max_record_bytes)),
-        Format::Xlsx => Box::new(xlsx::XlsxOrders::new(source, max_record_bytes)?),
+        Format::Csv | Format::Tsv => Box::new(csv::CsvOrders::new(source, format, opts)?),
+        Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source, opts)),
+        Format::Xlsx => Box::new(xlsx::XlsxOrders::new(source, opts)?),
     };
     Ok(Box::new(orders.map(move |r| {
         r.map(|mut o| {

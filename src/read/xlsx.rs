@@ -8,14 +8,18 @@
 //! costs its own row), no text node or tag is held past the record limit
 //! (`max_record_bytes`: a row over it is `MALFORMED_RECORD`, and reading goes
 //! on), and the shared strings, which cells refer to from anywhere in the
-//! sheet and so are held, are refused past 512 MiB uncompressed (exit 2). The
-//! bytes are first copied to an unnamed temporary file (a zip is read from
-//! its end), through the input's meter for the digest and the progress.
+//! sheet and so are held, are refused past 512 MiB uncompressed (exit 2). A
+//! zip is read from its end, so the workbook must be a regular file: it is
+//! opened where it lies (a temporary copy would hold its card numbers in
+//! clear), after one pass of its bytes through the input's meter for the
+//! digest and the progress. Rows up to `--skip-rows` are title rows; the
+//! header is the first row with text below them.
 //!
 //! A cell's text is its value by type (see `value`): text as is, numbers as
 //! the General format shows them, `TRUE`/`FALSE`, a formula by its saved
-//! value. Where that text is not the value (a number past 15 digits, an
-//! error value, a date cell, a formula never calculated) the record holds
+//! value, a date cell as RFC 3339 text in the `--timezone` zone. Where that
+//! text is not the value (a number past 15 digits, an error value, a date
+//! cell without `--timezone`, a formula never calculated) the record holds
 //! what the spreadsheet shows and the order fails `INVALID_FIELD`, naming the
 //! cell and what to do. Only the ten fields are held to this: extra columns
 //! are kept as the spreadsheet shows them.
@@ -32,7 +36,7 @@ use csv::StringRecord;
 
 use self::sheet::{column_name, row_text, Cell, Row, SheetRows};
 use self::value::Issue;
-use super::{Columns, InputError, RawBody, RawOrder, RawRow, Source};
+use super::{Columns, HeaderAt, InputError, RawBody, RawOrder, RawRow, ReadOptions, Source};
 use crate::model::failure::parse_failure_label;
 use crate::model::order::{Field, Problem};
 use crate::model::ErrorCode;
@@ -55,9 +59,9 @@ pub(super) struct XlsxOrders {
 }
 
 impl XlsxOrders {
-    /// Open the workbook and read its header row; `limit` is the most text
-    /// one row may hold (`--max-record-bytes`).
-    pub(super) fn new(mut source: Source, limit: usize) -> Result<Self, InputError> {
+    /// Open the workbook and read its header row as `opts` say (title rows,
+    /// column names, time zone, the most text one row may hold).
+    pub(super) fn new(mut source: Source, opts: &ReadOptions) -> Result<Self, InputError> {
         let path = source.path.clone();
         if path == "-" {
             return Err(InputError::Workbook {
@@ -82,17 +86,26 @@ impl XlsxOrders {
         }
         std::io::copy(&mut source.reader, &mut std::io::sink()).map_err(read_err)?;
         let file = std::fs::File::open(&path).map_err(read_err)?;
-        XlsxOrders::from_file(file, path, limit)
+        XlsxOrders::from_file(file, path, opts)
     }
 
     /// The workbook in `file` (named `path` in messages), its header read.
-    fn from_file(file: std::fs::File, path: String, limit: usize) -> Result<Self, InputError> {
+    fn from_file(
+        file: std::fs::File,
+        path: String,
+        opts: &ReadOptions,
+    ) -> Result<Self, InputError> {
+        let limit = opts.max_record_bytes;
         let pkg = package::Package::open(file, &path)?;
         let book = package::open_book(pkg, limit)?;
-        let mut rows = SheetRows::new(book, &path, limit);
-        let (header, width) = header(&mut rows, &path, limit)?;
+        let mut rows = SheetRows::new(book, &path, limit, opts.timezone);
+        let (header, width) = header(&mut rows, &path, opts)?;
         let record = record(&header.cells, width as usize);
-        let columns = super::csv::map_header(&path, &record, b',')?;
+        let cells: Vec<&str> = record.iter().collect();
+        let columns = match super::header::order_columns(&path, &cells, b',', opts) {
+            Ok(c) => c,
+            Err(e) => return Err(find_header(e, &mut rows, header.line, opts)),
+        };
         let mut fields = vec![None; width as usize];
         for f in Field::ALL {
             if let Some(slot) = fields.get_mut(columns.index[f.index()]) {
@@ -230,20 +243,28 @@ fn is_blank(row: &Row) -> bool {
         .all(|c| c.issue.is_none() && c.text.trim().is_empty())
 }
 
-/// The header: the first row with text, and its width (up to its last cell
-/// with text).
-fn header(rows: &mut SheetRows, path: &str, limit: usize) -> Result<(Row, u32), InputError> {
+/// The header: the first row with text below the title rows `--skip-rows`
+/// skips, and its width (up to its last cell with text).
+fn header(rows: &mut SheetRows, path: &str, opts: &ReadOptions) -> Result<(Row, u32), InputError> {
+    let limit = opts.max_record_bytes;
     let bad = |what: String| InputError::Workbook {
         path: path.to_string(),
         what,
     };
     let header = loop {
         match rows.next_row()? {
+            None if opts.skip_rows > 0 => {
+                return Err(InputError::AllSkipped {
+                    path: path.to_string(),
+                    skip: opts.skip_rows,
+                })
+            }
             None => {
                 return Err(InputError::NoHeader {
                     path: path.to_string(),
                 })
             }
+            Some(row) if row.line <= opts.skip_rows => continue,
             Some(row) if row.too_long.is_some() => {
                 return Err(bad(format!(
                     "its header row (row {}) is longer than {limit} bytes (--max-record-bytes)",
@@ -268,6 +289,47 @@ fn header(rows: &mut SheetRows, path: &str, limit: usize) -> Result<(Row, u32), 
         )));
     }
     Ok((header, width))
+}
+
+/// A header that lacks most columns may be a title row above the real one:
+/// the next few rows are looked at, and the error says in which row the
+/// header seems to be.
+fn find_header(e: InputError, rows: &mut SheetRows, read: u64, opts: &ReadOptions) -> InputError {
+    let InputError::MissingColumns {
+        path,
+        missing,
+        header_at: None,
+        found,
+    } = e
+    else {
+        return e;
+    };
+    let required = Field::ALL.map(Field::name);
+    let mut header_at = None;
+    if missing.len() * 2 >= required.len() {
+        for _ in 0..super::csv::LOOK_AHEAD {
+            let Ok(Some(row)) = rows.next_row() else {
+                break;
+            };
+            let texts = row.cells.iter().map(|c| c.text.as_str());
+            if super::header::looks_like_header(
+                &required,
+                super::header::covered(&required, texts, opts),
+            ) {
+                header_at = Some(HeaderAt {
+                    read,
+                    found: row.line,
+                });
+                break;
+            }
+        }
+    }
+    InputError::MissingColumns {
+        path,
+        missing,
+        header_at,
+        found,
+    }
 }
 
 /// The row's cells in their columns, `width` of them (cells past it left out).
@@ -434,9 +496,19 @@ mod tests {
     }
 
     fn open(bytes: Vec<u8>, limit: usize) -> Result<XlsxOrders, InputError> {
+        open_with(
+            bytes,
+            &ReadOptions {
+                max_record_bytes: limit,
+                ..ReadOptions::default()
+            },
+        )
+    }
+
+    fn open_with(bytes: Vec<u8>, opts: &ReadOptions) -> Result<XlsxOrders, InputError> {
         let mut file = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut file, &bytes).unwrap();
-        XlsxOrders::from_file(file, "t.xlsx".into(), limit)
+        XlsxOrders::from_file(file, "t.xlsx".into(), opts)
     }
 
     fn read(bytes: Vec<u8>, limit: usize) -> Vec<RawOrder> {
@@ -679,5 +751,52 @@ mod tests {
         ));
         let err = open(b"order_id\n".to_vec(), 1 << 20).err().unwrap();
         assert!(err.to_string().contains("xlsx"), "{err}");
+    }
+
+    #[test]
+    fn title_rows_are_skipped_and_date_cells_read_in_the_zone() {
+        let styles = r#"<styleSheet><cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="22" applyNumberFormat="1"/></cellXfs></styleSheet>"#;
+        let rows = [order_row(
+            3,
+            "T-1",
+            &[("B", r#"<c r="B3" s="1"><v>46351.334849537</v></c>"#.into())],
+        )];
+        let text = sheet(&rows)
+            .replace(r#"<row r="1" "#, r#"<row r="2" "#)
+            .replace("1\" t=\"inlineStr\"", "2\" t=\"inlineStr\"")
+            .replace(
+                "<sheetData>",
+                &format!(
+                    "<sheetData><row r=\"1\">{}</row>",
+                    text_cell("A1", "Order export 2026-11-25")
+                ),
+            );
+        let book = workbook(&text, None, Some(styles));
+        let e = open(book.clone(), 1 << 20).err().unwrap();
+        assert!(
+            matches!(
+                e,
+                InputError::MissingColumns {
+                    header_at: Some(HeaderAt { read: 1, found: 2 }),
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let opts = ReadOptions {
+            skip_rows: 1,
+            timezone: Some(crate::model::local_time::Zone::parse("Europe/Berlin").unwrap()),
+            ..ReadOptions::default()
+        };
+        let orders: Vec<RawOrder> = open_with(book, &opts)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(orders[0].line, 3);
+        assert_eq!(
+            field(&orders[0], Field::PlacedAt),
+            "2026-11-25T08:02:11+01:00"
+        );
+        assert!(orders[0].notes.is_empty(), "{:?}", orders[0].notes);
     }
 }

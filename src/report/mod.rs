@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::model::escape::escape_cell;
 use crate::model::failure::failure_label;
 use crate::model::money::{currency_exponent, format_amount};
-use crate::model::order::{AcceptedRow, FailedOrder, Field};
+use crate::model::order::{AcceptedRow, FailedOrder, Field, SourceColumn, SourceLayout};
 use crate::model::Format;
 use crate::store::{Queries, StoredFailure};
 
@@ -67,12 +67,27 @@ pub enum Table<W: Write> {
 
 impl<W: Write> Table<W> {
     /// `bom`: start a CSV file with the UTF-8 byte-order mark (for Excel).
-    fn new(mut out: W, format: Format, header: &[&str], bom: bool) -> io::Result<Self> {
+    fn new(out: W, format: Format, header: &[&str], bom: bool) -> io::Result<Self> {
+        Table::with_title(out, format, &[], header, bom)
+    }
+
+    /// A table whose header stands below `title`, a line (a row) each.
+    fn with_title(
+        mut out: W,
+        format: Format,
+        title: &[&str],
+        header: &[&str],
+        bom: bool,
+    ) -> io::Result<Self> {
         Ok(match format {
-            Format::Xlsx => Table::Xlsx(Box::new(xlsx::XlsxSheet::new(header)?), out),
+            Format::Xlsx => Table::Xlsx(Box::new(xlsx::XlsxSheet::with_title(title, header)?), out),
             _ => {
                 if bom {
                     out.write_all(BOM)?;
+                }
+                for line in title {
+                    out.write_all(line.as_bytes())?;
+                    out.write_all(b"\n")?;
                 }
                 let mut w = csv_writer(out);
                 write_cells(&mut w, header)?;
@@ -168,14 +183,19 @@ impl<W: Write> AcceptedWriter<W> {
 }
 
 /// Extra column names of failed orders, in order of first appearance, so the
-/// CSV header can hold every one of them.
+/// CSV header can hold every one of them; and the first input layout a
+/// failed order kept (`--skip-rows`, `--map`), which the header follows.
 #[derive(Debug, Default, Clone)]
 pub struct ExtraColumns {
     names: Vec<String>,
+    layout: Option<SourceLayout>,
 }
 
 impl ExtraColumns {
     pub fn add(&mut self, f: &FailedOrder) {
+        if self.layout.is_none() {
+            self.layout = f.body.layout.clone();
+        }
         for row in &f.body.rows {
             for (name, _) in &row.extra {
                 if let Some(key) = extra_key(name) {
@@ -198,10 +218,66 @@ fn extra_key(name: &str) -> Option<String> {
     (!ours).then_some(key)
 }
 
+/// What a column of the failed report's table holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    Field(Field),
+    Extra(String),
+}
+
+/// The first line above a failed report's header when its input had title
+/// lines (`--skip-rows`): the report goes back in with the same flags.
+pub const LAYOUT_TITLE: &str =
+    "Failed orders: correct them, then process this file with the same --skip-rows and --map";
+
+/// The failed report's title lines, header and columns: the ten fields and
+/// the extra columns, in the input's own layout when a failed order kept it
+/// (its names and order, then whatever it lacks), else the fields in
+/// section 2's order, then the extras.
+fn failed_table(extras: &ExtraColumns) -> (Vec<&str>, Vec<String>, Vec<Slot>) {
+    let mut header: Vec<String> = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut title = Vec::new();
+    if let Some(layout) = &extras.layout {
+        let lines = usize::try_from(layout.skip_rows).unwrap_or(0);
+        if lines > 0 {
+            title = vec![""; lines];
+            title[0] = LAYOUT_TITLE;
+        }
+        for c in &layout.columns {
+            match c {
+                SourceColumn::Field { field, name } => {
+                    header.push(name.clone());
+                    slots.push(Slot::Field(*field));
+                }
+                SourceColumn::Extra(name) => {
+                    if let Some(key) = extra_key(name) {
+                        header.push(key.clone());
+                        slots.push(Slot::Extra(key));
+                    }
+                }
+            }
+        }
+    }
+    for f in Field::ALL {
+        if !slots.contains(&Slot::Field(f)) {
+            header.push(f.name().to_string());
+            slots.push(Slot::Field(f));
+        }
+    }
+    for name in &extras.names {
+        if !slots.contains(&Slot::Extra(name.clone())) {
+            header.push(name.clone());
+            slots.push(Slot::Extra(name.clone()));
+        }
+    }
+    (title, header, slots)
+}
+
 /// Writes the failed report: one row per input row (CSV) or one line per
 /// order in the JSONL input layout; both are valid input again.
 pub enum FailedWriter<W: Write> {
-    Table(Table<W>, Vec<String>),
+    Table(Table<W>, Vec<Slot>),
     Jsonl(W),
 }
 
@@ -214,11 +290,11 @@ impl<W: Write> FailedWriter<W> {
         Ok(match format {
             Format::Jsonl => FailedWriter::Jsonl(out),
             _ => {
-                let mut header: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
-                header.extend(extras.names.iter().map(String::as_str));
+                let (title, names, slots) = failed_table(&extras);
+                let mut header: Vec<&str> = names.iter().map(String::as_str).collect();
                 header.extend(crate::model::order::REPORT_COLUMNS);
-                let t = Table::new(out, format, &header, bom)?;
-                FailedWriter::Table(t, extras.names)
+                let t = Table::with_title(out, format, &title, &header, bom)?;
+                FailedWriter::Table(t, slots)
             }
         })
     }
@@ -233,9 +309,9 @@ impl<W: Write> FailedWriter<W> {
         let f = &stored.order;
         let line = f.source_line.to_string();
         match self {
-            FailedWriter::Table(w, extras) => {
+            FailedWriter::Table(w, slots) => {
                 if f.body.rows.is_empty() {
-                    let mut cells = vec![""; 10 + extras.len()];
+                    let mut cells = vec![""; slots.len()];
                     cells.extend([f.code.as_str(), &f.detail, &f.source_file, &line, id]);
                     return w.row(&cells);
                 }
@@ -249,16 +325,19 @@ impl<W: Write> FailedWriter<W> {
                         (false, _) => "",
                     };
                     let tail = [f.code.as_str(), detail, &f.source_file, &line, id];
-                    let mut cells: Vec<&str> = row.values.iter().map(String::as_str).collect();
-                    cells.resize(10, "");
-                    for name in extras.iter() {
-                        let v = row
-                            .extra
-                            .iter()
-                            .find(|(n, _)| extra_key(n).as_ref() == Some(name))
-                            .map(|(_, v)| v.as_str());
-                        cells.push(v.unwrap_or(""));
-                    }
+                    let mut cells: Vec<&str> = slots
+                        .iter()
+                        .map(|slot| match slot {
+                            Slot::Field(field) => {
+                                row.values.get(field.index()).map_or("", String::as_str)
+                            }
+                            Slot::Extra(name) => row
+                                .extra
+                                .iter()
+                                .find(|(n, _)| extra_key(n).as_ref() == Some(name))
+                                .map_or("", |(_, v)| v.as_str()),
+                        })
+                        .collect();
                     cells.extend(tail);
                     w.row(&cells)?;
                 }

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use crate::model::escape::is_live_formula;
 use crate::model::order::{FailedBody, FailedRow, Status};
 use crate::model::ErrorCode;
-use crate::read::{open_orders, InputMeter, RawBody, RawOrder, Source, DEFAULT_MAX_RECORD_BYTES};
+use crate::read::{open_orders, InputMeter, RawBody, RawOrder, Source};
 
 /// The ten input columns, in order (their names are checked in `model::order`).
 fn ten() -> [&'static str; 10] {
@@ -86,6 +86,7 @@ fn failed(rows: Vec<FailedRow>, code: ErrorCode, detail: &str) -> FailedOrder {
             rows,
             no_items: false,
             raw: None,
+            layout: None,
         },
     }
 }
@@ -119,7 +120,7 @@ fn read_back(format: Format, bytes: Vec<u8>) -> Vec<RawOrder> {
         reader: Box::new(std::io::Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    open_orders(src, format, None, DEFAULT_MAX_RECORD_BYTES)
+    open_orders(src, format, &crate::read::ReadOptions::default())
         .expect("a failed report is valid input")
         .map(|r| r.expect("no read error"))
         .collect()
@@ -543,7 +544,7 @@ fn extra_names_that_collide_case_insensitively_still_read_back() {
         reader: Box::new(std::io::Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    let res = open_orders(src, Format::Csv, None, DEFAULT_MAX_RECORD_BYTES);
+    let res = open_orders(src, Format::Csv, &crate::read::ReadOptions::default());
     assert!(res.is_ok(), "{}", res.err().unwrap());
 }
 
@@ -623,7 +624,7 @@ proptest! {
             detail,
             source_file: "in.csv".into(),
             source_line: 7,
-            body: FailedBody { rows: rows.clone(), no_items: false, raw: None },
+            body: FailedBody { rows: rows.clone(), no_items: false, raw: None, layout: None },
         };
         let bytes = failed_report(Format::Csv, &[f]);
         // Nothing in the report is a live formula.
@@ -678,7 +679,7 @@ proptest! {
             detail,
             source_file: "in.jsonl".into(),
             source_line: 3,
-            body: FailedBody { rows: rows.clone(), no_items: false, raw: None },
+            body: FailedBody { rows: rows.clone(), no_items: false, raw: None, layout: None },
         };
         let orders = read_back(Format::Jsonl, failed_report(Format::Jsonl, &[f]));
         prop_assert_eq!(orders.len(), 1);

@@ -66,6 +66,8 @@ fn temp_file_err(e: io::Error) -> io::Error {
 
 pub struct XlsxSheet {
     workbook: Workbook,
+    /// Rows above the header on every sheet (a failed report's title lines).
+    title: Vec<String>,
     header: Vec<String>,
     text: Format,
     sheet: usize,
@@ -87,6 +89,11 @@ fn cell(v: &str) -> io::Result<&str> {
 
 impl XlsxSheet {
     pub fn new(header: &[&str]) -> io::Result<XlsxSheet> {
+        XlsxSheet::with_title(&[], header)
+    }
+
+    /// A sheet whose header stands below `title`, a row a line.
+    pub fn with_title(title: &[&str], header: &[&str]) -> io::Result<XlsxSheet> {
         if header.len() > MAX_COLUMNS {
             return Err(TooLarge::error(format!(
                 "the report has {} columns, more than the {MAX_COLUMNS} an xlsx sheet holds",
@@ -95,6 +102,7 @@ impl XlsxSheet {
         }
         let mut s = XlsxSheet {
             workbook: Workbook::new(),
+            title: title.iter().map(|t| t.to_string()).collect(),
             header: header.iter().map(|h| h.to_string()).collect(),
             text: Format::new().set_num_format("@"),
             sheet: 0,
@@ -111,15 +119,22 @@ impl XlsxSheet {
             .workbook
             .add_worksheet_with_constant_memory()
             .map_err(io_err)?;
+        let at = u32::try_from(self.title.len()).map_err(io::Error::other)?;
+        for (row, line) in (0..).zip(&self.title) {
+            if !line.is_empty() {
+                ws.write_string_with_format(row, 0, line, &text)
+                    .map_err(io_err)?;
+            }
+        }
         for (i, h) in header.iter().enumerate() {
             let col = u16::try_from(i).map_err(io::Error::other)?;
             ws.set_column_format(col, &text).map_err(io_err)?;
             ws.set_column_width(col, 16).map_err(io_err)?;
-            ws.write_string_with_format(0, col, h, &text)
+            ws.write_string_with_format(at, col, h, &text)
                 .map_err(io_err)?;
         }
         self.sheet = self.workbook.worksheets().len() - 1;
-        self.row = 1;
+        self.row = at + 1;
         Ok(())
     }
 

@@ -9,11 +9,12 @@ use anyhow::Result;
 
 use super::stages::Orders;
 use crate::config::RunOptions;
+use crate::model::local_time::Zone;
 use crate::model::order::Product;
 use crate::model::run::RunInput;
 use crate::model::Format;
 use crate::read::{
-    open_orders, open_source_in, open_source_raw, resolve_format, Columns, InputError, InputMeter,
+    open_orders, open_source_raw, open_text, resolve_format, Columns, InputError, InputMeter,
     RawBody, RawOrder, RawRow,
 };
 use crate::store::{Store, StoredFailure};
@@ -31,16 +32,17 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
     if files.iter().filter(|f| *f == "-").count() > 1 {
         return Err(InputError::StdinTwice.into());
     }
+    let read = opts.reader();
     let mut out = Vec::with_capacity(files.len());
     for path in files {
-        let format = resolve_format(path, opts.format)?;
+        let format = resolve_format(path, read.format)?;
         let source = match format {
             // A workbook is a zip archive: --encoding is for text files.
             Format::Xlsx => open_source_raw(path)?,
-            _ => open_source_in(path, opts.encoding)?,
+            _ => open_text(path, &read)?,
         };
         let meter = Arc::clone(&source.meter);
-        let orders = open_orders(source, format, opts.delimiter, opts.max_record_bytes)?;
+        let orders = open_orders(source, format, &read)?;
         out.push(Opened {
             path: path.clone(),
             format,
@@ -77,6 +79,7 @@ pub fn summaries(inputs: &[InputMeta]) -> Vec<RunInput> {
             path: m.path.clone(),
             format: m.format.as_str().into(),
             sha256: m.meter.sha256().unwrap_or_default(),
+            encoding: m.meter.detected_encoding().map(str::to_string),
         })
         .collect()
 }
@@ -105,6 +108,8 @@ const PAGE: usize = 1024;
 pub struct Retries {
     store: Box<dyn Store>,
     of_run: Option<i64>,
+    /// `--timezone`: the zone a retried order's local times are read in.
+    zone: Option<Zone>,
     after: Option<crate::model::failure::FailureKey>,
     page: VecDeque<StoredFailure>,
     done: bool,
@@ -113,10 +118,11 @@ pub struct Retries {
 }
 
 impl Retries {
-    pub fn new(store: Box<dyn Store>, of_run: Option<i64>) -> Retries {
+    pub fn new(store: Box<dyn Store>, of_run: Option<i64>, zone: Option<Zone>) -> Retries {
         Retries {
             store,
             of_run,
+            zone,
             after: None,
             page: VecDeque::new(),
             done: false,
@@ -146,12 +152,13 @@ impl Iterator for Retries {
         if let Ok(mut runs) = self.runs.lock() {
             runs.insert(f.run_id);
         }
-        Some(Ok(retry_order(&f)))
+        Some(Ok(retry_order(&f, self.zone)))
     }
 }
 
-/// A stored failure as an order to check again, with its original file and line.
-pub fn retry_order(f: &StoredFailure) -> RawOrder {
+/// A stored failure as an order to check again, with its original file and
+/// line, its local times read in `zone`, and its file's layout kept.
+pub fn retry_order(f: &StoredFailure, zone: Option<Zone>) -> RawOrder {
     let o = &f.order;
     let body = match &o.body.raw {
         Some(raw) => RawBody::Malformed {
@@ -165,7 +172,11 @@ pub fn retry_order(f: &StoredFailure) -> RawOrder {
                 .first()
                 .map(|r| r.extra.iter().map(|(n, _)| n.clone()).collect())
                 .unwrap_or_default();
-            let columns = Arc::new(Columns::positional(extra_names, false));
+            let columns = Arc::new(Columns {
+                zone,
+                layout: o.body.layout.clone().map(Arc::new),
+                ..Columns::positional(extra_names, false)
+            });
             let rows = o
                 .body
                 .rows

@@ -185,8 +185,15 @@ impl<'a> Run<'a> {
                 )
                 .into())
             }
-            // The catalog is its own file, comma-separated like `inventory export` writes it.
-            Some(path) => Some((path.clone(), read_catalog(path, None, None)?)),
+            // The catalog is its own file, comma-separated like `inventory
+            // export` writes it, in UTF-8 or the encoding it looks like.
+            Some(path) => {
+                let read = crate::read::ReadOptions {
+                    encoding: crate::read::TextEncoding::Auto,
+                    ..Default::default()
+                };
+                Some((path.clone(), read_catalog(path, &read)?))
+            }
             None => None,
         };
         Ok(Prepared { inputs, catalog })
@@ -282,7 +289,7 @@ impl<'a> Run<'a> {
             Plan::Retry(of_run) => {
                 // A store of its own: the run's transaction holds the other.
                 let store = store::open(&self.cfg.db, self.cfg.lock_timeout)?;
-                let retries = inputs::Retries::new(store, *of_run);
+                let retries = inputs::Retries::new(store, *of_run, self.opts.timezone);
                 let runs = Arc::clone(&retries.runs);
                 (vec![Box::new(retries)], runs)
             }

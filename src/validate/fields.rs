@@ -1,8 +1,10 @@
 //! The format rule of each input field (SPEC section 2), as pure functions that
 //! return the parsed value or the rule that was broken.
 
+use crate::model::local_time::{LocalTimeError, Zone};
 use crate::model::money::{self, AmountError};
 use crate::model::order::PAYMENT_METHODS;
+use crate::model::rfc3339;
 
 pub const ORDER_ID_RULE: &str =
     "must be 1-64 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit";
@@ -37,10 +39,39 @@ pub fn sku(v: &str) -> Result<(), &'static str> {
     ok.then_some(()).ok_or(SKU_RULE)
 }
 
-/// The instant (Unix seconds and nanoseconds), so that the same moment written
-/// with another offset counts as the same content.
-pub fn placed_at(v: &str) -> Result<(i64, u32), &'static str> {
-    crate::model::rfc3339::parse(v).ok_or(PLACED_AT_RULE)
+/// A `placed_at` as parsed: its instant (Unix seconds and nanoseconds), so
+/// that the same moment written with another offset counts as the same
+/// content, and for a local time read in `--timezone`, the value with the
+/// offset it had there (what is stored and reported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub instant: (i64, u32),
+    pub with_offset: Option<String>,
+}
+
+/// An RFC 3339 date-time with its offset; or, written without one (`T` or
+/// a space between date and time), a wall-clock time in `zone`, which must
+/// have happened there exactly once.
+pub fn placed_at(v: &str, zone: Option<&Zone>) -> Result<Placed, String> {
+    if let Some(instant) = rfc3339::parse(v) {
+        return Ok(Placed {
+            instant,
+            with_offset: None,
+        });
+    }
+    let Some(local) = rfc3339::parse_local(v) else {
+        return Err(PLACED_AT_RULE.to_string());
+    };
+    let zone = zone
+        .ok_or(LocalTimeError::NoZone)
+        .map_err(|e| e.to_string())?;
+    let at = zone.resolve(&local).map_err(|e| e.to_string())?;
+    // The text as written, with a `T` and the offset: fractions kept as they were.
+    let with_offset = format!("{}T{}{}", &v[..10], &v[11..], at.offset);
+    Ok(Placed {
+        instant: at.instant,
+        with_offset: Some(with_offset),
+    })
 }
 
 /// A control character other than tab: never part of a value (no database
@@ -147,10 +178,10 @@ mod tests {
     #[test]
     fn placed_at_needs_an_offset_and_normalises_to_utc() {
         assert_eq!(
-            placed_at("2026-11-25T22:14:03Z").unwrap(),
-            placed_at("2026-11-25T23:14:03+01:00").unwrap()
+            placed_at("2026-11-25T22:14:03Z", None).unwrap(),
+            placed_at("2026-11-25T23:14:03+01:00", None).unwrap()
         );
-        assert!(placed_at("2026-11-25t22:14:03.5z").is_ok());
+        assert!(placed_at("2026-11-25t22:14:03.5z", None).is_ok());
         for bad in [
             "2026-11-25T22:14:03",
             "2026-11-25",
@@ -159,8 +190,30 @@ mod tests {
             "yesterday",
             "",
         ] {
-            assert!(placed_at(bad).is_err(), "{bad}");
+            assert!(placed_at(bad, None).is_err(), "{bad}");
         }
+        let e = placed_at("2026-11-25 08:02:11", None).unwrap_err();
+        assert!(e.starts_with("has no offset: pass --timezone ZONE"), "{e}");
+    }
+
+    #[test]
+    fn a_local_placed_at_is_read_in_the_zone_and_gets_its_offset() {
+        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        let p = placed_at("2026-11-25 08:02:11.5", Some(&berlin)).unwrap();
+        assert_eq!(
+            p.with_offset.as_deref(),
+            Some("2026-11-25T08:02:11.5+01:00")
+        );
+        assert_eq!(
+            p.instant,
+            placed_at("2026-11-25T07:02:11.5Z", None).unwrap().instant
+        );
+        let e = placed_at("2026-03-29T02:30:00", Some(&berlin)).unwrap_err();
+        assert!(e.starts_with("does not exist in Europe/Berlin"), "{e}");
+        // With an offset, the zone is not asked.
+        let p = placed_at("2026-03-29T02:30:00+01:00", Some(&berlin)).unwrap();
+        assert_eq!(p.with_offset, None);
+        assert!(placed_at("25/11/2026 08:02", Some(&berlin)).is_err());
     }
 
     #[test]

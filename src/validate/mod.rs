@@ -314,12 +314,12 @@ impl<'a> OrderCheck<'a> {
             Field::OrderId,
             s(fields::order_id(self.get(0, Field::OrderId))),
         );
-        let placed = fields::placed_at(self.get(0, Field::PlacedAt));
+        let placed = fields::placed_at(self.get(0, Field::PlacedAt), self.cols.zone.as_ref());
         check(
             self,
             0,
             Field::PlacedAt,
-            s(placed.as_ref().map(|_| ()).map_err(|e| *e)),
+            placed.as_ref().map(|_| ()).map_err(Clone::clone),
         );
         check(
             self,
@@ -394,11 +394,14 @@ impl<'a> OrderCheck<'a> {
         if !ok || self.no_items {
             return None;
         }
-        let placed_instant = placed.ok()?;
+        let placed = placed.ok()?;
         let units = lines.iter().map(|l| l.quantity).sum();
         let order = ValidOrder {
             order_id: self.get(0, Field::OrderId).to_string(),
-            placed_at: self.get(0, Field::PlacedAt).to_string(),
+            // A local time is stored and reported with the offset it had.
+            placed_at: placed
+                .with_offset
+                .unwrap_or_else(|| self.get(0, Field::PlacedAt).to_string()),
             customer_email: self.get(0, Field::CustomerEmail).to_string(),
             currency: self.get(0, Field::Currency).to_string(),
             payment_method: self.get(0, Field::PaymentMethod).to_string(),
@@ -410,7 +413,7 @@ impl<'a> OrderCheck<'a> {
             lines,
         };
         Some(ValidOrder {
-            content_hash: content_hash(&order, placed_instant),
+            content_hash: content_hash(&order, placed.instant),
             ..order
         })
     }
@@ -690,6 +693,7 @@ pub fn failed_order(
                 .collect(),
             no_items: *no_items,
             raw: None,
+            layout: columns.layout.as_deref().cloned(),
         },
     };
     FailedOrder {

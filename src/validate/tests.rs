@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use crate::model::Format;
-use crate::read::{open_orders, InputMeter, Source, DEFAULT_MAX_RECORD_BYTES};
+use crate::read::{open_orders, InputMeter, Source};
 
 /// The ten input columns, in order (their names are checked in `model::order`).
 fn header() -> [&'static str; 10] {
@@ -73,10 +73,14 @@ fn read(format: Format, bytes: Vec<u8>) -> Vec<RawOrder> {
         Format::Jsonl => "t.jsonl",
         _ => "t.csv",
     };
-    open_orders(source(path, bytes), format, None, DEFAULT_MAX_RECORD_BYTES)
-        .expect("header is fine")
-        .map(|r| r.expect("no input error"))
-        .collect()
+    open_orders(
+        source(path, bytes),
+        format,
+        &crate::read::ReadOptions::default(),
+    )
+    .expect("header is fine")
+    .map(|r| r.expect("no input error"))
+    .collect()
 }
 
 /// CSV text: the ten columns plus `extra` columns, every cell quoted.
@@ -505,7 +509,7 @@ fn invalid_field_for_each_rule() {
             Field::PlacedAt,
             "2026-11-25T22:14:03",
             &[],
-            fields::PLACED_AT_RULE,
+            "has no offset: pass --timezone ZONE",
         ),
         (
             Field::PlacedAt,
@@ -597,6 +601,51 @@ fn invalid_field_for_each_rule() {
             "{detail}"
         );
     }
+}
+
+/// The order with `placed_at` as given, its file read with `--timezone`.
+fn in_zone(placed_at: &str, zone: &str) -> RawOrder {
+    let mut o = one(&[(Field::PlacedAt, placed_at)]);
+    if let RawBody::Rows { columns, .. } = &mut o.body {
+        *columns = Arc::new(crate::read::Columns {
+            zone: Some(crate::model::local_time::Zone::parse(zone).unwrap()),
+            ..(**columns).clone()
+        });
+    }
+    o
+}
+
+#[test]
+fn local_times_are_read_in_the_zone_and_stored_with_their_offset() {
+    let v = valid(&in_zone("2026-11-25 08:02:11", "Europe/Berlin"));
+    assert_eq!(v.placed_at, "2026-11-25T08:02:11+01:00");
+    // The fingerprint is the instant: the same order written in UTC is the same content.
+    let utc = valid(&one(&[(Field::PlacedAt, "2026-11-25T07:02:11Z")]));
+    assert_eq!(v.content_hash, utc.content_hash);
+    // Another zone is another instant, so other content (a conflict if applied before).
+    let lisbon = valid(&in_zone("2026-11-25 08:02:11", "Europe/Lisbon"));
+    assert_ne!(lisbon.content_hash, v.content_hash);
+    for (text, says) in [
+        (
+            "2026-03-29 02:30:00",
+            "placed_at \"2026-03-29 02:30:00\" does not exist in Europe/Berlin: the clocks went forward from 02:00 to 03:00",
+        ),
+        (
+            "2026-10-25T02:30:00",
+            "placed_at \"2026-10-25T02:30:00\" happened twice in Europe/Berlin, at +02:00 and again at +01:00",
+        ),
+    ] {
+        let (code, detail, _) = invalid(&in_zone(text, "Europe/Berlin"));
+        assert_eq!(code, ErrorCode::InvalidField, "{detail}");
+        assert!(detail.contains(says), "{detail}");
+    }
+    // Without --timezone, the option is named.
+    let (code, detail, _) = invalid(&one(&[(Field::PlacedAt, "2026-11-25 08:02:11")]));
+    assert_eq!(code, ErrorCode::InvalidField);
+    assert!(
+        detail.contains("has no offset: pass --timezone ZONE"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -1316,11 +1365,11 @@ proptest! {
     ) {
         let mut bytes = format!("{}\n", header().join(",")).into_bytes();
         bytes.extend_from_slice(&csv_body);
-        let reader = open_orders(source("t.csv", bytes), Format::Csv, None, DEFAULT_MAX_RECORD_BYTES).unwrap();
+        let reader = open_orders(source("t.csv", bytes), Format::Csv, &crate::read::ReadOptions::default()).unwrap();
         for raw in reader.flatten() {
             check_properties(&raw)?;
         }
-        let reader = open_orders(source("t.jsonl", json_line.into_bytes()), Format::Jsonl, None, DEFAULT_MAX_RECORD_BYTES).unwrap();
+        let reader = open_orders(source("t.jsonl", json_line.into_bytes()), Format::Jsonl, &crate::read::ReadOptions::default()).unwrap();
         for raw in reader.flatten() {
             check_properties(&raw)?;
         }

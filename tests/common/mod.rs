@@ -385,6 +385,29 @@ pub fn parse_csv(text: &[u8]) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
+/// `soffice --headless --convert-to FILTER` of `input` into `out_dir`, with a
+/// profile of its own (parallel tests must not share one).
+pub fn libreoffice(input: &Path, filter: &str, out_dir: &Path) -> Option<()> {
+    if std::env::var("ORDERBATCH_SKIP_LIBREOFFICE").is_ok_and(|v| v == "1") {
+        eprintln!("!!! ORDERBATCH_SKIP_LIBREOFFICE=1: the LibreOffice round trip is SKIPPED");
+        return None;
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("soffice")
+        .arg(format!("-env:UserInstallation=file://{}", profile.path().display()))
+        .args(["--headless", "--norestore", "--convert-to", filter, "--outdir"])
+        .arg(out_dir)
+        .arg(input)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("LibreOffice is needed for this test: apt-get install libreoffice-calc-nogui (or set ORDERBATCH_SKIP_LIBREOFFICE=1): {e}")
+        });
+    assert!(status.success(), "soffice --convert-to {filter} failed");
+    Some(())
+}
+
 // Helpers shared by the end-to-end tests that run on every backend.
 
 /// A fresh environment of `backend`, whose name goes to stderr first: a test

@@ -9,6 +9,7 @@ use quick_xml::events::Event;
 use super::package::{PartReader, Shared, SharedStrings, PREFIX};
 use super::value::{date_cell_shown, date_cell_text, number_text, DateCell, Issue, Shows};
 use super::xml::{attr, local, unescape_ooxml, Text, Xml};
+use crate::model::local_time::Zone;
 use crate::read::InputError;
 
 /// One non-empty cell: its column (0-based), its text, and why that text is
@@ -220,6 +221,8 @@ pub(crate) struct SheetRows {
     strings: SharedStrings,
     styles: Vec<Shows>,
     date1904: bool,
+    /// The zone date cells are read in (`--timezone`).
+    zone: Option<Zone>,
     limit: usize,
     /// The text of the value being read (`<v>`, or `<t>` of an inline string).
     value: Text,
@@ -231,7 +234,12 @@ pub(crate) struct SheetRows {
 }
 
 impl SheetRows {
-    pub fn new(book: super::package::Book, path: &str, limit: usize) -> SheetRows {
+    pub fn new(
+        book: super::package::Book,
+        path: &str,
+        limit: usize,
+        zone: Option<Zone>,
+    ) -> SheetRows {
         SheetRows {
             xml: book.sheet,
             path: path.to_string(),
@@ -239,6 +247,7 @@ impl SheetRows {
             strings: book.strings,
             styles: book.styles,
             date1904: book.date1904,
+            zone,
             limit,
             value: Text::default(),
             row: None,
@@ -363,13 +372,13 @@ impl SheetRows {
             });
             return;
         }
-        match resolve(
-            &open,
-            &self.value.bytes,
-            &self.strings,
-            &self.styles,
-            self.date1904,
-        ) {
+        let book = Book {
+            strings: &self.strings,
+            styles: &self.styles,
+            date1904: self.date1904,
+            zone: self.zone.as_ref(),
+        };
+        match resolve(&open, &self.value.bytes, &book) {
             Value::Empty => {}
             Value::Cell(text, issue) => row.add(Cell { col, text, issue }, self.limit),
             Value::TooLong(prefix) => row.overflow(Cell {
@@ -406,14 +415,16 @@ enum Value {
     TooLong(String),
 }
 
-/// What a cell's type and the workbook make of its raw text.
-fn resolve(
-    c: &Open,
-    raw: &[u8],
-    strings: &SharedStrings,
-    styles: &[Shows],
+/// What a cell's value depends on besides its own text.
+struct Book<'a> {
+    strings: &'a SharedStrings,
+    styles: &'a [Shows],
     date1904: bool,
-) -> Value {
+    zone: Option<&'a Zone>,
+}
+
+/// What a cell's type and the workbook make of its raw text.
+fn resolve(c: &Open, raw: &[u8], book: &Book<'_>) -> Value {
     if !c.has_value {
         return if c.formula {
             Value::Cell(String::new(), Some(Issue::NoValue))
@@ -426,7 +437,7 @@ fn resolve(
         return Value::Cell(shown, Some(Issue::Unreadable(NOT_UTF8)));
     };
     match c.kind {
-        Kind::Shared => match text.trim().parse().ok().and_then(|i| strings.get(i)) {
+        Kind::Shared => match text.trim().parse().ok().and_then(|i| book.strings.get(i)) {
             Some(Shared::Text(s)) => value(s.to_string(), None),
             Some(Shared::TooLong { prefix, .. }) => Value::TooLong(prefix.to_string()),
             Some(Shared::NotUtf8) => value(String::new(), Some(Issue::Unreadable(NOT_UTF8))),
@@ -439,10 +450,10 @@ fn resolve(
             _ => value(text.into(), Some(Issue::Unreadable(NOT_BOOL))),
         },
         Kind::Error => value(text.into(), Some(Issue::Error)),
-        Kind::Date => date(text.trim(), &DateCell::Iso(text.trim())),
+        Kind::Date => date(text.trim(), &DateCell::Iso(text.trim()), book.zone),
         Kind::Number => {
-            let shows = styles.get(c.style).copied().unwrap_or(Shows::Number);
-            number(text, shows, date1904)
+            let shows = book.styles.get(c.style).copied().unwrap_or(Shows::Number);
+            number(text, shows, book)
         }
     }
 }
@@ -460,7 +471,7 @@ fn value(text: String, issue: Option<Issue>) -> Value {
 }
 
 /// A number cell, through the number format of its style.
-fn number(text: &str, shows: Shows, date1904: bool) -> Value {
+fn number(text: &str, shows: Shows, book: &Book<'_>) -> Value {
     let Some(x) = text.trim().parse::<f64>().ok().filter(|x| x.is_finite()) else {
         let why = "is a number cell that holds no number";
         return value(text.into(), Some(Issue::Unreadable(why)));
@@ -477,18 +488,18 @@ fn number(text: &str, shows: Shows, date1904: bool) -> Value {
         Shows::Date | Shows::Duration => {
             let d = DateCell::Serial {
                 value: x,
-                date1904,
+                date1904: book.date1904,
                 duration: shows == Shows::Duration,
             };
-            date(&date_cell_shown(&d), &d)
+            date(&date_cell_shown(&d), &d, book.zone)
         }
     }
 }
 
 /// A date cell: the text `date_cell_text` makes of it, else the text shown
 /// and the reason.
-fn date(shown: &str, d: &DateCell<'_>) -> Value {
-    match date_cell_text(d) {
+fn date(shown: &str, d: &DateCell<'_>, zone: Option<&Zone>) -> Value {
+    match date_cell_text(d, zone) {
         Ok(t) => Value::Cell(t, None),
         Err(why) => Value::Cell(shown.to_string(), Some(Issue::Date(why))),
     }

@@ -1,7 +1,13 @@
 //! A cell's value as text, by its type, never silently changed: numbers as
 //! the spreadsheet shows them in the General format, or an [`Issue`] where
 //! that would change the value (a spreadsheet keeps 15 significant digits),
-//! and date cells, which are not text a field can take.
+//! and date cells as RFC 3339 text in the `--timezone` zone (a spreadsheet
+//! date has no zone: without one, what to do).
+
+use chrono::Datelike;
+
+use crate::model::local_time::{local_text, Zone};
+use crate::model::rfc3339::{self, LocalDateTime};
 
 /// Why a cell's value is not taken as its text; the record holds the text
 /// the spreadsheet shows, and the order fails `INVALID_FIELD` naming the cell.
@@ -87,16 +93,99 @@ pub(crate) enum DateCell<'a> {
     Iso(&'a str),
 }
 
-/// What is wrong with a date cell where a field's text belongs.
-pub(crate) const DATE_CELL: &str = "a spreadsheet date cell: store placed_at as text in RFC 3339, \
-     e.g. 2026-11-25T22:14:03Z, or pass --timezone";
+/// What is wrong with a date cell where a field's text belongs, without `--timezone`.
+pub(crate) const DATE_CELL: &str = "a spreadsheet date cell, which has no time zone: pass --timezone ZONE \
+     (the zone the shop's times are in, e.g. --timezone Europe/Berlin) to read it as local time there, \
+     or store it as text in RFC 3339 with its offset, e.g. 2026-11-25T22:14:03+01:00";
 
-/// The text a date cell is read as. A spreadsheet date has no time zone, and
-/// placed_at needs one: for now always the error, saying what to do; a
-/// `--timezone` will give the zone to read it in.
-pub(crate) fn date_cell_text(cell: &DateCell<'_>) -> Result<String, String> {
-    let _ = cell;
-    Err(DATE_CELL.to_string())
+/// The text a date cell is read as: RFC 3339 with the offset its wall-clock
+/// time had in `zone` (a date alone is its midnight). A spreadsheet date has
+/// no zone, so without one it is the error saying what to do; a time that
+/// never happened there, or happened twice, is the error saying so. An
+/// ISO 8601 cell (`t="d"`) that carries its offset is its own text.
+pub(crate) fn date_cell_text(cell: &DateCell<'_>, zone: Option<&Zone>) -> Result<String, String> {
+    let local = match *cell {
+        DateCell::Serial { duration: true, .. } => {
+            return Err("a duration cell (hours, minutes), not a date and time".into())
+        }
+        DateCell::Serial {
+            value, date1904, ..
+        } => match serial_time(value, date1904) {
+            SerialTime::At(t) => t,
+            SerialTime::TimeOnly => {
+                return Err("a time of day without a date: store the date and time".into())
+            }
+            SerialTime::Outside => {
+                return Err("a date cell outside the dates a spreadsheet shows".into())
+            }
+        },
+        DateCell::Iso(text) if rfc3339::parse(text).is_some() => return Ok(text.to_string()),
+        DateCell::Iso(text) => match rfc3339::parse_local(text).or_else(|| midnight(text)) {
+            Some(t) => t,
+            None => return Err("a date cell whose text is no ISO 8601 date and time".into()),
+        },
+    };
+    let Some(zone) = zone else {
+        return Err(DATE_CELL.to_string());
+    };
+    match zone.resolve(&local) {
+        Ok(r) => Ok(format!("{}{}", local_text(&local), r.offset)),
+        Err(e) => Err(format!("a spreadsheet date cell whose time {e}")),
+    }
+}
+
+/// What a date serial holds.
+enum SerialTime {
+    At(LocalDateTime),
+    /// Less than a day in the 1900 system: a time of day alone.
+    TimeOnly,
+    /// Before the epoch, past 9999, or the 29 February 1900 that never was.
+    Outside,
+}
+
+/// The wall-clock time of a date serial: days since the workbook's epoch,
+/// the time of day in its fraction (to the second, as a spreadsheet shows it).
+fn serial_time(value: f64, date1904: bool) -> SerialTime {
+    if !(0.0..2_958_466.0).contains(&value) {
+        return SerialTime::Outside;
+    }
+    let total = (value * 86_400.0).round() as i64;
+    let (days, secs) = (total / 86_400, total % 86_400);
+    if days == 0 && !date1904 {
+        return SerialTime::TimeOnly;
+    }
+    let date = if date1904 {
+        day_after(1904, 1, 1, days)
+    } else if days == 60 {
+        None
+    } else {
+        day_after(1899, 12, if days < 60 { 31 } else { 30 }, days)
+    };
+    let Some(date) = date else {
+        return SerialTime::Outside;
+    };
+    SerialTime::At(LocalDateTime {
+        year: date.year(),
+        month: date.month(),
+        day: date.day(),
+        hour: (secs / 3600) as u32,
+        minute: (secs % 3600 / 60) as u32,
+        second: (secs % 60) as u32,
+        nanos: 0,
+    })
+}
+
+/// An ISO 8601 date alone (`2026-11-25`), as its midnight.
+fn midnight(text: &str) -> Option<LocalDateTime> {
+    rfc3339::parse_local(&format!(
+        "{}T00:00:00",
+        text.get(..10).filter(|_| text.len() == 10)?
+    ))
+}
+
+fn day_after(y: i32, m: u32, d: u32, plus_days: i64) -> Option<chrono::NaiveDate> {
+    let base = chrono::NaiveDate::from_ymd_opt(y, m, d)?;
+    base.checked_add_days(chrono::Days::new(u64::try_from(plus_days).ok()?))
 }
 
 /// How the spreadsheet shows a date cell: `2026-11-25 22:14:03`, `2026-11-25`
@@ -150,9 +239,11 @@ pub(crate) fn date_cell_shown(cell: &DateCell<'_>) -> String {
 }
 
 fn ymd(y: i32, m: u32, d: u32, plus_days: i64) -> Option<String> {
-    let base = chrono::NaiveDate::from_ymd_opt(y, m, d)?;
-    let date = base.checked_add_days(chrono::Days::new(u64::try_from(plus_days).ok()?))?;
-    Some(date.format("%Y-%m-%d").to_string())
+    Some(
+        day_after(y, m, d, plus_days)?
+            .format("%Y-%m-%d")
+            .to_string(),
+    )
 }
 
 /// How a number format shows a number: as a date (or time), as a duration,
@@ -279,11 +370,55 @@ mod tests {
         };
         assert_eq!(date_cell_shown(&long), "26:30:00");
         assert_eq!(date_cell_shown(&DateCell::Iso("2026-11-25")), "2026-11-25");
-        let err = date_cell_text(&serial(46351.5, false)).unwrap_err();
+        let err = date_cell_text(&serial(46351.5, false), None).unwrap_err();
         assert!(
             err.contains("RFC 3339") && err.contains("--timezone"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn with_a_zone_date_cells_are_rfc_3339_text_with_their_offset() {
+        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        let serial = |value, date1904| DateCell::Serial {
+            value,
+            date1904,
+            duration: false,
+        };
+        let text = |c: DateCell<'_>| date_cell_text(&c, Some(&berlin));
+        assert_eq!(
+            text(serial(46_351.0 + 80_043.0 / 86_400.0, false)),
+            Ok("2026-11-25T22:14:03+01:00".into())
+        );
+        assert_eq!(
+            text(serial(46351.0 - 1462.0, true)),
+            Ok("2026-11-25T00:00:00+01:00".into())
+        );
+        assert_eq!(
+            text(DateCell::Iso("2026-07-01T12:00:00")),
+            Ok("2026-07-01T12:00:00+02:00".into())
+        );
+        assert_eq!(
+            text(DateCell::Iso("2026-07-01T12:00:00Z")),
+            Ok("2026-07-01T12:00:00Z".into())
+        );
+        // 2026-03-29 02:30 never happened in Berlin; 2026-10-25 02:30 twice.
+        let skipped = text(serial(46_110.0 + 0.5 / 24.0 * 5.0, false)).unwrap_err();
+        assert!(
+            skipped.contains("does not exist in Europe/Berlin"),
+            "{skipped}"
+        );
+        let twice = text(serial(46_320.0 + 2.5 / 24.0, false)).unwrap_err();
+        assert!(twice.contains("happened twice in Europe/Berlin"), "{twice}");
+        assert!(text(serial(0.5, false))
+            .unwrap_err()
+            .contains("time of day"));
+        let long = DateCell::Serial {
+            value: 1.1,
+            date1904: false,
+            duration: true,
+        };
+        assert!(text(long).unwrap_err().contains("duration"));
     }
 
     #[test]

@@ -181,6 +181,7 @@ pub(super) fn runs(c: &mut impl GenericClient, db: &Db, id: Option<i64>) -> Resu
                 path: i.get(1),
                 format: i.get(2),
                 sha256: i.get(3),
+                encoding: None,
             })
             .collect();
         let raw = RawRun {

@@ -238,6 +238,7 @@ fn inputs_of(c: &Connection, db: &str, run_id: i64) -> Result<Vec<RunInput>> {
                 path: r.get(0)?,
                 format: r.get(1)?,
                 sha256: r.get(2)?,
+                encoding: None,
             })
         },
     )
