@@ -129,11 +129,14 @@ fn open(path: &str, decode: Decode) -> Result<Source, InputError> {
             meter,
         });
     };
+    // A pipe's rows come as they are written: only a file on disk is read
+    // ahead past its header (standard input or a FIFO has its header checked,
+    // and a bad byte in a row is that row's MALFORMED_RECORD).
+    let rows_ahead = if size.is_some() { CHECKED_ROWS } else { 0 };
     let reader = text(
         path,
         BufReader::with_capacity(BUF, bytes),
-        encoding,
-        skip_rows,
+        (encoding, skip_rows, rows_ahead),
         &meter,
     )?;
     Ok(Source {
@@ -147,8 +150,7 @@ fn open(path: &str, decode: Decode) -> Result<Source, InputError> {
 fn text(
     path: &str,
     mut bytes: BufReader<Box<dyn Read + Send>>,
-    encoding: TextEncoding,
-    skip_rows: u64,
+    (encoding, skip_rows, rows_ahead): (TextEncoding, u64, u64),
     meter: &InputMeter,
 ) -> Result<Box<dyn BufRead + Send>, InputError> {
     let read_err = |line, e| InputError::Read {
@@ -186,7 +188,7 @@ fn text(
         }
         TextEncoding::Named(e) => Some(e),
         TextEncoding::Utf8 | TextEncoding::Auto => {
-            let lines = skip_rows.saturating_add(1 + CHECKED_ROWS);
+            let lines = skip_rows.saturating_add(1 + rows_ahead);
             replay.read_head(lines).map_err(|e| read_err(1, e))?;
             let guess = check_utf8(path, &replay.head, encoding)?;
             if encoding == TextEncoding::Auto {
