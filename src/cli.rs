@@ -17,8 +17,9 @@ use crate::model::Format;
 4 aborted by --max-errors; 2 usage or input-file error; 75 database locked past --lock-timeout; 1 other error."
 )]
 pub struct Cli {
-    /// The database: a SQLite file (created when missing) or a PostgreSQL URL
-    /// (postgres://user@host/db); created and migrated as needed
+    /// The database: a SQLite file (created when missing by the commands that
+    /// write; the others say so and create nothing) or a PostgreSQL URL
+    /// (postgres://user@host/db); migrated as needed
     #[arg(
         long,
         global = true,

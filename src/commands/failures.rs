@@ -26,7 +26,7 @@ fn failure_json(f: &StoredFailure) -> Value {
 }
 
 pub fn list(cfg: &Config, of_run: Option<i64>, json_out: bool) -> Result<Exit> {
-    let mut store = super::open(cfg)?;
+    let mut store = super::open_existing(cfg)?;
     if let Some(id) = of_run {
         if store.run(id)?.is_none() {
             return Err(UsageError(format!("there is no run {id} in {}", store.name())).into());

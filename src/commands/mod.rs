@@ -15,9 +15,16 @@ use anyhow::Result;
 use crate::config::Config;
 use crate::store::{self, Store};
 
-/// The database of the command line.
+/// The database of the command line, for a command that writes (created
+/// when missing).
 fn open(cfg: &Config) -> Result<Box<dyn Store>> {
     Ok(store::open(&cfg.db, cfg.lock_timeout)?)
+}
+
+/// The database of the command line, for a command that only reads: a
+/// SQLite file that does not exist is an error, and is not created.
+fn open_existing(cfg: &Config) -> Result<Box<dyn Store>> {
+    Ok(store::open_existing(&cfg.db, cfg.lock_timeout)?)
 }
 
 /// Text on standard output, all at once.

@@ -11,7 +11,7 @@ use crate::report::AcceptedWriter;
 use crate::{Exit, UsageError};
 
 pub fn run(cfg: &Config, kind: ReportKind, id: i64, format: Option<Format>) -> Result<Exit> {
-    let mut store = super::open(cfg)?;
+    let mut store = super::open_existing(cfg)?;
     let run = store
         .run(id)?
         .ok_or_else(|| UsageError(format!("there is no run {id} in {}", store.name())))?;

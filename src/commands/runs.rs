@@ -79,7 +79,7 @@ fn duration(r: &RunRecord) -> String {
 }
 
 pub fn list(cfg: &Config, json_out: bool) -> Result<Exit> {
-    let runs = super::open(cfg)?.runs()?;
+    let runs = super::open_existing(cfg)?.runs()?;
     if json_out {
         let v: Vec<Value> = runs.iter().map(|r| run_json(r, false)).collect();
         super::print_json(&Value::Array(v))?;
@@ -142,7 +142,7 @@ fn closed_json(res: &Resolutions) -> Value {
 }
 
 pub fn show(cfg: &Config, id: i64, json_out: bool) -> Result<Exit> {
-    let mut store = super::open(cfg)?;
+    let mut store = super::open_existing(cfg)?;
     let run = store
         .run(id)?
         .ok_or_else(|| UsageError(format!("there is no run {id} in {}", store.name())))?;

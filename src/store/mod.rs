@@ -44,6 +44,10 @@ pub enum StoreError {
     TooNew { db: String, found: i64, known: i64 },
     #[error("cannot open the database {db}: {what}")]
     Unavailable { db: String, what: String },
+    /// A command that only reads was given a SQLite path where no file is:
+    /// a typo, most likely; nothing was created.
+    #[error("no database at {db}: check --db (commands that write create it)")]
+    Missing { db: String },
     /// The connection broke while a command used it (the server stopped or
     /// restarted, the network failed): its open transaction was rolled back.
     #[error("the connection to the database {db} was lost ({what}): check that the server runs, then run the same command again (it finishes the work exactly once)")]
@@ -470,7 +474,27 @@ pub fn check(db: &str) -> Result<()> {
 pub fn open(db: &str, lock_timeout: Duration) -> Result<Box<dyn Store>> {
     match Location::of(db)? {
         Location::Postgres(url) => postgres::open(&url, lock_timeout),
-        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(&path, lock_timeout)?)),
+        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(
+            &path,
+            lock_timeout,
+            true,
+        )?)),
+    }
+}
+
+/// Open the database `db` names for a command that only reads: as
+/// [`open`] (an older schema is migrated), but a SQLite file that does not
+/// exist is [`StoreError::Missing`] and is not created — an empty history
+/// from a mistyped `--db` would read as "nothing happened". (A PostgreSQL
+/// database is never created by orderbatch.)
+pub fn open_existing(db: &str, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+    match Location::of(db)? {
+        Location::Postgres(url) => postgres::open(&url, lock_timeout),
+        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(
+            &path,
+            lock_timeout,
+            false,
+        )?)),
     }
 }
 

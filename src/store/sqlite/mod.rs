@@ -76,9 +76,10 @@ pub(super) fn store_err(db: &str, e: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Open (creating when missing) and migrate the database at `path`.
-    pub fn open(path: &str, lock_timeout: Duration) -> Result<SqliteStore> {
-        let conn = open::connect(path)?;
+    /// Open and migrate the database at `path`; a missing file is created
+    /// when `create` says so, else it is [`StoreError::Missing`].
+    pub fn open(path: &str, lock_timeout: Duration, create: bool) -> Result<SqliteStore> {
+        let conn = open::connect(path, create)?;
         let mut s = SqliteStore {
             conn,
             path: path.to_string(),
