@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Command, Config, ReportKind, RunOptions};
+use crate::model::run::RunStatus;
 use crate::model::Format;
 
 #[derive(Debug, Parser)]
@@ -156,8 +157,14 @@ enum InventoryCmd {
 
 #[derive(Debug, Subcommand)]
 enum RunsCmd {
-    /// All runs, newest first
+    /// The runs, newest first, with the host each ran on
     List {
+        /// Only the newest N runs (of the status asked)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Only runs of this status: running, completed, dry_run, aborted, failed, interrupted
+        #[arg(long, value_name = "S", value_parser = parse_status)]
+        status: Option<RunStatus>,
         /// Print the runs as a JSON array
         #[arg(long)]
         json: bool,
@@ -317,6 +324,14 @@ fn parse_encoding(s: &str) -> Result<&'static encoding_rs::Encoding, String> {
     })
 }
 
+fn parse_status(s: &str) -> Result<RunStatus, String> {
+    // `dry-run` as the flag is spelled, `dry_run` as the history shows it.
+    RunStatus::parse(&s.trim().to_ascii_lowercase().replace('-', "_")).ok_or_else(|| {
+        let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("not a run status: one of {}", all.join(", "))
+    })
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
@@ -383,7 +398,15 @@ impl Cli {
                 run,
                 opts: args.into_options(Vec::new()),
             },
-            Cmd::Runs(RunsCmd::List { json }) => Command::RunsList { json },
+            Cmd::Runs(RunsCmd::List {
+                limit,
+                status,
+                json,
+            }) => Command::RunsList {
+                json,
+                status,
+                limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            },
             Cmd::Runs(RunsCmd::Show { id, json }) => Command::RunsShow { id, json },
             Cmd::Report { kind, run, format } => Command::Report {
                 kind: match kind {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::model::run::RunStatus;
 use crate::model::Format;
 
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub enum Command {
     },
     RunsList {
         json: bool,
+        status: Option<RunStatus>,
+        limit: Option<usize>,
     },
     RunsShow {
         id: i64,

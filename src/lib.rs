@@ -140,7 +140,18 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
         Command::InventoryExport { out } => commands::inventory::export(cfg, out.as_deref()),
         Command::Process(opts) => run::process(cfg, opts),
         Command::Reprocess { run, opts } => run::reprocess(cfg, opts, *run),
-        Command::RunsList { json } => commands::runs::list(cfg, *json),
+        Command::RunsList {
+            json,
+            status,
+            limit,
+        } => commands::runs::list(
+            cfg,
+            &store::RunFilter {
+                status: *status,
+                limit: *limit,
+            },
+            *json,
+        ),
         Command::RunsShow { id, json } => commands::runs::show(cfg, *id, *json),
         Command::Report { kind, run, format } => commands::report::run(cfg, *kind, *run, *format),
         Command::Verify { json } => commands::verify::run(cfg, *json),

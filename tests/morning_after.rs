@@ -74,3 +74,105 @@ fn read_only_commands_on_a_missing_database_create_nothing() {
         }
     }
 }
+
+/// A night's file on a catalog of SKU-0..SKU-2 with 2 units each: four good
+/// orders (one unit of SKU-0 or SKU-1 each), three INSUFFICIENT_STOCK
+/// (SKU-2, 5 units), two UNKNOWN_SKU and one INVALID_FIELD.
+fn night(env: &Env) {
+    env.write("catalog.csv", catalog(3, 2));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+    let mut orders: Vec<String> = (0..4)
+        .map(|i| order_rows(&format!("OK-{i}"), &[(i % 2, 1)]))
+        .collect();
+    orders.extend((0..3).map(|i| order_rows(&format!("STOCK-{i}"), &[(2, 5)])));
+    orders.extend(
+        (0..2).map(|i| order_rows(&format!("SKU-{i}"), &[(0, 1)]).replace("SKU-0", "GONE-1")),
+    );
+    orders.push(order_rows("BAD-1", &[(1, 1)]).replace("buyer@example.com", "not an email"));
+    env.write("night.csv", csv_file(&orders));
+}
+
+#[test]
+fn runs_list_shows_the_host_and_takes_a_limit_and_a_status() {
+    for b in backends() {
+        let env = env_for(b);
+        night(&env);
+        let out = env.run(&["process", "night.csv"]);
+        assert_eq!(out.status.code(), Some(3), "{b:?}: {out:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains(
+                "10 orders: 4 accepted, 0 skipped, 6 failed (INSUFFICIENT_STOCK 3, UNKNOWN_SKU 2, INVALID_FIELD 1); "
+            ),
+            "{b:?}: the summary line says why: {said}"
+        );
+        env.ok(&["process", "night.csv", "--dry-run"], 3);
+        env.ok(&["process", "night.csv", "--max-errors", "1"], 4);
+        // Run 1 came from another host sharing the history.
+        env.sql("UPDATE runs SET host = 'ingest-2' WHERE id = 1");
+        let text = env.ok(&["runs", "list"], 0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{b:?}: {text}");
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "id", "command", "status", "host", "started", "duration", "orders", "accepted",
+                "skipped", "failed", "inputs"
+            ],
+            "{b:?}"
+        );
+        let host_at = lines[0].find("host").unwrap();
+        assert!(
+            lines[3][host_at..].starts_with("ingest-2 "),
+            "{b:?}: {text}"
+        );
+        let limited = env.ok(&["runs", "list", "--limit", "2"], 0);
+        let ids: Vec<&str> = limited
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(ids, ["3", "2"], "{b:?}: {limited}");
+        for (status, id) in [
+            ("completed", 1),
+            ("dry-run", 2),
+            ("dry_run", 2),
+            ("aborted", 3),
+        ] {
+            let list = json(&env.ok(&["runs", "list", "--status", status, "--json"], 0));
+            assert_eq!(list.as_array().unwrap().len(), 1, "{b:?} {status}: {list}");
+            assert_eq!(list[0]["id"], id, "{b:?} {status}: {list}");
+        }
+        let list = json(&env.ok(
+            &[
+                "runs",
+                "list",
+                "--json",
+                "--limit",
+                "1",
+                "--status",
+                "completed",
+            ],
+            0,
+        ));
+        assert_eq!(list[0]["host"], "ingest-2", "{b:?}: {list}");
+        assert_eq!(
+            env.ok(&["runs", "list", "--status", "running"], 0)
+                .lines()
+                .count(),
+            1,
+            "{b:?}: the header only"
+        );
+        for bad in [&["--status", "done"][..], &["--limit", "0"]] {
+            let out = env.run(&[&["runs", "list"][..], bad].concat());
+            assert_eq!(out.status.code(), Some(2), "{b:?} {bad:?}: {out:?}");
+        }
+        let out = env.run(&["runs", "list", "--status", "done"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("running, completed, dry_run, aborted, failed, interrupted"),
+            "{out:?}"
+        );
+    }
+}

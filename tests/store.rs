@@ -15,7 +15,8 @@ use orderbatch::model::order::{
 use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
 use orderbatch::store::{
-    self, Applied, Claim, CloseResult, Fault, LedgerReason, NewOrder, Store, StoreError, Writes,
+    self, Applied, Claim, CloseResult, Fault, LedgerReason, NewOrder, RunFilter, Store, StoreError,
+    Writes,
 };
 
 /// A fresh database of each backend: (backend, --db, the temp dir that holds it).
@@ -603,7 +604,7 @@ fn the_history_records_runs_and_the_last_success() {
         failed.message = Some("why".into());
         failed.kind = RunKind::Reprocess;
         s.end_run(&failed).unwrap();
-        let runs = s.runs().unwrap();
+        let runs = s.runs(&RunFilter::default()).unwrap();
         assert_eq!(
             runs.iter().map(|r| r.summary.run_id).collect::<Vec<_>>(),
             [id2, id]
@@ -616,6 +617,73 @@ fn the_history_records_runs_and_the_last_success() {
             "{b:?}: a failed run is no success"
         );
         assert!(s.run(9999).unwrap().is_none());
+    }
+}
+
+#[test]
+fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let mut ids = Vec::new();
+        for status in [
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Completed,
+        ] {
+            let id = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+            s.end_run(&record(id, status)).unwrap();
+            ids.push(id);
+        }
+        // A run left running by a session that is gone, and one alive.
+        let mut other = open(&db);
+        let dead = other.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        if b == Backend::Sqlite {
+            // Its process is gone from this host.
+            let c = rusqlite::Connection::open(&db).unwrap();
+            c.execute(
+                "UPDATE runs SET pid = ?1 WHERE id = ?2",
+                rusqlite::params![i64::from(u32::MAX), dead],
+            )
+            .unwrap();
+        }
+        drop(other);
+        let alive = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let ids_of = |s: &mut Box<dyn Store>, status, limit| -> Vec<i64> {
+            s.runs(&RunFilter { status, limit })
+                .unwrap()
+                .iter()
+                .map(|r| r.summary.run_id)
+                .collect()
+        };
+        assert_eq!(
+            ids_of(&mut s, None, None),
+            [alive, dead, ids[2], ids[1], ids[0]],
+            "{b:?}"
+        );
+        assert_eq!(ids_of(&mut s, None, Some(2)), [alive, dead], "{b:?}");
+        assert_eq!(
+            ids_of(&mut s, Some(RunStatus::Completed), None),
+            [ids[2], ids[0]],
+            "{b:?}"
+        );
+        assert_eq!(
+            ids_of(&mut s, Some(RunStatus::Completed), Some(1)),
+            [ids[2]],
+            "{b:?}"
+        );
+        assert_eq!(ids_of(&mut s, Some(RunStatus::Failed), None), [ids[1]]);
+        // Stored as running, shown by what its liveness says.
+        assert_eq!(
+            ids_of(&mut s, Some(RunStatus::Running), Some(1)),
+            [alive],
+            "{b:?}"
+        );
+        assert_eq!(
+            ids_of(&mut s, Some(RunStatus::Interrupted), None),
+            [dead],
+            "{b:?}"
+        );
+        assert!(ids_of(&mut s, Some(RunStatus::Aborted), None).is_empty());
     }
 }
 

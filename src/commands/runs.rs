@@ -1,5 +1,7 @@
-//! `runs list` and `runs show ID`: the run history. Text from the input (file
-//! names, messages) has its control characters escaped before it reaches the
+//! `runs list` and `runs show ID`: the run history, with the host each run
+//! ran on (several hosts may share one PostgreSQL history), filtered by
+//! status and cut to the newest N. Text from the input (file names,
+//! messages) has its control characters escaped before it reaches the
 //! terminal; columns are as wide as their widest value.
 
 use anyhow::Result;
@@ -8,7 +10,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::model::run::RunRecord;
 use crate::model::text::for_terminal;
-use crate::store::Resolutions;
+use crate::store::{Resolutions, RunFilter};
 use crate::{Exit, UsageError};
 
 fn run_json(r: &RunRecord, detail: bool) -> Value {
@@ -78,15 +80,15 @@ fn duration(r: &RunRecord) -> String {
     }
 }
 
-pub fn list(cfg: &Config, json_out: bool) -> Result<Exit> {
-    let runs = super::open_existing(cfg)?.runs()?;
+pub fn list(cfg: &Config, filter: &RunFilter, json_out: bool) -> Result<Exit> {
+    let runs = super::open_existing(cfg)?.runs(filter)?;
     if json_out {
         let v: Vec<Value> = runs.iter().map(|r| run_json(r, false)).collect();
         super::print_json(&Value::Array(v))?;
         return Ok(Exit::Ok);
     }
     let header = [
-        "id", "command", "status", "started", "duration", "orders", "accepted", "skipped",
+        "id", "command", "status", "host", "started", "duration", "orders", "accepted", "skipped",
         "failed", "inputs",
     ];
     let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
@@ -102,6 +104,7 @@ pub fn list(cfg: &Config, json_out: bool) -> Result<Exit> {
             s.run_id.to_string(),
             r.kind.as_str().into(),
             s.status.as_str().into(),
+            for_terminal(if r.host.is_empty() { "-" } else { &r.host }).into_owned(),
             s.started_at.get(..19).unwrap_or(&s.started_at).into(),
             duration(r),
             c.orders.to_string(),
@@ -112,7 +115,7 @@ pub fn list(cfg: &Config, json_out: bool) -> Result<Exit> {
         ]);
     }
     let right = [
-        true, false, false, false, true, true, true, true, true, false,
+        true, false, false, false, false, true, true, true, true, true, false,
     ];
     super::print(&table(&rows, &right))?;
     Ok(Exit::Ok)

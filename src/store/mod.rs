@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, FailedOrder, Product, ValidOrder};
-use crate::model::run::{RunKind, RunRecord};
+use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
 pub use postgres::UrlError;
@@ -192,6 +192,49 @@ pub struct Resolutions {
     pub closed: Vec<(String, String, i64)>,
 }
 
+/// Which runs of the history to read: of one status (as the history shows
+/// it: a running run whose process is gone reads as interrupted), the
+/// newest `limit` of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub limit: Option<usize>,
+}
+
+impl RunFilter {
+    /// The stored statuses a run must have to be shown with `status`
+    /// (`None`: any). A stored 'running' may read as interrupted, so both
+    /// are read for either.
+    pub fn stored(&self) -> Option<Vec<&'static str>> {
+        self.status.map(|s| match s {
+            RunStatus::Running | RunStatus::Interrupted => {
+                vec![RunStatus::Running.as_str(), RunStatus::Interrupted.as_str()]
+            }
+            other => vec![other.as_str()],
+        })
+    }
+
+    /// The limit the query itself may apply: none where liveness decides
+    /// which rows are shown (they are cut after it, by [`RunFilter::keep`]).
+    pub fn query_limit(&self) -> Option<i64> {
+        match self.status {
+            Some(RunStatus::Running | RunStatus::Interrupted) => None,
+            _ => self.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// The runs read, their liveness applied, as the filter shows them.
+    pub fn keep(&self, mut runs: Vec<RunRecord>) -> Vec<RunRecord> {
+        if let Some(s) = self.status {
+            runs.retain(|r| r.summary.status == s);
+        }
+        if let Some(n) = self.limit {
+            runs.truncate(n);
+        }
+        runs
+    }
+}
+
 /// What became of a request to close one failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseResult {
@@ -346,9 +389,9 @@ pub trait Store: Queries + Send {
     /// Mark the runs left running by a process that is gone as interrupted;
     /// returns their ids.
     fn reap_interrupted(&mut self) -> Result<Vec<i64>>;
-    /// The history, newest first; a running run whose process is gone shows
-    /// as interrupted.
-    fn runs(&mut self) -> Result<Vec<RunRecord>>;
+    /// The history, newest first, as `filter` selects it; a running run
+    /// whose process is gone shows as interrupted.
+    fn runs(&mut self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
     fn run(&mut self, id: i64) -> Result<Option<RunRecord>>;
     /// When a run last completed and committed (its finished_at), if ever.
     fn last_success(&mut self) -> Result<Option<String>>;

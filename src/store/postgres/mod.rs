@@ -18,7 +18,9 @@ use postgres::{Client, GenericClient};
 
 pub use url::{is_url, refuse_lookalikes, PgUrl, UrlError};
 
-use super::{CloseResult, Concurrency, Fault, Resolutions, Result, Store, StoreError, Tx};
+use super::{
+    CloseResult, Concurrency, Fault, Resolutions, Result, RunFilter, Store, StoreError, Tx,
+};
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
@@ -260,13 +262,13 @@ impl Store for PgStore {
         Ok(dead)
     }
 
-    fn runs(&mut self) -> Result<Vec<RunRecord>> {
-        let runs = queries::runs(&mut self.client, &self.db, None)?;
-        self.with_liveness(runs)
+    fn runs(&mut self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let runs = queries::runs(&mut self.client, &self.db, None, filter)?;
+        Ok(filter.keep(self.with_liveness(runs)?))
     }
 
     fn run(&mut self, id: i64) -> Result<Option<RunRecord>> {
-        let runs = queries::runs(&mut self.client, &self.db, Some(id))?;
+        let runs = queries::runs(&mut self.client, &self.db, Some(id), &RunFilter::default())?;
         Ok(self.with_liveness(runs)?.pop())
     }
 

@@ -6,7 +6,7 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{Fault, Resolutions, Result, StoredFailure};
+use super::super::{Fault, Resolutions, Result, RunFilter, StoredFailure};
 use super::Db;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
@@ -156,12 +156,24 @@ const RUN_COLUMNS: &str =
     "id, command, status, started_at, finished_at, duration_ms, orders, accepted, \
      skipped, failed, lines, units, errors_by_code, retried_runs, report_format, message, host";
 
-/// Runs, newest first (one when `id` is given).
-pub(super) fn runs(c: &mut impl GenericClient, db: &Db, id: Option<i64>) -> Result<Vec<RunRecord>> {
+/// Runs, newest first (one when `id` is given; else of the stored statuses
+/// and up to the limit the filter gives).
+pub(super) fn runs(
+    c: &mut impl GenericClient,
+    db: &Db,
+    id: Option<i64>,
+    filter: &RunFilter,
+) -> Result<Vec<RunRecord>> {
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE $1::bigint IS NULL OR id = $1 ORDER BY id DESC"
+        "SELECT {RUN_COLUMNS} FROM runs
+         WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text[] IS NULL OR status = ANY($2))
+         ORDER BY id DESC LIMIT $3"
     );
-    let rows = c.query(&sql, &[&id]).map_err(|e| db.err(e))?;
+    let statuses = filter.stored();
+    let limit = filter.query_limit();
+    let rows = c
+        .query(&sql, &[&id, &statuses, &limit])
+        .map_err(|e| db.err(e))?;
     let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     let inputs = c
         .query(

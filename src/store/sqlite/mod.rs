@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Backoff, CloseResult, Concurrency, Fault, Resolutions, Result, Store, StoreError, Tx};
+use super::{
+    Backoff, CloseResult, Concurrency, Fault, Resolutions, Result, RunFilter, Store, StoreError, Tx,
+};
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
@@ -285,13 +287,13 @@ impl Store for SqliteStore {
         Ok(dead)
     }
 
-    fn runs(&mut self) -> Result<Vec<RunRecord>> {
-        let runs = queries::runs(&self.conn, &self.path, None)?;
-        Ok(self.with_liveness(runs))
+    fn runs(&mut self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let runs = queries::runs(&self.conn, &self.path, None, filter)?;
+        Ok(filter.keep(self.with_liveness(runs)))
     }
 
     fn run(&mut self, id: i64) -> Result<Option<RunRecord>> {
-        let runs = queries::runs(&self.conn, &self.path, Some(id))?;
+        let runs = queries::runs(&self.conn, &self.path, Some(id), &RunFilter::default())?;
         Ok(self.with_liveness(runs).pop())
     }
 

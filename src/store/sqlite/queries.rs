@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, Params, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{Fault, Resolutions, Result, StoredFailure};
+use super::super::{Fault, Resolutions, Result, RunFilter, StoredFailure};
 use super::store_err;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
@@ -183,15 +183,24 @@ pub(super) fn accepted_of_run(
 const RUN_COLUMNS: &str = "id, command, status, started_at, finished_at, duration_ms, orders, accepted, \
      skipped, failed, lines, units, errors_by_code, retried_runs, report_format, message, host, pid";
 
-/// Runs, newest first (one when `id` is given), each with its pid.
+/// Runs, newest first (one when `id` is given; else of the stored statuses
+/// and up to the limit the filter gives), each with its pid.
 pub(super) fn runs(
     c: &Connection,
     db: &str,
     id: Option<i64>,
+    filter: &RunFilter,
 ) -> Result<Vec<(RunRecord, Option<i64>)>> {
-    let sql =
-        format!("SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC");
-    let raw = all(c, db, &sql, [id], |r| {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs
+         WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR status IN (SELECT value FROM json_each(?2)))
+         ORDER BY id DESC LIMIT ?3"
+    );
+    let statuses = filter
+        .stored()
+        .map(|s| serde_json::to_string(&s).unwrap_or_else(|_| "[]".into()));
+    let limit = filter.query_limit().unwrap_or(-1);
+    let raw = all(c, db, &sql, params![id, statuses, limit], |r| {
         Ok((
             RawRun {
                 id: r.get(0)?,
