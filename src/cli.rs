@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Command, Config, ReportKind, RunOptions};
+use crate::config::{Command, Config, ListFormat, ReportKind, RunOptions};
 use crate::model::run::RunStatus;
-use crate::model::Format;
+use crate::model::{ErrorCode, Format};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,11 +76,14 @@ enum Cmd {
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Retry the still-unresolved failed orders (of one run, or of all) as a new run
+    /// Retry the still-unresolved failed orders (of one run, or of all; of some codes, or of all) as a new run
     Reprocess {
         /// Only the failed orders of this run
         #[arg(long, value_name = "ID")]
         run: Option<i64>,
+        /// Only the failed orders of this error code (repeatable): after a restock, INSUFFICIENT_STOCK
+        #[arg(long = "code", value_name = "CODE", value_parser = parse_code)]
+        codes: Vec<ErrorCode>,
         #[command(flatten)]
         args: RunArgs,
     },
@@ -181,14 +184,20 @@ enum RunsCmd {
 
 #[derive(Debug, Subcommand)]
 enum FailuresCmd {
-    /// The open failed orders (those `reprocess` retries), oldest first
+    /// The open failed orders (those `reprocess` retries), oldest first, a header row first
     List {
         /// Only the failures of this run
         #[arg(long, value_name = "ID")]
         run: Option<i64>,
-        /// Print the failures as a JSON array
-        #[arg(long)]
+        /// Only the failures of this error code (repeatable)
+        #[arg(long = "code", value_name = "CODE", value_parser = parse_code)]
+        codes: Vec<ErrorCode>,
+        /// Print the failures as a JSON array (the whole detail, and the source file and line)
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// Print the failures as CSV with the table's columns (the whole detail)
+        #[arg(long)]
+        csv: bool,
     },
     /// Close open failures that will not be retried (kept, with the reason and who closed them)
     Close {
@@ -324,6 +333,13 @@ fn parse_encoding(s: &str) -> Result<&'static encoding_rs::Encoding, String> {
     })
 }
 
+fn parse_code(s: &str) -> Result<ErrorCode, String> {
+    ErrorCode::parse(&s.trim().to_ascii_uppercase().replace('-', "_")).ok_or_else(|| {
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        format!("not an error code: one of {}", all.join(", "))
+    })
+}
+
 fn parse_status(s: &str) -> Result<RunStatus, String> {
     // `dry-run` as the flag is spelled, `dry_run` as the history shows it.
     RunStatus::parse(&s.trim().to_ascii_lowercase().replace('-', "_")).ok_or_else(|| {
@@ -394,8 +410,9 @@ impl Cli {
             },
             Cmd::Inventory(InventoryCmd::Export { out }) => Command::InventoryExport { out },
             Cmd::Process { files, run } => Command::Process(run.into_options(files)),
-            Cmd::Reprocess { run, args } => Command::Reprocess {
+            Cmd::Reprocess { run, codes, args } => Command::Reprocess {
                 run,
+                codes,
                 opts: args.into_options(Vec::new()),
             },
             Cmd::Runs(RunsCmd::List {
@@ -417,7 +434,20 @@ impl Cli {
                 format: format.map(Into::into),
             },
             Cmd::Verify { json } => Command::Verify { json },
-            Cmd::Failures(FailuresCmd::List { run, json }) => Command::FailuresList { run, json },
+            Cmd::Failures(FailuresCmd::List {
+                run,
+                codes,
+                json,
+                csv,
+            }) => Command::FailuresList {
+                run,
+                codes,
+                format: match (json, csv) {
+                    (true, _) => ListFormat::Json,
+                    (_, true) => ListFormat::Csv,
+                    _ => ListFormat::Table,
+                },
+            },
             Cmd::Failures(FailuresCmd::Close { ids, reason }) => {
                 Command::FailuresClose { ids, reason }
             }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::run::RunStatus;
-use crate::model::Format;
+use crate::model::{ErrorCode, Format};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,6 +38,8 @@ pub enum Command {
     Process(RunOptions),
     Reprocess {
         run: Option<i64>,
+        /// Only failures of these codes (none: every code).
+        codes: Vec<ErrorCode>,
         opts: RunOptions,
     },
     RunsList {
@@ -59,7 +61,9 @@ pub enum Command {
     },
     FailuresList {
         run: Option<i64>,
-        json: bool,
+        /// Only failures of these codes (none: every code).
+        codes: Vec<ErrorCode>,
+        format: ListFormat,
     },
     FailuresClose {
         ids: Vec<String>,
@@ -79,6 +83,15 @@ impl Command {
     pub fn uses_db(&self) -> bool {
         !matches!(self, Command::Print(_) | Command::WritePages { .. })
     }
+}
+
+/// How a list is printed: an aligned table for people, or whole values as
+/// JSON or CSV for programs and spreadsheets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

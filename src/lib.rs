@@ -139,7 +139,14 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
         } => commands::inventory::receive(cfg, file, *format, *delimiter),
         Command::InventoryExport { out } => commands::inventory::export(cfg, out.as_deref()),
         Command::Process(opts) => run::process(cfg, opts),
-        Command::Reprocess { run, opts } => run::reprocess(cfg, opts, *run),
+        Command::Reprocess { run, codes, opts } => run::reprocess(
+            cfg,
+            opts,
+            store::FailureFilter {
+                run: *run,
+                codes: codes.clone(),
+            },
+        ),
         Command::RunsList {
             json,
             status,
@@ -155,7 +162,14 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
         Command::RunsShow { id, json } => commands::runs::show(cfg, *id, *json),
         Command::Report { kind, run, format } => commands::report::run(cfg, *kind, *run, *format),
         Command::Verify { json } => commands::verify::run(cfg, *json),
-        Command::FailuresList { run, json } => commands::failures::list(cfg, *run, *json),
+        Command::FailuresList { run, codes, format } => commands::failures::list(
+            cfg,
+            &store::FailureFilter {
+                run: *run,
+                codes: codes.clone(),
+            },
+            *format,
+        ),
         Command::FailuresClose { ids, reason } => commands::failures::close(cfg, ids, reason),
         Command::WritePages { dir, pages } => {
             use anyhow::Context;

@@ -176,3 +176,174 @@ fn runs_list_shows_the_host_and_takes_a_limit_and_a_status() {
         );
     }
 }
+
+/// `failures list` rows as (failure_id, order_id, error_code), header left out.
+fn listed(env: &Env, args: &[&str]) -> Vec<(String, String, String)> {
+    let text = env.ok(&[&["failures", "list"][..], args].concat(), 0);
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (c[0].to_string(), c[2].to_string(), c[3].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn failures_list_has_a_header_aligned_columns_the_detail_and_filters() {
+    for b in backends() {
+        let env = env_for(b);
+        night(&env);
+        env.ok(&["process", "night.csv"], 3);
+        let out = env.run(&["failures", "list"]);
+        assert_eq!(out.status.code(), Some(0), "{b:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            "6 open failed orders (INSUFFICIENT_STOCK 3, UNKNOWN_SKU 2, INVALID_FIELD 1)",
+            "{b:?}"
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            [
+                "failure_id",
+                "run",
+                "order_id",
+                "error_code",
+                "error_detail"
+            ],
+            "{b:?}: {text}"
+        );
+        assert_eq!(lines.len(), 7, "{b:?}: {text}");
+        // Aligned: every row's code and detail start under their header.
+        let code_at = lines[0].find("error_code").unwrap();
+        let detail_at = lines[0].find("error_detail").unwrap();
+        for l in &lines[1..] {
+            assert!(
+                l[code_at..].starts_with(char::is_uppercase),
+                "{b:?}: {text}"
+            );
+            assert_eq!(&l[detail_at - 2..detail_at], "  ", "{b:?}: {text}");
+            assert!(!l[detail_at..].starts_with(' '), "{b:?}: {text}");
+        }
+        assert!(lines[1].starts_with("F1-5 "), "{b:?}: {text}");
+        assert!(
+            text.contains("GONE-1"),
+            "{b:?}: the detail says which sku: {text}"
+        );
+
+        let codes = |args: &[&str]| -> Vec<String> {
+            listed(&env, args).into_iter().map(|(_, _, c)| c).collect()
+        };
+        assert_eq!(
+            codes(&["--code", "UNKNOWN_SKU", "--code", "invalid_field"]),
+            ["UNKNOWN_SKU", "UNKNOWN_SKU", "INVALID_FIELD"],
+            "{b:?}"
+        );
+        assert_eq!(
+            codes(&["--run", "1", "--code", "INSUFFICIENT_STOCK"]).len(),
+            3,
+            "{b:?}"
+        );
+        assert!(codes(&["--code", "PRICE_MISMATCH"]).is_empty(), "{b:?}");
+        let out = env.run(&["failures", "list", "--code", "NO_SUCH_CODE"]);
+        assert_eq!(out.status.code(), Some(2), "{b:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("INSUFFICIENT_STOCK"));
+
+        // The whole detail in --json and --csv; a valid CSV of the same columns.
+        let all = json(&env.ok(&["failures", "list", "--json"], 0));
+        let csv = parse_csv(env.ok(&["failures", "list", "--csv"], 0).as_bytes());
+        assert_eq!(csv.len(), 6, "{b:?}");
+        for (row, j) in csv.iter().zip(all.as_array().unwrap()) {
+            assert_eq!(
+                row.keys().collect::<Vec<_>>(),
+                [
+                    "error_code",
+                    "error_detail",
+                    "failure_id",
+                    "order_id",
+                    "run"
+                ],
+                "{b:?}"
+            );
+            assert_eq!(row["failure_id"], j["failure_id"].as_str().unwrap());
+            assert_eq!(row["error_detail"], j["error_detail"].as_str().unwrap());
+            assert_eq!(row["run"], "1");
+        }
+        // On a narrow terminal (or with $COLUMNS) the detail is cut to fit.
+        let longest = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["error_detail"].as_str().unwrap().chars().count())
+            .max()
+            .unwrap();
+        let out = env
+            .cmd()
+            .env("COLUMNS", "70")
+            .args(["failures", "list"])
+            .output()
+            .unwrap();
+        let narrow = String::from_utf8(out.stdout).unwrap();
+        assert!(longest > 40, "{b:?}: details long enough to cut");
+        assert!(
+            narrow.lines().all(|l| l.chars().count() <= 70),
+            "{b:?}: {narrow}"
+        );
+        assert!(narrow.contains('…'), "{b:?}: {narrow}");
+        assert!(
+            text.lines().any(|l| l.chars().count() > 70),
+            "{b:?}: without a width (a pipe) the detail is whole: {text}"
+        );
+    }
+}
+
+#[test]
+fn reprocess_by_code_retries_only_those_and_leaves_the_others_untouched() {
+    for b in backends() {
+        let env = env_for(b);
+        night(&env);
+        env.ok(&["process", "night.csv"], 3);
+        let before = env.sql(
+            "SELECT run_id, run_seq, state, resolved_by, superseded_by FROM failed_orders
+             WHERE error_code <> 'INSUFFICIENT_STOCK' ORDER BY run_seq",
+        );
+        env.write("delivery.csv", "sku,quantity\nSKU-2,15\n");
+        env.ok(&["inventory", "receive", "delivery.csv"], 0);
+        let summary = json(&env.ok(&["reprocess", "--code", "INSUFFICIENT_STOCK", "--json"], 0));
+        assert_eq!(
+            (summary["orders"].as_u64(), summary["accepted"].as_u64()),
+            (Some(3), Some(3)),
+            "{b:?}: only the three retried: {summary}"
+        );
+        assert_eq!(env.stock()["SKU-2"], 2, "{b:?}: 2 + 15 - 3 x 5");
+        let after = env.sql(
+            "SELECT run_id, run_seq, state, resolved_by, superseded_by FROM failed_orders
+             WHERE error_code <> 'INSUFFICIENT_STOCK' ORDER BY run_seq",
+        );
+        assert_eq!(before, after, "{b:?}: the other codes untouched");
+        let left = listed(&env, &[]);
+        assert_eq!(
+            left.iter()
+                .map(|(id, _, _)| id.as_str())
+                .collect::<Vec<_>>(),
+            ["F1-8", "F1-9", "F1-10"],
+            "{b:?}: still open under their ids"
+        );
+        // Of one run and one code: nothing of that code left open.
+        let summary = json(&env.ok(
+            &[
+                "reprocess",
+                "--run",
+                "1",
+                "--code",
+                "INSUFFICIENT_STOCK",
+                "--json",
+            ],
+            0,
+        ));
+        assert_eq!(summary["orders"], 0, "{b:?}: {summary}");
+        env.verify_ok();
+    }
+}

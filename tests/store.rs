@@ -15,8 +15,8 @@ use orderbatch::model::order::{
 use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
 use orderbatch::store::{
-    self, Applied, Claim, CloseResult, Fault, LedgerReason, NewOrder, RunFilter, Store, StoreError,
-    Writes,
+    self, Applied, Claim, CloseResult, FailureFilter, Fault, LedgerReason, NewOrder, RunFilter,
+    Store, StoreError, Writes,
 };
 
 /// A fresh database of each backend: (backend, --db, the temp dir that holds it).
@@ -116,6 +116,17 @@ fn record(run_id: i64, status: RunStatus) -> RunRecord {
         retried_runs: vec![],
         message: None,
         host: "h".into(),
+    }
+}
+
+fn all_open() -> FailureFilter {
+    FailureFilter::default()
+}
+
+fn of_run(run: i64) -> FailureFilter {
+    FailureFilter {
+        run: Some(run),
+        codes: Vec::new(),
     }
 }
 
@@ -421,7 +432,7 @@ fn records_keep_skips_and_failures_and_settle_older_failures() {
             ],
             "{b:?}"
         );
-        let open = s.open_failures(None, 0, 10).unwrap();
+        let open = s.open_failures(&all_open(), 0, 10).unwrap();
         assert_eq!(open.len(), 2);
         // Run 2 skips O-1 (resolving it) and fails O-3 again (superseding it).
         let o1 = order("O-1", "A", 1, 1);
@@ -445,7 +456,7 @@ fn records_keep_skips_and_failures_and_settle_older_failures() {
         assert_eq!(r1.resolved_by, [(2, 1)]);
         assert_eq!(r1.superseded_by, [(2, 1)]);
         assert_eq!(s.resolutions(2).unwrap().resolved_here, [(1, 1)]);
-        let open = s.open_failures(None, 0, 10).unwrap();
+        let open = s.open_failures(&all_open(), 0, 10).unwrap();
         assert_eq!(open.len(), 1, "{b:?}: only run 2's O-3");
         assert_eq!(
             (open[0].run_id, open[0].order.order_id.as_deref()),
@@ -487,11 +498,11 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         )
         .unwrap();
         tx.commit().unwrap();
-        let page1 = s.open_failures(None, 0, 4).unwrap();
-        let page2 = s.open_failures(None, page1[3].id, 4).unwrap();
+        let page1 = s.open_failures(&all_open(), 0, 4).unwrap();
+        let page2 = s.open_failures(&all_open(), page1[3].id, 4).unwrap();
         assert_eq!((page1.len(), page2.len()), (4, 2), "{b:?}");
         assert!(page1.iter().chain(&page2).map(|f| f.id).is_sorted());
-        assert_eq!(s.open_failures(Some(2), 0, 10).unwrap().len(), 1);
+        assert_eq!(s.open_failures(&of_run(2), 0, 10).unwrap().len(), 1);
         let ids = [page1[0].key(), page1[1].key()];
         let res = s
             .close_failures(&ids, "never coming", "ops@h", "t")
@@ -522,7 +533,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
             mixed[1],
             (ids[0], CloseResult::NotOpen(FailureState::Closed))
         );
-        assert_eq!(s.open_failures(None, 0, 10).unwrap().len(), 4);
+        assert_eq!(s.open_failures(&all_open(), 0, 10).unwrap().len(), 4);
         let r = s.resolutions(1).unwrap();
         assert_eq!(
             r.closed,
@@ -536,6 +547,78 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
             [page1[0].id, page1[1].id]
         );
         assert!(by_id.iter().all(|f| f.state == FailureState::Closed));
+    }
+}
+
+#[test]
+fn open_failures_are_read_by_code_and_run() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let codes = [
+            ErrorCode::InsufficientStock,
+            ErrorCode::UnknownSku,
+            ErrorCode::InvalidField,
+            ErrorCode::InsufficientStock,
+        ];
+        let fs: Vec<FailedOrder> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| failure(Some(&format!("O-{i}")), *c))
+            .collect();
+        let mut tx = s.begin().unwrap();
+        for run in [1, 2] {
+            let w = Writes {
+                failures: fs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % 2 + 1 == run as usize)
+                    .map(|(i, f)| (i as u64 + 1, f, FailureState::Open))
+                    .collect(),
+                ..Writes::default()
+            };
+            tx.record(run, &w).unwrap();
+        }
+        tx.commit().unwrap();
+        let ids = |s: &mut Box<dyn Store>, run: Option<i64>, codes: &[ErrorCode]| -> Vec<String> {
+            let filter = FailureFilter {
+                run,
+                codes: codes.to_vec(),
+            };
+            s.open_failures(&filter, 0, 10)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.order.order_id.unwrap())
+                .collect()
+        };
+        assert_eq!(ids(&mut s, None, &[]).len(), 4, "{b:?}");
+        assert_eq!(
+            ids(&mut s, None, &[ErrorCode::InsufficientStock]),
+            ["O-0", "O-3"],
+            "{b:?}"
+        );
+        assert_eq!(
+            ids(
+                &mut s,
+                None,
+                &[ErrorCode::UnknownSku, ErrorCode::InvalidField]
+            ),
+            ["O-2", "O-1"],
+            "{b:?}"
+        );
+        assert_eq!(
+            ids(&mut s, Some(2), &[ErrorCode::InsufficientStock]),
+            ["O-3"],
+            "{b:?}"
+        );
+        assert!(ids(&mut s, None, &[ErrorCode::PriceMismatch]).is_empty());
+        // Pages of a filtered read go on from the last id.
+        let filter = FailureFilter {
+            run: None,
+            codes: vec![ErrorCode::InsufficientStock],
+        };
+        let first = s.open_failures(&filter, 0, 1).unwrap();
+        let next = s.open_failures(&filter, first[0].id, 1).unwrap();
+        assert_eq!(next[0].order.order_id.as_deref(), Some("O-3"), "{b:?}");
     }
 }
 
@@ -554,7 +637,7 @@ fn retried_failures_are_superseded_by_the_retrying_run() {
         )
         .unwrap();
         tx.commit().unwrap();
-        let open = s.open_failures(None, 0, 1).unwrap();
+        let open = s.open_failures(&all_open(), 0, 1).unwrap();
         let (id, key) = (open[0].id, open[0].key());
         assert_eq!(key.seq, 1, "{b:?}: its position in run 1");
         let mut tx = s.begin().unwrap();

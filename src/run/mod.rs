@@ -31,15 +31,15 @@ use inputs::Opened;
 /// Where a run's orders come from.
 enum Plan {
     Files(Vec<String>),
-    Retry(Option<i64>),
+    Retry(store::FailureFilter),
 }
 
 pub fn process(cfg: &Config, opts: &RunOptions) -> Result<Exit> {
     Ctx::new(cfg, opts, RunKind::Process).run(Plan::Files(opts.files.clone()))
 }
 
-pub fn reprocess(cfg: &Config, opts: &RunOptions, of_run: Option<i64>) -> Result<Exit> {
-    Ctx::new(cfg, opts, RunKind::Reprocess).run(Plan::Retry(of_run))
+pub fn reprocess(cfg: &Config, opts: &RunOptions, retry: store::FailureFilter) -> Result<Exit> {
+    Ctx::new(cfg, opts, RunKind::Reprocess).run(Plan::Retry(retry))
 }
 
 /// Busy time of each stage.
@@ -130,7 +130,7 @@ impl<'a> Ctx<'a> {
         let prepared = self.prepare(&plan)?;
         self.start_progress();
         let mut store = store::open(&self.cfg.db, self.cfg.lock_timeout)?;
-        if let Plan::Retry(Some(id)) = plan {
+        if let Plan::Retry(store::FailureFilter { run: Some(id), .. }) = plan {
             if store.run(id)?.is_none() {
                 let db = store.name().to_string();
                 return Err(UsageError(format!("there is no run {id} in {db}")).into());
@@ -248,10 +248,10 @@ impl<'a> Ctx<'a> {
     fn orders(&mut self, prepared: Prepared, plan: &Plan) -> Result<Vec<stages::Orders>> {
         Ok(match plan {
             Plan::Files(_) => prepared.inputs.into_iter().map(|o| o.orders).collect(),
-            Plan::Retry(of_run) => {
+            Plan::Retry(retry) => {
                 // A store of its own: the run's transaction holds the other.
                 let store = store::open(&self.cfg.db, self.cfg.lock_timeout)?;
-                let retries = inputs::Retries::new(store, *of_run);
+                let retries = inputs::Retries::new(store, retry.clone());
                 self.retried_runs = std::sync::Arc::clone(&retries.runs);
                 vec![Box::new(retries)]
             }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, FailedOrder, Product, ValidOrder};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
-use crate::model::Format;
+use crate::model::{ErrorCode, Format};
 
 pub use postgres::UrlError;
 
@@ -177,6 +177,21 @@ impl StoredFailure {
     }
 }
 
+/// Which open failures to read: of one run or of all, of these error codes
+/// or of any (`reprocess --code`, `failures list --code`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureFilter {
+    pub run: Option<i64>,
+    pub codes: Vec<ErrorCode>,
+}
+
+impl FailureFilter {
+    /// The codes as stored, `None` for any.
+    pub fn code_names(&self) -> Option<Vec<&'static str>> {
+        (!self.codes.is_empty()).then(|| self.codes.iter().map(|c| c.as_str()).collect())
+    }
+}
+
 /// The fate of failed orders, seen from one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolutions {
@@ -306,11 +321,11 @@ pub trait Queries {
         run_id: i64,
         each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
     ) -> Result<()>;
-    /// Up to `limit` open failures with an id above `after`, of one run or
-    /// of all, oldest first (a page; call again from the last id).
+    /// Up to `limit` open failures with an id above `after`, as `filter`
+    /// selects them, oldest first (a page; call again from the last id).
     fn open_failures(
         &mut self,
-        of_run: Option<i64>,
+        filter: &FailureFilter,
         after: i64,
         limit: usize,
     ) -> Result<Vec<StoredFailure>>;
@@ -349,12 +364,12 @@ macro_rules! delegate_queries {
 
             fn open_failures(
                 &mut self,
-                of_run: Option<i64>,
+                filter: &$crate::store::FailureFilter,
                 after: i64,
                 limit: usize,
             ) -> $crate::store::Result<Vec<$crate::store::StoredFailure>> {
                 let $this = self;
-                queries::open_failures($($lead),+, of_run, after, limit)
+                queries::open_failures($($lead),+, filter, after, limit)
             }
 
             fn failures_by_key(

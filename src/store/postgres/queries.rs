@@ -6,7 +6,7 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{Fault, Resolutions, Result, RunFilter, StoredFailure};
+use super::super::{FailureFilter, Fault, Resolutions, Result, RunFilter, StoredFailure};
 use super::Db;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
@@ -83,19 +83,28 @@ pub(super) fn failed_of_run(
 pub(super) fn open_failures(
     c: &mut impl GenericClient,
     db: &Db,
-    of_run: Option<i64>,
+    filter: &FailureFilter,
     after: i64,
     limit: usize,
 ) -> Result<Vec<StoredFailure>> {
     let sql = format!(
         "SELECT {FAILURE_COLUMNS} FROM failed_orders
-         WHERE state = $1 AND id > $2 AND ($3::bigint IS NULL OR run_id = $3) ORDER BY id LIMIT $4"
+         WHERE state = $1 AND id > $2 AND ($3::bigint IS NULL OR run_id = $3)
+           AND ($5::text[] IS NULL OR error_code = ANY($5))
+         ORDER BY id LIMIT $4"
     );
     let limit = limit as i64;
+    let codes = filter.code_names();
     let rows = c
         .query(
             &sql,
-            &[&FailureState::Open.as_str(), &after, &of_run, &limit],
+            &[
+                &FailureState::Open.as_str(),
+                &after,
+                &filter.run,
+                &limit,
+                &codes,
+            ],
         )
         .map_err(|e| db.err(e))?;
     rows.iter().map(|r| failure_from_row(db, r)).collect()

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, Params, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{Fault, Resolutions, Result, RunFilter, StoredFailure};
+use super::super::{FailureFilter, Fault, Resolutions, Result, RunFilter, StoredFailure};
 use super::store_err;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
@@ -96,21 +96,26 @@ pub(super) fn failed_of_run(
 pub(super) fn open_failures(
     c: &Connection,
     db: &str,
-    of_run: Option<i64>,
+    filter: &FailureFilter,
     after: i64,
     limit: usize,
 ) -> Result<Vec<StoredFailure>> {
     let sql = format!(
         "SELECT {FAILURE_COLUMNS} FROM failed_orders
-         WHERE state = ?1 AND id > ?2 AND (?3 IS NULL OR run_id = ?3) ORDER BY id LIMIT ?4"
+         WHERE state = ?1 AND id > ?2 AND (?3 IS NULL OR run_id = ?3)
+           AND (?5 IS NULL OR error_code IN (SELECT value FROM json_each(?5)))
+         ORDER BY id LIMIT ?4"
     );
     let mut out = Vec::new();
     let open = FailureState::Open.as_str();
+    let codes = filter
+        .code_names()
+        .map(|c| serde_json::to_string(&c).unwrap_or_else(|_| "[]".into()));
     each_failure(
         c,
         db,
         &sql,
-        params![open, after, of_run, limit as i64],
+        params![open, after, filter.run, limit as i64, codes],
         &mut |f| {
             out.push(f);
             Ok(())
