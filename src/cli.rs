@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Command, Config, ListFormat, ReportKind, RunOptions};
+use crate::config::{CloseTarget, Command, Config, ListFormat, ReportKind, RunOptions};
 use crate::model::run::RunStatus;
 use crate::model::{ErrorCode, Format};
 
@@ -199,11 +199,24 @@ enum FailuresCmd {
         #[arg(long)]
         csv: bool,
     },
-    /// Close open failures that will not be retried (kept, with the reason and who closed them)
+    /// Close open failures that will not be retried (kept, with the reason and who closed them): by id, by code, or by order id
     Close {
-        /// Failure ids, as the failed report and `failures list` show them (F42)
-        #[arg(required = true, value_name = "ID")]
+        /// Failure ids, as the failed report and `failures list` show them (F12-345)
+        #[arg(
+            value_name = "ID",
+            required_unless_present_any = ["codes", "orders"],
+            conflicts_with_all = ["codes", "orders"]
+        )]
         ids: Vec<String>,
+        /// Every open failure of this error code (repeatable)
+        #[arg(long = "code", value_name = "CODE", value_parser = parse_code, conflicts_with = "orders")]
+        codes: Vec<ErrorCode>,
+        /// With --code: only the failures of this run
+        #[arg(long, value_name = "ID", requires = "codes")]
+        run: Option<i64>,
+        /// The open failure of this order id, whichever run holds it now (repeatable)
+        #[arg(long = "order", value_name = "ORDER_ID")]
+        orders: Vec<String>,
         /// Why they are closed (kept in the history; `runs show` prints it)
         #[arg(long, value_name = "TEXT")]
         reason: String,
@@ -448,9 +461,20 @@ impl Cli {
                     _ => ListFormat::Table,
                 },
             },
-            Cmd::Failures(FailuresCmd::Close { ids, reason }) => {
-                Command::FailuresClose { ids, reason }
-            }
+            Cmd::Failures(FailuresCmd::Close {
+                ids,
+                codes,
+                run,
+                orders,
+                reason,
+            }) => Command::FailuresClose {
+                target: match (codes.is_empty(), orders.is_empty()) {
+                    (false, _) => CloseTarget::Codes { codes, run },
+                    (_, false) => CloseTarget::Orders(orders),
+                    _ => CloseTarget::Ids(ids),
+                },
+                reason,
+            },
             Cmd::Completions { shell } => {
                 let mut out = Vec::new();
                 clap_complete::generate(shell, &mut Cli::command(), "orderbatch", &mut out);

@@ -66,7 +66,7 @@ pub enum Command {
         format: ListFormat,
     },
     FailuresClose {
-        ids: Vec<String>,
+        target: CloseTarget,
         reason: String,
     },
     /// Text generated from the command-line definition (completions, man page).
@@ -83,6 +83,20 @@ impl Command {
     pub fn uses_db(&self) -> bool {
         !matches!(self, Command::Print(_) | Command::WritePages { .. })
     }
+}
+
+/// Which failures `failures close` closes, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseTarget {
+    /// Failure ids as the reports show them (`F12-345`).
+    Ids(Vec<String>),
+    /// Every open failure of these codes, of one run or of all.
+    Codes {
+        codes: Vec<ErrorCode>,
+        run: Option<i64>,
+    },
+    /// The open failure of each of these order ids.
+    Orders(Vec<String>),
 }
 
 /// How a list is printed: an aligned table for people, or whole values as

@@ -170,7 +170,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
             },
             *format,
         ),
-        Command::FailuresClose { ids, reason } => commands::failures::close(cfg, ids, reason),
+        Command::FailuresClose { target, reason } => commands::failures::close(cfg, target, reason),
         Command::WritePages { dir, pages } => {
             use anyhow::Context;
             report::create_dirs(dir).with_context(|| format!("cannot create {}", dir.display()))?;

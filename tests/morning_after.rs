@@ -347,3 +347,114 @@ fn reprocess_by_code_retries_only_those_and_leaves_the_others_untouched() {
         env.verify_ok();
     }
 }
+
+#[test]
+fn failures_close_by_code_by_order_and_a_superseded_id_names_its_replacement() {
+    for b in backends() {
+        let env = env_for(b);
+        night(&env);
+        env.ok(&["process", "night.csv"], 3);
+        let out = env.run(&[
+            "failures",
+            "close",
+            "--code",
+            "UNKNOWN_SKU",
+            "--reason",
+            "discontinued",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{b:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            "closed 2 failed orders: F1-8, F1-9",
+            "{b:?}"
+        );
+        assert_eq!(listed(&env, &[]).len(), 4, "{b:?}");
+        // A retry that fails again supersedes F1-10 with F2-1.
+        env.ok(&["reprocess", "--code", "INVALID_FIELD"], 3);
+        let out = env.run(&["failures", "close", "F1-10", "--reason", "x"]);
+        assert_eq!(out.status.code(), Some(2), "{b:?}: {out:?}");
+        assert_one_error_line(
+            &out,
+            &["nothing was closed: F1-10 is superseded by F2-1, which is open: close that one"],
+        );
+        // By order id, whichever run holds it now; all or nothing.
+        let out = env.run(&[
+            "failures", "close", "--order", "BAD-1", "--order", "NOPE-1", "--reason", "x",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{b:?}: {out:?}");
+        assert_one_error_line(&out, &["nothing was closed: order NOPE-1 has no failure"]);
+        assert_eq!(listed(&env, &[]).len(), 4, "{b:?}: nothing closed");
+        let out = env.run(&[
+            "failures", "close", "--order", "BAD-1", "--order", "STOCK-0", "--reason", "refunded",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{b:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            "closed 2 failed orders: F1-5, F2-1",
+            "{b:?}"
+        );
+        let out = env.run(&["failures", "close", "--order", "BAD-1", "--reason", "x"]);
+        assert_one_error_line(
+            &out,
+            &["order BAD-1 has no open failure (its newest, F2-1, is closed)"],
+        );
+        let out = env.run(&["failures", "close", "F1-10", "--reason", "x"]);
+        assert_one_error_line(&out, &["F1-10 is superseded by F2-1, which is closed"]);
+        // Nothing of a code open is no error; a run that is not there is.
+        let out = env.run(&[
+            "failures",
+            "close",
+            "--code",
+            "UNKNOWN_SKU",
+            "--reason",
+            "x",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{b:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no failure of UNKNOWN_SKU is open"),
+            "{out:?}"
+        );
+        let out = env.run(&[
+            "failures",
+            "close",
+            "--code",
+            "INSUFFICIENT_STOCK",
+            "--run",
+            "9",
+            "--reason",
+            "x",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{b:?}: {out:?}");
+        assert_one_error_line(&out, &["there is no run 9"]);
+        for bad in [
+            &["failures", "close", "--run", "1", "--reason", "x"][..],
+            &[
+                "failures",
+                "close",
+                "F1-6",
+                "--code",
+                "UNKNOWN_SKU",
+                "--reason",
+                "x",
+            ],
+            &[
+                "failures",
+                "close",
+                "--order",
+                "A",
+                "--code",
+                "UNKNOWN_SKU",
+                "--reason",
+                "x",
+            ],
+            &["failures", "close", "--reason", "x"],
+        ] {
+            assert_eq!(env.run(bad).status.code(), Some(2), "{b:?}: {bad:?}");
+        }
+        let left: Vec<String> = listed(&env, &[]).into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(left, ["F1-6", "F1-7"], "{b:?}");
+        let show = json(&env.ok(&["runs", "show", "1", "--json"], 0));
+        assert_eq!(show["failed_still_open"], 2, "{b:?}: {show}");
+        env.verify_ok();
+    }
+}

@@ -15,8 +15,8 @@ use orderbatch::model::order::{
 use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
 use orderbatch::store::{
-    self, Applied, Claim, CloseResult, FailureFilter, Fault, LedgerReason, NewOrder, RunFilter,
-    Store, StoreError, Writes,
+    self, Applied, Claim, CloseResult, CloseSelection, FailureFilter, Fault, LedgerReason,
+    NewOrder, RunFilter, Store, StoreError, Writes,
 };
 
 /// A fresh database of each backend: (backend, --db, the temp dir that holds it).
@@ -128,6 +128,10 @@ fn of_run(run: i64) -> FailureFilter {
         run: Some(run),
         codes: Vec::new(),
     }
+}
+
+fn keys(k: &[FailureKey]) -> CloseSelection {
+    CloseSelection::Keys(k.to_vec())
 }
 
 fn stock_of(s: &mut dyn Store) -> Vec<(String, i64)> {
@@ -505,16 +509,18 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         assert_eq!(s.open_failures(&of_run(2), 0, 10).unwrap().len(), 1);
         let ids = [page1[0].key(), page1[1].key()];
         let res = s
-            .close_failures(&ids, "never coming", "ops@h", "t")
-            .unwrap();
+            .close_failures(&keys(&ids), "never coming", "ops@h", "t")
+            .unwrap()
+            .results;
         assert_eq!(
             res,
             [(ids[0], CloseResult::Closed), (ids[1], CloseResult::Closed)]
         );
         let missing = FailureKey { run: 99, seq: 9 };
         let again = s
-            .close_failures(&[ids[0], missing], "x", "ops@h", "t")
-            .unwrap();
+            .close_failures(&keys(&[ids[0], missing]), "x", "ops@h", "t")
+            .unwrap()
+            .results;
         assert_eq!(
             again,
             [
@@ -526,8 +532,9 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         // All or nothing: an open one beside one that cannot be closed stays open.
         let open = page1[2].key();
         let mixed = s
-            .close_failures(&[open, ids[0]], "x", "ops@h", "t")
-            .unwrap();
+            .close_failures(&keys(&[open, ids[0]]), "x", "ops@h", "t")
+            .unwrap()
+            .results;
         assert_eq!(mixed[0], (open, CloseResult::Closed), "{b:?}");
         assert_eq!(
             mixed[1],
@@ -619,6 +626,113 @@ fn open_failures_are_read_by_code_and_run() {
         let first = s.open_failures(&filter, 0, 1).unwrap();
         let next = s.open_failures(&filter, first[0].id, 1).unwrap();
         assert_eq!(next[0].order.order_id.as_deref(), Some("O-3"), "{b:?}");
+    }
+}
+
+#[test]
+fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let f1 = failure(Some("O-1"), ErrorCode::InsufficientStock);
+        let f2 = failure(Some("O-2"), ErrorCode::UnknownSku);
+        let f3 = failure(Some("O-3"), ErrorCode::UnknownSku);
+        let f4 = failure(Some("O-3"), ErrorCode::DuplicateInInput);
+        let mut tx = s.begin().unwrap();
+        tx.record(
+            1,
+            &Writes {
+                failures: vec![
+                    (1, &f1, FailureState::Open),
+                    (2, &f2, FailureState::Open),
+                    (3, &f3, FailureState::Open),
+                ],
+                ..Writes::default()
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        // Run 2 fails O-1 again (its record supersedes run 1's) and holds a
+        // duplicate of O-3, which is no replacement of anything.
+        let mut tx = s.begin().unwrap();
+        tx.record(
+            2,
+            &Writes {
+                failures: vec![(1, &f1, FailureState::Open), (2, &f4, FailureState::Final)],
+                superseded: vec!["O-1"],
+                ..Writes::default()
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let (f1_1, f2_1) = (FailureKey { run: 1, seq: 1 }, FailureKey { run: 2, seq: 1 });
+        let c = s.close_failures(&keys(&[f1_1]), "x", "ops@h", "t").unwrap();
+        assert!(!c.closed(), "{b:?}");
+        assert_eq!(
+            c.results,
+            [(f1_1, CloseResult::NotOpen(FailureState::Superseded))]
+        );
+        assert_eq!(c.replaced_by, [(f1_1, f2_1, FailureState::Open)], "{b:?}");
+        // By order: all or nothing; an order that never failed is named.
+        let by_order =
+            |ids: &[&str]| CloseSelection::Orders(ids.iter().map(|i| i.to_string()).collect());
+        let c = s
+            .close_failures(&by_order(&["O-1", "O-9"]), "x", "ops@h", "t")
+            .unwrap();
+        assert_eq!(c.without_open, [("O-9".to_string(), None)], "{b:?}");
+        assert!(!c.closed());
+        assert_eq!(
+            s.failures_by_key(&[f2_1]).unwrap()[0].state,
+            FailureState::Open
+        );
+        let c = s
+            .close_failures(&by_order(&["O-1"]), "refunded", "ops@h", "t")
+            .unwrap();
+        assert!(c.closed(), "{b:?}: {c:?}");
+        assert_eq!(
+            c.results,
+            [(f2_1, CloseResult::Closed)],
+            "{b:?}: the open one"
+        );
+        let c = s
+            .close_failures(&by_order(&["O-1"]), "x", "ops@h", "t")
+            .unwrap();
+        assert_eq!(
+            c.without_open,
+            [("O-1".to_string(), Some((f2_1, FailureState::Closed)))],
+            "{b:?}"
+        );
+        // By code, of one run: every one open now.
+        let unknown = |run| {
+            CloseSelection::Codes(FailureFilter {
+                run,
+                codes: vec![ErrorCode::UnknownSku],
+            })
+        };
+        let c = s
+            .close_failures(&unknown(Some(1)), "gone", "ops@h", "t")
+            .unwrap();
+        assert!(c.closed(), "{b:?}");
+        assert_eq!(
+            c.results.iter().map(|(k, _)| k.seq).collect::<Vec<_>>(),
+            [2, 3],
+            "{b:?}"
+        );
+        let c = s
+            .close_failures(&unknown(None), "gone", "ops@h", "t")
+            .unwrap();
+        assert!(
+            c.closed() && c.results.is_empty(),
+            "{b:?}: none left is no error"
+        );
+        assert!(
+            s.open_failures(&all_open(), 0, 10).unwrap().is_empty(),
+            "{b:?}"
+        );
+        assert_eq!(
+            s.resolutions(1).unwrap().closed,
+            [("ops@h".to_string(), "gone".to_string(), 2)],
+            "{b:?}"
+        );
     }
 }
 

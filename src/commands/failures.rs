@@ -6,12 +6,12 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::config::{Config, ListFormat};
+use crate::config::{CloseTarget, Config, ListFormat};
 use crate::model::escape::escape_cell;
-use crate::model::failure::{failure_label, parse_failure_label};
+use crate::model::failure::{failure_label, parse_failure_label, FailureKey, FailureState};
 use crate::model::run::Counts;
 use crate::model::text::for_terminal;
-use crate::store::{CloseResult, FailureFilter, Store, StoredFailure};
+use crate::store::{CloseResult, CloseSelection, Closing, FailureFilter, Store, StoredFailure};
 use crate::{Exit, UsageError};
 
 const PAGE: usize = 1000;
@@ -178,49 +178,131 @@ fn who() -> String {
     format!("{user}@{}", crate::store::host_name())
 }
 
-pub fn close(cfg: &Config, ids: &[String], reason: &str) -> Result<Exit> {
+pub fn close(cfg: &Config, target: &CloseTarget, reason: &str) -> Result<Exit> {
     if reason.trim().is_empty() {
         return Err(UsageError("--reason must say why these failures are closed".into()).into());
     }
-    let mut numbers = Vec::with_capacity(ids.len());
-    for id in ids {
-        let n = parse_failure_label(id.trim()).ok_or_else(|| {
-            UsageError(format!(
-                "{} is not a failure id: failure ids look like F12-345 (see `orderbatch failures list`)",
-                for_terminal(id)
-            ))
-        })?;
-        numbers.push(n);
-    }
-    numbers.sort_unstable();
-    numbers.dedup();
+    let sel = selection(target)?;
     let mut store = super::open(cfg)?;
+    if let CloseSelection::Codes(FailureFilter { run: Some(id), .. }) = &sel {
+        if store.run(*id)?.is_none() {
+            return Err(UsageError(format!("there is no run {id} in {}", store.name())).into());
+        }
+    }
     // All or nothing, decided by the store while it holds the failures: a
     // run that settled one while this command waited for it wins.
-    let results = store.close_failures(&numbers, reason.trim(), &who(), &crate::now_rfc3339())?;
-    let problems: Vec<String> = results
+    let closing = store.close_failures(&sel, reason.trim(), &who(), &crate::now_rfc3339())?;
+    if !closing.closed() {
+        return Err(UsageError(format!(
+            "nothing was closed: {} (only open failures can be closed; see `orderbatch failures list`)",
+            problems(&closing).join(", ")
+        ))
+        .into());
+    }
+    if !cfg.quiet {
+        crate::log::info("failures_closed", &closed_message(&closing, &sel));
+    }
+    Ok(Exit::Ok)
+}
+
+/// The selection the store decides on, from the command line's.
+fn selection(target: &CloseTarget) -> Result<CloseSelection> {
+    Ok(match target {
+        CloseTarget::Ids(ids) => {
+            let mut keys = Vec::with_capacity(ids.len());
+            for id in ids {
+                let key = parse_failure_label(id.trim()).ok_or_else(|| {
+                    UsageError(format!(
+                        "{} is not a failure id: failure ids look like F12-345 (see `orderbatch failures list`)",
+                        for_terminal(id)
+                    ))
+                })?;
+                keys.push(key);
+            }
+            keys.sort_unstable();
+            keys.dedup();
+            CloseSelection::Keys(keys)
+        }
+        CloseTarget::Codes { codes, run } => CloseSelection::Codes(FailureFilter {
+            run: *run,
+            codes: codes.clone(),
+        }),
+        CloseTarget::Orders(ids) => {
+            let mut ids: Vec<String> = ids.iter().map(|i| i.trim().to_string()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            CloseSelection::Orders(ids)
+        }
+    })
+}
+
+/// Why nothing was closed, one phrase per failure or order that could not be.
+fn problems(closing: &Closing) -> Vec<String> {
+    let mut out: Vec<String> = closing
+        .results
         .iter()
         .filter_map(|(key, r)| {
             let label = failure_label(*key);
             match r {
                 CloseResult::Closed => None,
+                CloseResult::NotOpen(FailureState::Superseded) => Some(superseded(closing, *key)),
                 CloseResult::NotOpen(state) => Some(format!("{label} is {}", state.as_str())),
                 CloseResult::Missing => Some(format!("{label} does not exist")),
             }
         })
         .collect();
-    if !problems.is_empty() {
-        return Err(UsageError(format!(
-            "nothing was closed: {} (only open failures can be closed; see `orderbatch failures list`)",
-            problems.join(", ")
-        ))
-        .into());
+    for (order, newest) in &closing.without_open {
+        let order = for_terminal(order);
+        out.push(match newest {
+            None => format!("order {order} has no failure"),
+            Some((key, state)) => format!(
+                "order {order} has no open failure (its newest, {}, is {})",
+                failure_label(*key),
+                state.as_str()
+            ),
+        });
     }
-    let closed = results.len();
-    if !cfg.quiet {
-        crate::log::info("failures_closed", &format!("closed {closed} failed orders"));
+    out
+}
+
+/// A superseded failure named with the one that replaced it, so that the
+/// operator can close that one.
+fn superseded(closing: &Closing, key: FailureKey) -> String {
+    let label = failure_label(key);
+    match closing.replaced_by.iter().find(|(k, _, _)| *k == key) {
+        Some((_, newer, FailureState::Open)) => format!(
+            "{label} is superseded by {}, which is open: close that one",
+            failure_label(*newer)
+        ),
+        Some((_, newer, state)) => format!(
+            "{label} is superseded by {}, which is {}",
+            failure_label(*newer),
+            state.as_str()
+        ),
+        None => format!("{label} is superseded"),
     }
-    Ok(Exit::Ok)
+}
+
+/// What was closed: how many, and which (the first few), or that nothing
+/// of those codes was open.
+fn closed_message(closing: &Closing, sel: &CloseSelection) -> String {
+    const SHOWN: usize = 10;
+    let n = closing.results.len();
+    if let (0, CloseSelection::Codes(f)) = (n, sel) {
+        let codes = f.code_names().unwrap_or_default().join(" or ");
+        let run = f.run.map(|r| format!(" in run {r}")).unwrap_or_default();
+        return format!("closed 0 failed orders: no failure of {codes}{run} is open");
+    }
+    let mut ids: Vec<String> = closing
+        .results
+        .iter()
+        .take(SHOWN)
+        .map(|(k, _)| failure_label(*k))
+        .collect();
+    if n > SHOWN {
+        ids.push(format!("and {} more", n - SHOWN));
+    }
+    format!("closed {n} failed orders: {}", ids.join(", "))
 }
 
 #[cfg(test)]

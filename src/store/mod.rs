@@ -7,6 +7,7 @@
 //! that is neither such a URL nor a plain path is refused ([`check`] does the
 //! same up front, before a command reads or creates anything).
 
+mod closing;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -18,6 +19,7 @@ use crate::model::order::{AcceptedRow, FailedOrder, Product, ValidOrder};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::{ErrorCode, Format};
 
+pub use closing::{CloseResult, CloseSelection, Closing};
 pub use postgres::UrlError;
 
 /// A database error, whatever the backend. Every message names the database
@@ -250,48 +252,6 @@ impl RunFilter {
     }
 }
 
-/// What became of a request to close one failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseResult {
-    Closed,
-    /// The record exists but is not open (its state says why).
-    NotOpen(FailureState),
-    Missing,
-}
-
-impl CloseResult {
-    /// What closing these ids, in order, does to failures in these states
-    /// (an id without a state does not exist): only an open failure is
-    /// closed, once; the same id again finds it closed. All or nothing: when
-    /// one id cannot be closed, none is. Returns each id's result and the
-    /// ids to close.
-    pub fn plan<K: Copy + Eq + std::hash::Hash>(
-        ids: &[K],
-        states: &std::collections::HashMap<K, FailureState>,
-    ) -> (Vec<(K, CloseResult)>, Vec<K>) {
-        let mut closing = Vec::new();
-        let results = ids
-            .iter()
-            .map(|id| {
-                let res = match states.get(id) {
-                    None => CloseResult::Missing,
-                    Some(_) if closing.contains(id) => CloseResult::NotOpen(FailureState::Closed),
-                    Some(FailureState::Open) => {
-                        closing.push(*id);
-                        CloseResult::Closed
-                    }
-                    Some(other) => CloseResult::NotOpen(*other),
-                };
-                (*id, res)
-            })
-            .collect::<Vec<_>>();
-        if results.iter().any(|(_, r)| *r != CloseResult::Closed) {
-            closing.clear();
-        }
-        (results, closing)
-    }
-}
-
 /// Something `verify` found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -412,17 +372,19 @@ pub trait Store: Queries + Send {
     fn last_success(&mut self) -> Result<Option<String>>;
     /// What became of a run's failed orders, and which earlier ones it resolved.
     fn resolutions(&mut self, run_id: i64) -> Result<Resolutions>;
-    /// Close open failures by hand, all or nothing (see
-    /// [`CloseResult::plan`]), in one transaction that holds them: a run
-    /// holding one (`Tx::hold_failures`) is waited for, and what it settled
-    /// is seen.
+    /// Close open failures by hand (by key, by code, by order id), all or
+    /// nothing (see [`CloseResult::plan`]), in one transaction that holds
+    /// them: a run holding one (`Tx::hold_failures`) is waited for, and
+    /// what it settled is seen.
     fn close_failures(
         &mut self,
-        keys: &[FailureKey],
+        sel: &CloseSelection,
         reason: &str,
         by: &str,
         at: &str,
-    ) -> Result<Vec<(FailureKey, CloseResult)>>;
+    ) -> Result<Closing> {
+        closing::close_in(self.begin()?, sel, reason, by, at)
+    }
     /// Hold the catalog (prices, currencies, products) steady for a run that
     /// validates before it locks (shared), or take it alone to change it
     /// (exclusive); released when the store is dropped. No-op where a run
@@ -461,6 +423,20 @@ pub trait Tx: Queries {
     fn hold_failures(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
         self.failures_by_key(keys)
     }
+    /// The open failures of the filter's run and codes, and of these order
+    /// ids (any when empty), held as [`Tx::hold_failures`] holds them, in
+    /// key order.
+    fn hold_open(
+        &mut self,
+        filter: &FailureFilter,
+        order_ids: &[String],
+    ) -> Result<Vec<StoredFailure>>;
+    /// The newest failure of each of these order ids (a later run's record
+    /// of an order is the one that superseded the earlier), final records
+    /// (duplicates) left out.
+    fn newest_failures(&mut self, order_ids: &[String]) -> Result<Vec<StoredFailure>>;
+    /// Mark these failure records closed by hand, with who and why.
+    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()>;
     /// Store these orders as applied where their id is new; for the others,
     /// what was applied before. Waits for a concurrent run that holds an id.
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>>;
@@ -622,32 +598,6 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod backoff_tests {
     use super::*;
-
-    #[test]
-    fn only_open_failures_are_closed_and_each_once() {
-        let states = [
-            (1, FailureState::Open),
-            (2, FailureState::Resolved),
-            (3, FailureState::Open),
-        ]
-        .into_iter()
-        .collect();
-        let (results, closing) = CloseResult::plan(&[1, 2, 3, 1, 4], &states);
-        assert_eq!(
-            results,
-            vec![
-                (1, CloseResult::Closed),
-                (2, CloseResult::NotOpen(FailureState::Resolved)),
-                (3, CloseResult::Closed),
-                (1, CloseResult::NotOpen(FailureState::Closed)),
-                (4, CloseResult::Missing),
-            ]
-        );
-        assert!(closing.is_empty(), "all or nothing");
-        let (results, closing) = CloseResult::plan(&[3, 1], &states);
-        assert!(results.iter().all(|(_, r)| *r == CloseResult::Closed));
-        assert_eq!(closing, vec![3, 1]);
-    }
 
     #[test]
     fn backoff_delays_stay_within_the_growing_ceiling() {

@@ -18,10 +18,7 @@ use postgres::{Client, GenericClient};
 
 pub use url::{is_url, refuse_lookalikes, PgUrl, UrlError};
 
-use super::{
-    CloseResult, Concurrency, Fault, Resolutions, Result, RunFilter, Store, StoreError, Tx,
-};
-use crate::model::failure::{FailureKey, FailureState};
+use super::{Concurrency, Fault, Resolutions, Result, RunFilter, Store, StoreError, Tx};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -285,34 +282,6 @@ impl Store for PgStore {
 
     fn resolutions(&mut self, run_id: i64) -> Result<Resolutions> {
         queries::resolutions(&mut self.client, &self.db, run_id)
-    }
-
-    fn close_failures(
-        &mut self,
-        keys: &[FailureKey],
-        reason: &str,
-        by: &str,
-        at: &str,
-    ) -> Result<Vec<(FailureKey, CloseResult)>> {
-        let db = self.db.clone();
-        let mut tx = self.client.transaction().map_err(|e| db.err(e))?;
-        // Held in key order, as runs hold them (Tx::hold_failures): a close
-        // and a reprocess never wait for each other both ways.
-        let held = queries::failures_by_key(&mut tx, &db, keys, true)?;
-        let states = held.iter().map(|f| (f.key(), f.state)).collect();
-        let (out, closing) = CloseResult::plan(keys, &states);
-        let ids: Vec<i64> = held
-            .iter()
-            .filter(|f| closing.contains(&f.key()))
-            .map(|f| f.id)
-            .collect();
-        tx.execute(
-            "UPDATE failed_orders SET state = $2, closed_by = $3, closed_reason = $4, closed_at = $5 WHERE id = ANY($1)",
-            &[&ids, &FailureState::Closed.as_str(), &by, &reason, &at],
-        )
-        .map_err(|e| db.err(e))?;
-        tx.commit().map_err(|e| db.err(e))?;
-        Ok(out)
     }
 
     fn hold_catalog(&mut self, exclusive: bool) -> Result<()> {

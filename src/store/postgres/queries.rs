@@ -128,6 +128,51 @@ pub(super) fn failures_by_key(
     rows.iter().map(|r| failure_from_row(db, r)).collect()
 }
 
+/// The open failures of the filter's run and codes and of these order ids
+/// (any when empty), locked in key order (the order runs hold them in).
+pub(super) fn hold_open(
+    c: &mut impl GenericClient,
+    db: &Db,
+    filter: &FailureFilter,
+    order_ids: &[String],
+) -> Result<Vec<StoredFailure>> {
+    let sql = format!(
+        "SELECT {FAILURE_COLUMNS} FROM failed_orders
+         WHERE state = $1 AND ($2::bigint IS NULL OR run_id = $2)
+           AND ($3::text[] IS NULL OR error_code = ANY($3))
+           AND ($4::text[] IS NULL OR order_id = ANY($4))
+         ORDER BY run_id, run_seq FOR UPDATE"
+    );
+    let codes = filter.code_names();
+    let orders = (!order_ids.is_empty()).then_some(order_ids);
+    let rows = c
+        .query(
+            &sql,
+            &[&FailureState::Open.as_str(), &filter.run, &codes, &orders],
+        )
+        .map_err(|e| db.err(e))?;
+    rows.iter().map(|r| failure_from_row(db, r)).collect()
+}
+
+/// The newest failure record of each order id that is not final.
+pub(super) fn newest_failures(
+    c: &mut impl GenericClient,
+    db: &Db,
+    order_ids: &[String],
+) -> Result<Vec<StoredFailure>> {
+    let sql = format!(
+        "SELECT * FROM (
+             SELECT DISTINCT ON (order_id) {FAILURE_COLUMNS} FROM failed_orders
+             WHERE order_id = ANY($1) AND state <> $2
+             ORDER BY order_id, run_id DESC, run_seq DESC) t
+         ORDER BY run_id, run_seq"
+    );
+    let rows = c
+        .query(&sql, &[&order_ids, &FailureState::Final.as_str()])
+        .map_err(|e| db.err(e))?;
+    rows.iter().map(|r| failure_from_row(db, r)).collect()
+}
+
 pub(super) fn accepted_of_run(
     c: &mut impl GenericClient,
     db: &Db,

@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{
-    Backoff, CloseResult, Concurrency, Fault, Resolutions, Result, RunFilter, Store, StoreError, Tx,
-};
-use crate::model::failure::{FailureKey, FailureState};
+use super::{Backoff, Concurrency, Fault, Resolutions, Result, RunFilter, Store, StoreError, Tx};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -311,37 +308,6 @@ impl Store for SqliteStore {
 
     fn resolutions(&mut self, run_id: i64) -> Result<Resolutions> {
         queries::resolutions(&self.conn, &self.path, run_id)
-    }
-
-    fn close_failures(
-        &mut self,
-        keys: &[FailureKey],
-        reason: &str,
-        by: &str,
-        at: &str,
-    ) -> Result<Vec<(FailureKey, CloseResult)>> {
-        // Read inside the write lock: a run that settled one of them has
-        // committed by now, and none can start until this commits.
-        self.begin_immediate()?;
-        let tx = tx::SqliteTx::new(&self.conn, self.path.clone(), self.backoff.timeout);
-        let found = queries::failures_by_key(&self.conn, &self.path, keys, true)?;
-        let states = found.iter().map(|f| (f.key(), f.state)).collect();
-        let (out, closing) = CloseResult::plan(keys, &states);
-        let mut close = self
-            .conn
-            .prepare(
-                "UPDATE failed_orders SET state = ?2, closed_by = ?3, closed_reason = ?4, closed_at = ?5
-                 WHERE id = ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        for f in found.iter().filter(|f| closing.contains(&f.key())) {
-            close
-                .execute(params![f.id, FailureState::Closed.as_str(), by, reason, at])
-                .map_err(|e| self.err(e))?;
-        }
-        drop(close);
-        Box::new(tx).commit()?;
-        Ok(out)
     }
 
     fn hold_catalog(&mut self, _exclusive: bool) -> Result<()> {

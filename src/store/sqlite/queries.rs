@@ -145,6 +145,69 @@ pub(super) fn failures_by_key(
     Ok(out)
 }
 
+/// The open failures of the filter's run and codes and of these order ids
+/// (any when empty), in key order. (A write transaction holds the whole
+/// database: nothing to lock row by row.)
+pub(super) fn open_of(
+    c: &Connection,
+    db: &str,
+    filter: &FailureFilter,
+    order_ids: &[String],
+) -> Result<Vec<StoredFailure>> {
+    let sql = format!(
+        "SELECT {FAILURE_COLUMNS} FROM failed_orders
+         WHERE state = ?1 AND (?2 IS NULL OR run_id = ?2)
+           AND (?3 IS NULL OR error_code IN (SELECT value FROM json_each(?3)))
+           AND (?4 IS NULL OR order_id IN (SELECT value FROM json_each(?4)))
+         ORDER BY run_id, run_seq"
+    );
+    let json = |v: Vec<&str>| serde_json::to_string(&v).unwrap_or_else(|_| "[]".into());
+    let codes = filter.code_names().map(json);
+    let orders =
+        (!order_ids.is_empty()).then(|| json(order_ids.iter().map(String::as_str).collect()));
+    let mut out = Vec::new();
+    let open = FailureState::Open.as_str();
+    each_failure(
+        c,
+        db,
+        &sql,
+        params![open, filter.run, codes, orders],
+        &mut |f| {
+            out.push(f);
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// The newest failure record of each order id that is not final.
+pub(super) fn newest_failures(
+    c: &Connection,
+    db: &str,
+    order_ids: &[String],
+) -> Result<Vec<StoredFailure>> {
+    let sql = format!(
+        "SELECT {FAILURE_COLUMNS} FROM (
+             SELECT *, row_number() OVER (PARTITION BY order_id ORDER BY run_id DESC, run_seq DESC) AS n
+             FROM failed_orders
+             WHERE order_id IN (SELECT value FROM json_each(?1)) AND state <> ?2)
+         WHERE n = 1 ORDER BY run_id, run_seq"
+    );
+    let ids = serde_json::to_string(order_ids).unwrap_or_else(|_| "[]".into());
+    let mut out = Vec::new();
+    each_failure(
+        c,
+        db,
+        &sql,
+        params![ids, FailureState::Final.as_str()],
+        &mut |f| {
+            out.push(f);
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
 pub(super) fn accepted_of_run(
     c: &Connection,
     db: &str,
