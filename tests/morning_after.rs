@@ -458,3 +458,57 @@ fn failures_close_by_code_by_order_and_a_superseded_id_names_its_replacement() {
         env.verify_ok();
     }
 }
+
+#[test]
+fn a_report_of_a_dry_run_says_it_stores_none_and_where_its_file_is() {
+    for b in backends() {
+        let env = env_for(b);
+        night(&env);
+        env.ok(&["process", "night.csv", "--dry-run"], 3);
+        env.ok(
+            &[
+                "process",
+                "night.csv",
+                "--dry-run",
+                "--report-format",
+                "jsonl",
+            ],
+            3,
+        );
+        env.ok(&["process", "night.csv", "--max-errors", "1"], 4);
+        for (args, words, file) in [
+            (
+                ["report", "failed", "--run", "1"],
+                "run 1 was a dry run: a dry run stores no failures; its report is the file it wrote, reports/run-1/failed.csv",
+                Some("reports/run-1/failed.csv"),
+            ),
+            (
+                ["report", "accepted", "--run", "1"],
+                "run 1 was a dry run: a dry run stores no orders; its report is the file it wrote, reports/run-1/accepted.csv",
+                Some("reports/run-1/accepted.csv"),
+            ),
+            (
+                ["report", "failed", "--run", "2"],
+                "reports/run-2/failed.jsonl (under the --out directory the run was given; reports by default)",
+                Some("reports/run-2/failed.jsonl"),
+            ),
+            (
+                ["report", "failed", "--run", "3"],
+                "run 3 was aborted by --max-errors: nothing of it was stored and it wrote no reports",
+                None,
+            ),
+        ] {
+            let out = env.run(&args);
+            assert_eq!(out.status.code(), Some(2), "{b:?} {args:?}: {out:?}");
+            assert!(out.stdout.is_empty(), "{b:?} {args:?}: no empty report");
+            assert_one_error_line(&out, &[words]);
+            if let Some(file) = file {
+                assert!(env.exists(file), "{b:?}: {file} is where it says");
+            }
+        }
+        // A run that committed gives its report, as before.
+        env.ok(&["process", "night.csv"], 3);
+        let failed = env.ok(&["report", "failed", "--run", "4"], 0);
+        assert_eq!(failed, env.read("reports/run-4/failed.csv"), "{b:?}");
+    }
+}
