@@ -159,6 +159,60 @@ fn opening_migrates_once_and_again_changes_nothing() {
     }
 }
 
+/// A database of schema version 2 (before `runs prune`) opens as version 3
+/// with everything it held, and takes a carried-forward ledger entry.
+#[test]
+fn a_version_2_database_is_migrated_keeping_its_data() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |p: &str| std::fs::read_to_string(format!("{root}/schema/{p}")).unwrap();
+    let data = "INSERT INTO products VALUES ('A', 'a', 100, 'EUR', 5);
+                INSERT INTO stock_ledger (sku, run_id, reason, delta, at) VALUES ('A', NULL, 'load', 7, 't'),
+                    ('A', 1, 'order', -2, 't');
+                INSERT INTO runs (id, command, status, started_at) VALUES (1, 'process', 'completed', 't');";
+    for (b, db, _dir) in databases() {
+        match b {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(&db).unwrap();
+                c.execute_batch(&read("sqlite/v1.sql")).unwrap();
+                c.execute_batch(&read("sqlite/v2.sql")).unwrap();
+                c.execute_batch("PRAGMA user_version = 2").unwrap();
+                c.execute_batch(data).unwrap();
+            }
+            Backend::Postgres => {
+                let sql = format!(
+                    "{} INSERT INTO schema_version VALUES (2); {data}",
+                    read("postgres/v2.sql")
+                );
+                pg::cluster().psql(&db, &sql);
+            }
+        }
+        let mut s = open(&db);
+        assert_eq!(stock_of(&mut *s), [("A".to_string(), 5)], "{b:?}");
+        assert!(
+            s.check().unwrap().is_empty(),
+            "{b:?}: the ledger still holds"
+        );
+        assert_eq!(
+            s.run(1).unwrap().unwrap().summary.status,
+            RunStatus::Completed
+        );
+        let mut tx = s.begin().unwrap();
+        tx.move_stock(&[("A".into(), 1)], 2, LedgerReason::Carried, "t")
+            .unwrap();
+        tx.commit().unwrap();
+        drop(s);
+        let version = match b {
+            Backend::Sqlite => rusqlite::Connection::open(&db)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+                .to_string(),
+            Backend::Postgres => pg::cluster().psql(&db, "SELECT version FROM schema_version"),
+        };
+        assert_eq!(version, "3", "{b:?}");
+    }
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     for (b, db, _dir) in databases() {

@@ -94,6 +94,8 @@ pub enum LedgerReason {
     Receive,
     Order,
     Reprocess,
+    /// The sum of entries `runs prune` compacted, one per sku.
+    Carried,
 }
 
 impl LedgerReason {
@@ -103,6 +105,7 @@ impl LedgerReason {
             LedgerReason::Receive => "receive",
             LedgerReason::Order => "order",
             LedgerReason::Reprocess => "reprocess",
+            LedgerReason::Carried => "carried",
         }
     }
 }

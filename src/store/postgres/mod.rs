@@ -24,8 +24,11 @@ use crate::model::Format;
 
 /// Version files by version; a new database starts at version 2 (the
 /// version SQLite databases reached when PostgreSQL support began).
-const MIGRATIONS: [(i32, &str); 1] = [(2, include_str!("../../../schema/postgres/v2.sql"))];
-const SCHEMA_VERSION: i32 = 2;
+const MIGRATIONS: [(i32, &str); 2] = [
+    (2, include_str!("../../../schema/postgres/v2.sql")),
+    (3, include_str!("../../../schema/postgres/v3.sql")),
+];
+const SCHEMA_VERSION: i32 = 3;
 
 /// Advisory lock keys: a run's own (high half of the key, the run id in the
 /// low half), the catalog's, and the migration's.

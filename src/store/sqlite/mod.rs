@@ -15,9 +15,10 @@ use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
 /// Version files, in order: a database at version N runs those above N.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../../schema/sqlite/v1.sql"),
     include_str!("../../../schema/sqlite/v2.sql"),
+    include_str!("../../../schema/sqlite/v3.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
