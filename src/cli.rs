@@ -172,6 +172,18 @@ enum RunsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Forget the runs that finished before DATE: their reports, skip records and settled failures; ledger compacted, orders reduced to what a re-run needs
+    Prune {
+        /// Runs that finished before this: a date (2026-01-01, midnight UTC) or an RFC 3339 time with its offset
+        #[arg(long, value_name = "DATE")]
+        before: String,
+        /// The reports directory the runs wrote into (DIR/run-ID/...)
+        #[arg(long, default_value = "reports", value_name = "DIR")]
+        out: PathBuf,
+        /// Say what would be removed; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// One run in detail, with what became of its failed orders
     Show {
         /// The run (see `runs list`)
@@ -438,6 +450,15 @@ impl Cli {
                 limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             },
             Cmd::Runs(RunsCmd::Show { id, json }) => Command::RunsShow { id, json },
+            Cmd::Runs(RunsCmd::Prune {
+                before,
+                out,
+                dry_run,
+            }) => Command::RunsPrune {
+                before,
+                out,
+                dry_run,
+            },
             Cmd::Report { kind, run, format } => Command::Report {
                 kind: match kind {
                     KindArg::Accepted => ReportKind::Accepted,

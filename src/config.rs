@@ -51,6 +51,11 @@ pub enum Command {
         id: i64,
         json: bool,
     },
+    RunsPrune {
+        before: String,
+        out: PathBuf,
+        dry_run: bool,
+    },
     Report {
         kind: ReportKind,
         run: i64,

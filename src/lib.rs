@@ -160,6 +160,18 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
             *json,
         ),
         Command::RunsShow { id, json } => commands::runs::show(cfg, *id, *json),
+        Command::RunsPrune {
+            before,
+            out,
+            dry_run,
+        } => commands::prune::run(
+            cfg,
+            &commands::prune::Request {
+                before,
+                out,
+                dry_run: *dry_run,
+            },
+        ),
         Command::Report { kind, run, format } => commands::report::run(cfg, *kind, *run, *format),
         Command::Verify { json } => commands::verify::run(cfg, *json),
         Command::FailuresList { run, codes, format } => commands::failures::list(

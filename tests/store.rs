@@ -16,7 +16,7 @@ use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
 use orderbatch::store::{
     self, Applied, Claim, CloseResult, CloseSelection, FailureFilter, Fault, LedgerReason,
-    NewOrder, RunFilter, Store, StoreError, Writes,
+    NewOrder, PruneBatch, Pruned, RunFilter, Store, StoreError, Writes,
 };
 
 /// A fresh database of each backend: (backend, --db, the temp dir that holds it).
@@ -787,6 +787,150 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
             [("ops@h".to_string(), "gone".to_string(), 2)],
             "{b:?}"
         );
+    }
+}
+
+#[test]
+fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let mut tx = s.begin().unwrap();
+        tx.load_products(
+            &[product("A", 100, 10)],
+            None,
+            "c",
+            "2026-01-01T00:00:00.000Z",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let (o1, o9) = (order("O-1", "A", 2, 1), order("O-9", "A", 1, 9));
+        let (f3, f4, f5) = (
+            failure(Some("O-3"), ErrorCode::UnknownSku),
+            failure(Some("O-4"), ErrorCode::InsufficientStock),
+            failure(None, ErrorCode::MalformedRecord),
+        );
+        // Run 1: O-1 applied, O-9 skipped, three failures; finished on 1 February.
+        let r1 = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let mut tx = s.begin().unwrap();
+        let n1 = NewOrder {
+            order: &o1,
+            seq: 1,
+            source_file: "in.csv",
+            source_line: 2,
+        };
+        assert_eq!(tx.claim(r1, &[n1]).unwrap(), [Claim::New]);
+        let w = Writes {
+            skips: vec![(2, AcceptedRow::new(&o9, Status::Skipped, "in.csv", 3))],
+            failures: vec![
+                (3, &f3, FailureState::Open),
+                (4, &f4, FailureState::Open),
+                (5, &f5, FailureState::Final),
+            ],
+            ..Writes::default()
+        };
+        tx.record(r1, &w).unwrap();
+        tx.move_stock(&[("A".into(), -2)], r1, LedgerReason::Order, "t")
+            .unwrap();
+        let mut done = record(r1, RunStatus::Completed);
+        done.summary.finished_at = "2026-02-01T00:00:00.000Z".into();
+        tx.finish_run(&done).unwrap();
+        tx.commit().unwrap();
+        // Run 2 resolves O-4 and takes one more unit; finished on 1 March.
+        let r2 = s.start_run(RunKind::Reprocess, "t", Format::Csv).unwrap();
+        let mut tx = s.begin().unwrap();
+        tx.record(
+            r2,
+            &Writes {
+                resolved: vec!["O-4"],
+                ..Writes::default()
+            },
+        )
+        .unwrap();
+        tx.move_stock(&[("A".into(), -1)], r2, LedgerReason::Reprocess, "t")
+            .unwrap();
+        let mut done = record(r2, RunStatus::Completed);
+        done.summary.finished_at = "2026-03-01T00:00:00.000Z".into();
+        tx.finish_run(&done).unwrap();
+        tx.commit().unwrap();
+
+        let before = "2026-02-15T00:00:00.000Z";
+        let old = s.old_runs(before).unwrap();
+        assert_eq!(
+            old.iter().map(|r| (r.id, r.pruned)).collect::<Vec<_>>(),
+            [(r1, false)],
+            "{b:?}"
+        );
+        let runs = [r1];
+        let batch = |dry| PruneBatch {
+            runs: &runs,
+            before,
+            at: "2026-04-01T00:00:00.000Z",
+            sweep: true,
+            dry,
+        };
+        let would = s.prune(&batch(true)).unwrap();
+        assert!(
+            s.pruned_at(r1).unwrap().is_none(),
+            "{b:?}: a dry prune changes nothing"
+        );
+        let did = s.prune(&batch(false)).unwrap();
+        assert_eq!(would, did, "{b:?}");
+        let expect = Pruned {
+            runs: 1,
+            skips: 1,
+            failures: 2,
+            open_kept: 1,
+            // Run 1's entry and the load before the date; A's sum is 8.
+            ledger_entries: 2,
+            carried: 1,
+            orders: 1,
+        };
+        assert_eq!(did, expect, "{b:?}");
+        assert_eq!(
+            s.pruned_at(r1).unwrap().as_deref(),
+            Some("2026-04-01T00:00:00.000Z")
+        );
+        assert!(s.pruned_at(r2).unwrap().is_none(), "{b:?}");
+        assert!(
+            s.check().unwrap().is_empty(),
+            "{b:?}: the ledger still sums to the stock"
+        );
+        assert_eq!(stock_of(&mut *s), [("A".to_string(), 7)]);
+        // What a re-run needs: the id, its fingerprint and run.
+        let mut tx = s.begin().unwrap();
+        assert_eq!(
+            tx.applied(&["O-1"]).unwrap(),
+            [Some(Applied {
+                content_hash: [1; 16],
+                run_id: r1
+            })],
+            "{b:?}"
+        );
+        drop(tx);
+        let mut rows = 0;
+        s.accepted_of_run(r1, &mut |_| {
+            rows += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rows, 0, "{b:?}: its accepted report is gone");
+        let open = s.open_failures(&all_open(), 0, 10).unwrap();
+        assert_eq!(open.len(), 1, "{b:?}");
+        assert_eq!(open[0].order.order_id.as_deref(), Some("O-3"));
+        // Pruned once: a second prune of it does nothing; the sweep takes
+        // what was settled since.
+        s.close_failures(&keys(&[open[0].key()]), "gone", "ops@h", "t")
+            .unwrap();
+        let again = s.prune(&batch(false)).unwrap();
+        assert_eq!(
+            again,
+            Pruned {
+                failures: 1,
+                ..Pruned::default()
+            },
+            "{b:?}"
+        );
+        assert!(s.old_runs(before).unwrap()[0].pruned);
     }
 }
 

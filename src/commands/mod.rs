@@ -4,6 +4,7 @@
 pub mod failures;
 pub mod init;
 pub mod inventory;
+pub mod prune;
 pub mod report;
 pub mod runs;
 pub mod verify;

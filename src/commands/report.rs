@@ -1,7 +1,8 @@
 //! `report accepted|failed --run ID`: a run's report, rebuilt from the
 //! database. A run that stored no orders (a dry run, or one that committed
 //! nothing) has no report there: that is said, with where its report file
-//! is if it wrote one, instead of printing an empty report.
+//! is if it wrote one, instead of printing an empty report; so is a run
+//! whose reports `runs prune` removed.
 
 use std::io::{self, Write};
 
@@ -12,6 +13,7 @@ use crate::model::order::AcceptedRow;
 use crate::model::run::{RunRecord, RunStatus};
 use crate::model::Format;
 use crate::report::AcceptedWriter;
+use crate::store::Store;
 use crate::{Exit, UsageError};
 
 pub fn run(cfg: &Config, kind: ReportKind, id: i64, format: Option<Format>) -> Result<Exit> {
@@ -21,6 +23,9 @@ pub fn run(cfg: &Config, kind: ReportKind, id: i64, format: Option<Format>) -> R
         .ok_or_else(|| UsageError(format!("there is no run {id} in {}", store.name())))?;
     if let Some(why) = not_stored(&run, kind) {
         return Err(UsageError(why).into());
+    }
+    if let Some(when) = store.pruned_at(id)? {
+        return Err(UsageError(pruned(&mut *store, id, &when, kind)?).into());
     }
     let format = format.unwrap_or(run.report_format);
     let out = io::BufWriter::new(io::stdout().lock());
@@ -48,6 +53,22 @@ pub fn run(cfg: &Config, kind: ReportKind, id: i64, format: Option<Format>) -> R
         }
     }
     Ok(Exit::Ok)
+}
+
+/// A pruned run's reports are gone (`runs prune`); its open failures are
+/// not, and where they are is said.
+fn pruned(store: &mut dyn Store, id: i64, when: &str, kind: ReportKind) -> Result<String> {
+    let day = when.get(..10).unwrap_or(when);
+    let mut why = format!("run {id} was pruned on {day}: its reports are gone");
+    if kind == ReportKind::Failed {
+        let open = store.resolutions(id)?.open;
+        if open > 0 {
+            why.push_str(&format!(
+                " (its {open} open failures are still listed by `orderbatch failures list --run {id}`)"
+            ));
+        }
+    }
+    Ok(why)
 }
 
 /// Why the database holds no report of this run, when it holds none: exit

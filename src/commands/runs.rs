@@ -124,6 +124,7 @@ pub fn show(cfg: &Config, id: i64, json_out: bool) -> Result<Exit> {
         .ok_or_else(|| UsageError(format!("there is no run {id} in {}", store.name())))?;
     let res = store.resolutions(id)?;
     let mut v = run_json(&run, true);
+    v["pruned_at"] = store.pruned_at(id)?.into();
     v["failed_still_open"] = res.open.into();
     v["failed_resolved_by"] = pairs_json(&res.resolved_by);
     v["failed_again_in"] = pairs_json(&res.superseded_by);
@@ -155,6 +156,7 @@ fn show_text(run: &RunRecord, v: &Value, res: &Resolutions) -> String {
         "units",
         "report_format",
         "message",
+        "pruned_at",
     ] {
         let val = match &v[key] {
             Value::String(s) => for_terminal(s).into_owned(),

@@ -9,6 +9,7 @@
 
 mod closing;
 mod postgres;
+mod prune;
 mod rows;
 mod sqlite;
 
@@ -21,6 +22,7 @@ use crate::model::{ErrorCode, Format};
 
 pub use closing::{CloseResult, CloseSelection, Closing};
 pub use postgres::UrlError;
+pub use prune::{carried_sums, OldRun, PruneBatch, Pruned, Reclaimed};
 
 /// A database error, whatever the backend. Every message names the database
 /// and says what to do (but one: a `--db` that cannot be read cannot be
@@ -395,6 +397,23 @@ pub trait Store: Queries + Send {
     fn hold_catalog(&mut self, exclusive: bool) -> Result<()>;
     /// The database's own integrity check and the stock ledger.
     fn check(&mut self) -> Result<Vec<Fault>>;
+
+    /// The runs `runs prune --before` may forget (see [`OldRun`]), oldest
+    /// first; never one still running.
+    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>>;
+    /// Forget what `runs prune` forgets of a batch of runs, in one short
+    /// transaction (see [`PruneBatch`], [`Pruned`]): their skip records and
+    /// settled failure records go, their ledger entries become one
+    /// carried-forward entry per sku, their applied orders keep only what a
+    /// re-run needs (id, fingerprint, run), and they are marked pruned.
+    /// Their open failures stay. Dry, it only counts.
+    fn prune(&mut self, batch: &PruneBatch<'_>) -> Result<Pruned>;
+    /// When run `id` was pruned, if it was.
+    fn pruned_at(&mut self, id: i64) -> Result<Option<String>>;
+    /// Give the space pruning freed back to the file system, where the
+    /// backend must be asked to (SQLite); `None` where the server does it
+    /// by itself (PostgreSQL's autovacuum).
+    fn reclaim(&mut self) -> Result<Option<Reclaimed>>;
 }
 
 /// A transaction. Dropping it without [`Tx::commit`] rolls it back.

@@ -7,6 +7,7 @@
 //! from one whose process or host died (the server then rolled it back).
 
 mod connect;
+mod prune;
 mod queries;
 mod tx;
 mod url;
@@ -18,7 +19,10 @@ use postgres::{Client, GenericClient};
 
 pub use url::{is_url, refuse_lookalikes, PgUrl, UrlError};
 
-use super::{Concurrency, Fault, Resolutions, Result, RunFilter, Store, StoreError, Tx};
+use super::{
+    Backoff, Concurrency, Fault, OldRun, PruneBatch, Pruned, Reclaimed, Resolutions, Result,
+    RunFilter, Store, StoreError, Tx,
+};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -304,6 +308,37 @@ impl Store for PgStore {
         let mut faults = queries::integrity(&mut self.client, &self.db)?;
         faults.extend(queries::ledger_faults(&mut self.client, &self.db)?);
         Ok(faults)
+    }
+
+    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>> {
+        prune::old_runs(&mut self.client, &self.db, before)
+    }
+
+    fn prune(&mut self, batch: &PruneBatch<'_>) -> Result<Pruned> {
+        // A deadlock with another transaction rolled the batch back: again,
+        // with the runs' backoff, until the lock timeout.
+        let backoff = Backoff::new(self.db.lock_timeout);
+        let deadline = std::time::Instant::now() + self.db.lock_timeout;
+        let mut seed = super::seed();
+        let mut attempt = 0;
+        loop {
+            match prune::batch(&mut self.client, &self.db, batch) {
+                Err(StoreError::Contention { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(backoff.delay(attempt, &mut seed));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn pruned_at(&mut self, id: i64) -> Result<Option<String>> {
+        prune::pruned_at(&mut self.client, &self.db, id)
+    }
+
+    fn reclaim(&mut self) -> Result<Option<Reclaimed>> {
+        // The server's autovacuum makes the space of deleted rows reusable.
+        Ok(None)
     }
 }
 

@@ -180,7 +180,7 @@ pub(super) fn accepted_of_run(
     each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
 ) -> Result<()> {
     let sql = "SELECT run_seq, order_id, 0, source_file, source_line, placed_at, customer_email, currency, lines, units, total, payment_method
-               FROM orders WHERE run_id = $1
+               FROM orders WHERE run_id = $1 AND items <> ''
                UNION ALL
                SELECT run_seq, order_id, 1, source_file, source_line, placed_at, customer_email, currency, lines, units, total, payment_method
                FROM run_skips WHERE run_id = $1

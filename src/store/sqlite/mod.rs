@@ -3,6 +3,7 @@
 //! backoff and jitter, the schema from `schema/sqlite/`.
 
 mod open;
+mod prune;
 mod queries;
 mod tx;
 
@@ -10,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Backoff, Concurrency, Fault, Resolutions, Result, RunFilter, Store, StoreError, Tx};
+use super::{
+    Backoff, Concurrency, Fault, OldRun, PruneBatch, Pruned, Reclaimed, Resolutions, Result,
+    RunFilter, Store, StoreError, Tx,
+};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -21,6 +25,10 @@ const MIGRATIONS: [&str; 3] = [
     include_str!("../../../schema/sqlite/v3.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// `PRAGMA auto_vacuum` of a database whose freed pages are given back on
+/// request (`PRAGMA incremental_vacuum`).
+const INCREMENTAL: i64 = 2;
 
 /// The runs this process started, by database: alive while it lives.
 static STARTED: std::sync::Mutex<Vec<(String, i64)>> = std::sync::Mutex::new(Vec::new());
@@ -166,6 +174,17 @@ impl SqliteStore {
             }
             Ok(())
         })
+    }
+
+    /// Copy the WAL into the database file and empty it (waiting for
+    /// writers up to the lock timeout).
+    fn checkpoint_truncate(&mut self) -> Result<()> {
+        self.retry(|c| {
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .map(drop)
     }
 
     /// BEGIN IMMEDIATE, waiting for another writer up to the lock timeout.
@@ -334,6 +353,62 @@ impl Store for SqliteStore {
             faults.extend(queries::ledger_faults(&self.conn, &self.path)?);
         }
         Ok(faults)
+    }
+
+    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>> {
+        prune::old_runs(&self.conn, &self.path, before)
+    }
+
+    fn prune(&mut self, batch: &PruneBatch<'_>) -> Result<Pruned> {
+        if !batch.dry {
+            return self.write(|c| prune::apply(c, batch));
+        }
+        // One read transaction: the counts agree with each other.
+        self.retry(|c| {
+            c.execute_batch("BEGIN")?;
+            let counted = prune::preview(c, batch);
+            c.execute_batch("COMMIT")?;
+            counted
+        })
+    }
+
+    fn pruned_at(&mut self, id: i64) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT pruned_at FROM runs WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    fn reclaim(&mut self) -> Result<Option<Reclaimed>> {
+        // The pruned pages are free in the file once the WAL is copied into it.
+        self.checkpoint_truncate()?;
+        let before = prune::file_size(&self.path);
+        let mode: i64 = self.retry(|c| c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)))?;
+        let start = Instant::now();
+        let how = if mode == INCREMENTAL {
+            // In steps, each a short write of its own: runs that wait for
+            // the database get in between.
+            while self
+                .retry(|c| c.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0)))?
+                > 0
+            {
+                self.retry(|c| c.execute_batch("PRAGMA incremental_vacuum(2048)"))?;
+            }
+            "incremental_vacuum"
+        } else {
+            self.retry(|c| c.execute_batch("VACUUM"))?;
+            "VACUUM"
+        };
+        self.checkpoint_truncate()?;
+        Ok(Some(Reclaimed {
+            before,
+            after: prune::file_size(&self.path),
+            how,
+            secs: start.elapsed().as_secs_f64(),
+        }))
     }
 }
 
