@@ -70,6 +70,11 @@ fn night_file(n: usize) -> String {
 /// run's summary.json, moved with them).
 fn a_year(b: Backend) -> Env {
     let env = env_for(b);
+    fill_a_year(&env);
+    env
+}
+
+fn fill_a_year(env: &Env) {
     env.write("catalog.csv", catalog_of_the_year());
     env.ok(&["inventory", "load", "catalog.csv"], 0);
     env.write("restock.csv", "sku,quantity\nSKU-5,300\n");
@@ -102,8 +107,7 @@ fn a_year(b: Backend) -> Env {
             );
         }
     }
-    spread_over_a_year(&env);
-    env
+    spread_over_a_year(env);
 }
 
 fn spread_over_a_year(env: &Env) {
@@ -338,6 +342,35 @@ fn forgotten(env: &Env, pruned: &[i64], b: Backend) {
         env.exists(&format!("reports/run-{}", last + 1))
             || env.exists(&format!("reports/run-{}", last + 2))
     );
+}
+
+/// A SQLite database made with auto_vacuum=INCREMENTAL (by hand) is given
+/// its space back that way, in steps; every other one by VACUUM.
+#[test]
+fn a_database_made_for_incremental_vacuum_is_given_its_space_back_in_steps() {
+    let env = env_for(Backend::Sqlite);
+    env.db()
+        .execute_batch("PRAGMA page_size=16384; PRAGMA auto_vacuum=INCREMENTAL; CREATE TABLE x(a); DROP TABLE x;")
+        .unwrap();
+    fill_a_year(&env);
+    let finished = env.sql("SELECT finished_at FROM runs ORDER BY id");
+    let size = sqlite_file_size(&env);
+    let out = env.run(&[
+        "runs",
+        "prune",
+        "--before",
+        &finished[finished.len() * 2 / 3],
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("(incremental_vacuum,"), "{text}");
+    assert!(sqlite_file_size(&env) <= size, "{text}");
+    assert_eq!(
+        env.count("PRAGMA freelist_count"),
+        0,
+        "every free page given back"
+    );
+    env.verify_ok();
 }
 
 /// A prune and a run at once on PostgreSQL: a session holds the applied

@@ -882,7 +882,7 @@ fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
             open_kept: 1,
             // Run 1's entry and the load before the date; A's sum is 8.
             ledger_entries: 2,
-            carried: 1,
+            ledger_skus: ["A".to_string()].into(),
             orders: 1,
         };
         assert_eq!(did, expect, "{b:?}");

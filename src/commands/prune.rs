@@ -207,8 +207,9 @@ fn say(s: &Said<'_>) {
         t.failures, t.open_kept
     ));
     lines.push(format!(
-        "  ledger entries compacted: {}, into {} carried-forward entries (one per sku)",
-        t.ledger_entries, t.carried
+        "  ledger entries compacted: {}, of {} skus, into one carried-forward entry each (none where they sum to zero)",
+        t.ledger_entries,
+        t.ledger_skus.len()
     ));
     lines.push(format!(
         "  applied orders reduced to their id and fingerprint: {}",

@@ -22,7 +22,7 @@ use crate::model::{ErrorCode, Format};
 
 pub use closing::{CloseResult, CloseSelection, Closing};
 pub use postgres::UrlError;
-pub use prune::{carried_sums, OldRun, PruneBatch, Pruned, Reclaimed};
+pub use prune::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Reclaimed};
 
 /// A database error, whatever the backend. Every message names the database
 /// and says what to do (but one: a `--db` that cannot be read cannot be

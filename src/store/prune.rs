@@ -36,7 +36,7 @@ pub struct PruneBatch<'a> {
 }
 
 /// What a prune removed (or, dry, would remove).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub runs: u64,
     /// Skip records deleted.
@@ -45,10 +45,12 @@ pub struct Pruned {
     pub failures: u64,
     /// Open failures of the pruned runs, kept.
     pub open_kept: u64,
-    /// Ledger entries compacted (earlier carried entries included)...
+    /// Ledger entries compacted (an earlier carried-forward entry merged
+    /// into the new one is not counted again)...
     pub ledger_entries: u64,
-    /// ...into this many carried-forward entries, one per sku.
-    pub carried: u64,
+    /// ...of these skus, each now with one carried-forward entry (none
+    /// where its entries sum to zero).
+    pub ledger_skus: std::collections::BTreeSet<String>,
     /// Applied orders reduced to their id, fingerprint and run.
     pub orders: u64,
 }
@@ -60,7 +62,7 @@ impl Pruned {
         self.failures += o.failures;
         self.open_kept += o.open_kept;
         self.ledger_entries += o.ledger_entries;
-        self.carried += o.carried;
+        self.ledger_skus.extend(o.ledger_skus.iter().cloned());
         self.orders += o.orders;
     }
 }
@@ -77,14 +79,28 @@ pub struct Reclaimed {
     pub secs: f64,
 }
 
+/// A ledger entry a batch compacts: its sku, delta and time, and whether
+/// it is an earlier carried-forward entry.
+pub type Compacted = (String, i64, String, bool);
+
+impl Pruned {
+    /// Count the entries a batch compacts, and their skus; an earlier
+    /// carried-forward entry is counted once, when it was made.
+    pub fn count_ledger(&mut self, entries: &[Compacted]) {
+        for (sku, ..) in entries.iter().filter(|e| !e.3) {
+            self.ledger_entries += 1;
+            self.ledger_skus.insert(sku.clone());
+        }
+    }
+}
+
 /// The carried-forward entries that replace compacted ones: each sku's
 /// sum, its latest time, for the skus whose sum is not zero (an entry of
 /// zero adds nothing to the ledger's sum), in sku order.
-pub fn carried_sums(
-    entries: impl IntoIterator<Item = (String, i64, String)>,
-) -> Vec<(String, i64, String)> {
+pub fn carried_sums(entries: &[Compacted]) -> Vec<(String, i64, String)> {
     let mut by_sku: std::collections::BTreeMap<String, (i64, String)> = Default::default();
-    for (sku, delta, at) in entries {
+    for (sku, delta, at, _) in entries {
+        let (sku, delta, at) = (sku.clone(), *delta, at.clone());
         let e = by_sku.entry(sku).or_insert((0, String::new()));
         e.0 += delta;
         if at > e.1 {
@@ -104,14 +120,24 @@ mod tests {
 
     #[test]
     fn compacted_entries_become_one_sum_per_sku_and_none_of_zero() {
-        let e = |sku: &str, d, at: &str| (sku.to_string(), d, at.to_string());
-        let sums = carried_sums([
+        let e = |sku: &str, d, at: &str| (sku.to_string(), d, at.to_string(), false);
+        let entries = [
             e("B", 5, "2"),
             e("A", 10, "1"),
             e("A", -3, "3"),
             e("C", 4, "1"),
             e("C", -4, "2"),
-        ]);
-        assert_eq!(sums, [e("A", 7, "3"), e("B", 5, "2")]);
+            ("A".to_string(), 1, "0".to_string(), true),
+        ];
+        let sums = carried_sums(&entries);
+        let s = |sku: &str, d, at: &str| (sku.to_string(), d, at.to_string());
+        assert_eq!(sums, [s("A", 8, "3"), s("B", 5, "2")]);
+        let mut p = Pruned::default();
+        p.count_ledger(&entries);
+        assert_eq!(
+            p.ledger_entries, 5,
+            "the earlier carried entry is not counted again"
+        );
+        assert_eq!(p.ledger_skus.len(), 3);
     }
 }

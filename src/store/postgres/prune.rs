@@ -15,7 +15,7 @@
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Transaction};
 
-use super::super::{carried_sums, OldRun, PruneBatch, Pruned, Result};
+use super::super::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Result};
 use super::Db;
 use crate::model::failure::FailureState;
 
@@ -79,6 +79,26 @@ pub(super) fn batch(c: &mut Client, db: &Db, b: &PruneBatch<'_>) -> Result<Prune
     Ok(p)
 }
 
+/// A compacted entry's columns, as [`Compacted`] holds them.
+const ENTRY: &str = "sku, delta, at, reason = 'carried'";
+
+/// The ledger entries a statement over [`ledger`] gives.
+fn entries(
+    tx: &mut Transaction<'_>,
+    db: &Db,
+    sql: &str,
+    ids: &[i64],
+    b: &PruneBatch<'_>,
+) -> Result<Vec<Compacted>> {
+    let rows = tx
+        .query(sql, &[&ids, &b.sweep, &b.before])
+        .map_err(|e| db.err(e))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect())
+}
+
 fn count(tx: &mut Transaction<'_>, db: &Db, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64> {
     let n: i64 = tx.query_one(sql, p).map_err(|e| db.err(e))?.get(0);
     Ok(n.max(0) as u64)
@@ -134,18 +154,12 @@ fn apply(tx: &mut Transaction<'_>, db: &Db, b: &PruneBatch<'_>) -> Result<Pruned
         &[&ids, &open],
     )?;
     let sql = format!(
-        "DELETE FROM stock_ledger WHERE {} RETURNING sku, delta, at",
+        "DELETE FROM stock_ledger WHERE {} RETURNING {ENTRY}",
         ledger()
     );
-    let gone: Vec<(String, i64, String)> = tx
-        .query(&sql, &[&ids, &b.sweep, &b.before])
-        .map_err(|e| db.err(e))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    p.ledger_entries = gone.len() as u64;
-    let sums = carried_sums(gone);
-    p.carried = sums.len() as u64;
+    let gone = entries(tx, db, &sql, &ids, b)?;
+    p.count_ledger(&gone);
+    let sums = carried_sums(&gone);
     let skus: Vec<&str> = sums.iter().map(|(s, _, _)| s.as_str()).collect();
     let deltas: Vec<i64> = sums.iter().map(|(_, d, _)| *d).collect();
     let ats: Vec<&str> = sums.iter().map(|(_, _, a)| a.as_str()).collect();
@@ -194,15 +208,8 @@ fn preview(tx: &mut Transaction<'_>, db: &Db, b: &PruneBatch<'_>) -> Result<Prun
         let sql = format!("SELECT count(*) FROM failed_orders WHERE {SETTLED_OF_PRUNED}");
         p.failures += count(tx, db, &sql, &[])?;
     }
-    let sql = format!("SELECT sku, delta, at FROM stock_ledger WHERE {}", ledger());
-    let entries: Vec<(String, i64, String)> = tx
-        .query(&sql, &[&ids, &b.sweep, &b.before])
-        .map_err(|e| db.err(e))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    p.ledger_entries = entries.len() as u64;
-    p.carried = carried_sums(entries).len() as u64;
+    let sql = format!("SELECT {ENTRY} FROM stock_ledger WHERE {}", ledger());
+    p.count_ledger(&entries(tx, db, &sql, &ids, b)?);
     Ok(p)
 }
 

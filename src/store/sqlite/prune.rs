@@ -4,7 +4,7 @@
 
 use rusqlite::{params, Connection};
 
-use super::super::{carried_sums, OldRun, PruneBatch, Pruned, Result};
+use super::super::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Result};
 use super::queries;
 use crate::model::failure::FailureState;
 
@@ -67,6 +67,23 @@ fn still_to_prune(c: &Connection, runs: &[i64]) -> rusqlite::Result<String> {
     Ok(serde_json::to_string(&live).unwrap_or_else(|_| "[]".into()))
 }
 
+/// A compacted entry's columns, as [`Compacted`] holds them.
+const ENTRY: &str = "sku, delta, at, reason = 'carried'";
+
+/// The ledger entries a statement over [`ledger`] gives.
+fn entries(
+    c: &Connection,
+    sql: &str,
+    ids: &str,
+    b: &PruneBatch<'_>,
+) -> rusqlite::Result<Vec<Compacted>> {
+    let mut st = c.prepare(sql)?;
+    let rows = st.query_map(params![ids, b.sweep, b.before], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    rows.collect()
+}
+
 fn count(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<u64> {
     Ok(c.query_row(sql, p, |r| r.get::<_, i64>(0))?.max(0) as u64)
 }
@@ -98,18 +115,13 @@ pub(super) fn apply(c: &Connection, b: &PruneBatch<'_>) -> rusqlite::Result<Prun
             [],
         )? as u64;
     }
-    let mut st = c.prepare(&format!(
-        "DELETE FROM stock_ledger WHERE {} RETURNING sku, delta, at",
+    let sql = format!(
+        "DELETE FROM stock_ledger WHERE {} RETURNING {ENTRY}",
         ledger()
-    ))?;
-    let gone: Vec<(String, i64, String)> = st
-        .query_map(params![ids, b.sweep, b.before], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    p.ledger_entries = gone.len() as u64;
-    let sums = carried_sums(gone);
-    p.carried = sums.len() as u64;
+    );
+    let gone = entries(c, &sql, &ids, b)?;
+    p.count_ledger(&gone);
+    let sums = carried_sums(&gone);
     let mut add = c.prepare_cached(
         "INSERT INTO stock_ledger (sku, run_id, reason, delta, at, source) VALUES (?1, NULL, 'carried', ?2, ?3, ?4)",
     )?;
@@ -160,17 +172,8 @@ pub(super) fn preview(c: &Connection, b: &PruneBatch<'_>) -> rusqlite::Result<Pr
             [],
         )?;
     }
-    let mut st = c.prepare(&format!(
-        "SELECT sku, delta, at FROM stock_ledger WHERE {}",
-        ledger()
-    ))?;
-    let entries: Vec<(String, i64, String)> = st
-        .query_map(params![ids, b.sweep, b.before], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    p.ledger_entries = entries.len() as u64;
-    p.carried = carried_sums(entries).len() as u64;
+    let sql = format!("SELECT {ENTRY} FROM stock_ledger WHERE {}", ledger());
+    p.count_ledger(&entries(c, &sql, &ids, b)?);
     Ok(p)
 }
 
