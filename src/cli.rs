@@ -406,6 +406,67 @@ impl RunArgs {
     }
 }
 
+impl RunsCmd {
+    fn into_command(self) -> Command {
+        match self {
+            RunsCmd::List {
+                limit,
+                status,
+                json,
+            } => Command::RunsList {
+                json,
+                status,
+                limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            },
+            RunsCmd::Show { id, json } => Command::RunsShow { id, json },
+            RunsCmd::Prune {
+                before,
+                out,
+                dry_run,
+            } => Command::RunsPrune {
+                before,
+                out,
+                dry_run,
+            },
+        }
+    }
+}
+
+impl FailuresCmd {
+    fn into_command(self) -> Command {
+        match self {
+            FailuresCmd::List {
+                run,
+                codes,
+                json,
+                csv,
+            } => Command::FailuresList {
+                run,
+                codes,
+                format: match (json, csv) {
+                    (true, _) => ListFormat::Json,
+                    (_, true) => ListFormat::Csv,
+                    _ => ListFormat::Table,
+                },
+            },
+            FailuresCmd::Close {
+                ids,
+                codes,
+                run,
+                orders,
+                reason,
+            } => Command::FailuresClose {
+                target: match (codes.is_empty(), orders.is_empty()) {
+                    (false, _) => CloseTarget::Codes { codes, run },
+                    (_, false) => CloseTarget::Orders(orders),
+                    _ => CloseTarget::Ids(ids),
+                },
+                reason,
+            },
+        }
+    }
+}
+
 /// Parse the process arguments (exits with 2 and a usage message on bad flags).
 pub fn parse() -> Config {
     Cli::parse().into_config()
@@ -440,25 +501,7 @@ impl Cli {
                 codes,
                 opts: args.into_options(Vec::new()),
             },
-            Cmd::Runs(RunsCmd::List {
-                limit,
-                status,
-                json,
-            }) => Command::RunsList {
-                json,
-                status,
-                limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            },
-            Cmd::Runs(RunsCmd::Show { id, json }) => Command::RunsShow { id, json },
-            Cmd::Runs(RunsCmd::Prune {
-                before,
-                out,
-                dry_run,
-            }) => Command::RunsPrune {
-                before,
-                out,
-                dry_run,
-            },
+            Cmd::Runs(cmd) => cmd.into_command(),
             Cmd::Report { kind, run, format } => Command::Report {
                 kind: match kind {
                     KindArg::Accepted => ReportKind::Accepted,
@@ -468,34 +511,7 @@ impl Cli {
                 format: format.map(Into::into),
             },
             Cmd::Verify { json } => Command::Verify { json },
-            Cmd::Failures(FailuresCmd::List {
-                run,
-                codes,
-                json,
-                csv,
-            }) => Command::FailuresList {
-                run,
-                codes,
-                format: match (json, csv) {
-                    (true, _) => ListFormat::Json,
-                    (_, true) => ListFormat::Csv,
-                    _ => ListFormat::Table,
-                },
-            },
-            Cmd::Failures(FailuresCmd::Close {
-                ids,
-                codes,
-                run,
-                orders,
-                reason,
-            }) => Command::FailuresClose {
-                target: match (codes.is_empty(), orders.is_empty()) {
-                    (false, _) => CloseTarget::Codes { codes, run },
-                    (_, false) => CloseTarget::Orders(orders),
-                    _ => CloseTarget::Ids(ids),
-                },
-                reason,
-            },
+            Cmd::Failures(cmd) => cmd.into_command(),
             Cmd::Completions { shell } => {
                 let mut out = Vec::new();
                 clap_complete::generate(shell, &mut Cli::command(), "orderbatch", &mut out);

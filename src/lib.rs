@@ -120,6 +120,28 @@ pub fn keep_files_private() {
     rustix::process::umask(old | Mode::from_raw_mode(0o007));
 }
 
+/// The manual pages, written into `dir`.
+fn write_pages(
+    cfg: &Config,
+    dir: &std::path::Path,
+    pages: &[(String, Vec<u8>)],
+) -> anyhow::Result<Exit> {
+    use anyhow::Context;
+    report::create_dirs(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, page) in pages {
+        let path = dir.join(name);
+        report::write_atomic(&path, page)
+            .with_context(|| format!("cannot write {}: check the directory", path.display()))?;
+    }
+    if !cfg.quiet {
+        log::info(
+            "man",
+            &format!("wrote {} manual pages into {}", pages.len(), dir.display()),
+        );
+    }
+    Ok(Exit::Ok)
+}
+
 pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
     // A --db that cannot be used is refused before any file is read or created.
     if cfg.command.uses_db() {
@@ -183,23 +205,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
             *format,
         ),
         Command::FailuresClose { target, reason } => commands::failures::close(cfg, target, reason),
-        Command::WritePages { dir, pages } => {
-            use anyhow::Context;
-            report::create_dirs(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            for (name, page) in pages {
-                let path = dir.join(name);
-                report::write_atomic(&path, page).with_context(|| {
-                    format!("cannot write {}: check the directory", path.display())
-                })?;
-            }
-            if !cfg.quiet {
-                log::info(
-                    "man",
-                    &format!("wrote {} manual pages into {}", pages.len(), dir.display()),
-                );
-            }
-            Ok(Exit::Ok)
-        }
+        Command::WritePages { dir, pages } => write_pages(cfg, dir, pages),
         Command::Print(text) => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -190,7 +190,7 @@ fn listed(env: &Env, args: &[&str]) -> Vec<(String, String, String)> {
 }
 
 #[test]
-fn failures_list_has_a_header_aligned_columns_the_detail_and_filters() {
+fn failures_list_has_a_header_aligned_columns_and_filters_by_code_and_run() {
     for b in backends() {
         let env = env_for(b);
         night(&env);
@@ -250,8 +250,19 @@ fn failures_list_has_a_header_aligned_columns_the_detail_and_filters() {
         let out = env.run(&["failures", "list", "--code", "NO_SUCH_CODE"]);
         assert_eq!(out.status.code(), Some(2), "{b:?}: {out:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("INSUFFICIENT_STOCK"));
+    }
+}
 
-        // The whole detail in --json and --csv; a valid CSV of the same columns.
+/// The whole detail in `--json` and `--csv` (a valid CSV of the table's
+/// columns); the table cuts it to the width of a terminal or `$COLUMNS`,
+/// and leaves it whole without either (a pipe).
+#[test]
+fn failures_list_gives_the_whole_detail_in_csv_and_json_and_cuts_it_to_the_width() {
+    for b in backends() {
+        let env = env_for(b);
+        night(&env);
+        env.ok(&["process", "night.csv"], 3);
+        let text = env.ok(&["failures", "list"], 0);
         let all = json(&env.ok(&["failures", "list", "--json"], 0));
         let csv = parse_csv(env.ok(&["failures", "list", "--csv"], 0).as_bytes());
         assert_eq!(csv.len(), 6, "{b:?}");
@@ -400,62 +411,70 @@ fn failures_close_by_code_by_order_and_a_superseded_id_names_its_replacement() {
         );
         let out = env.run(&["failures", "close", "F1-10", "--reason", "x"]);
         assert_one_error_line(&out, &["F1-10 is superseded by F2-1, which is closed"]);
-        // Nothing of a code open is no error; a run that is not there is.
-        let out = env.run(&[
-            "failures",
-            "close",
-            "--code",
-            "UNKNOWN_SKU",
-            "--reason",
-            "x",
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{b:?}: {out:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("no failure of UNKNOWN_SKU is open"),
-            "{out:?}"
-        );
-        let out = env.run(&[
-            "failures",
-            "close",
-            "--code",
-            "INSUFFICIENT_STOCK",
-            "--run",
-            "9",
-            "--reason",
-            "x",
-        ]);
-        assert_eq!(out.status.code(), Some(2), "{b:?}: {out:?}");
-        assert_one_error_line(&out, &["there is no run 9"]);
-        for bad in [
-            &["failures", "close", "--run", "1", "--reason", "x"][..],
-            &[
-                "failures",
-                "close",
-                "F1-6",
-                "--code",
-                "UNKNOWN_SKU",
-                "--reason",
-                "x",
-            ],
-            &[
-                "failures",
-                "close",
-                "--order",
-                "A",
-                "--code",
-                "UNKNOWN_SKU",
-                "--reason",
-                "x",
-            ],
-            &["failures", "close", "--reason", "x"],
-        ] {
-            assert_eq!(env.run(bad).status.code(), Some(2), "{b:?}: {bad:?}");
-        }
+        close_refusals(&env, b);
         let left: Vec<String> = listed(&env, &[]).into_iter().map(|(id, _, _)| id).collect();
         assert_eq!(left, ["F1-6", "F1-7"], "{b:?}");
         let show = json(&env.ok(&["runs", "show", "1", "--json"], 0));
         assert_eq!(show["failed_still_open"], 2, "{b:?}: {show}");
         env.verify_ok();
+    }
+}
+
+/// What `failures close` refuses or finds nothing to do for, once the
+/// night's UNKNOWN_SKU failures are closed: none of a code open is no error
+/// (exit 0), a run that is not there is (exit 2), and so are selections
+/// that cannot go together.
+fn close_refusals(env: &Env, b: Backend) {
+    // Nothing of a code open is no error; a run that is not there is.
+    let out = env.run(&[
+        "failures",
+        "close",
+        "--code",
+        "UNKNOWN_SKU",
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{b:?}: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no failure of UNKNOWN_SKU is open"),
+        "{out:?}"
+    );
+    let out = env.run(&[
+        "failures",
+        "close",
+        "--code",
+        "INSUFFICIENT_STOCK",
+        "--run",
+        "9",
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{b:?}: {out:?}");
+    assert_one_error_line(&out, &["there is no run 9"]);
+    for bad in [
+        &["failures", "close", "--run", "1", "--reason", "x"][..],
+        &[
+            "failures",
+            "close",
+            "F1-6",
+            "--code",
+            "UNKNOWN_SKU",
+            "--reason",
+            "x",
+        ],
+        &[
+            "failures",
+            "close",
+            "--order",
+            "A",
+            "--code",
+            "UNKNOWN_SKU",
+            "--reason",
+            "x",
+        ],
+        &["failures", "close", "--reason", "x"],
+    ] {
+        assert_eq!(env.run(bad).status.code(), Some(2), "{b:?}: {bad:?}");
     }
 }
 

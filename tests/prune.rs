@@ -259,25 +259,32 @@ fn runs_prune_on_a_year_of_nights_forgets_the_old_and_keeps_what_matters() {
         assert_eq!(s["accepted"], 0, "{b:?}: {s}");
         assert_eq!(s["skipped"].as_i64(), Some(night_0), "{b:?}: {s}");
         assert_eq!(env.stock(), stock, "{b:?}");
-        // A pruned run says so; the history still lists it.
-        let out = env.run(&["report", "accepted", "--run", "1"]);
-        assert_eq!(out.status.code(), Some(2), "{b:?}");
-        assert_one_error_line(&out, &["run 1 was pruned on ", ": its reports are gone"]);
-        let list = json(&env.ok(&["runs", "list", "--json"], 0));
-        assert_eq!(list.as_array().unwrap().len(), ids.len() + 1, "{b:?}");
-        let show = json(&env.ok(&["runs", "show", "1", "--json"], 0));
-        assert!(show["pruned_at"].is_string(), "{b:?}: {show}");
-        // Again: nothing more to prune, nothing changes.
-        let again = env.dump();
-        let out = env.run(&["runs", "prune", "--before", &before]);
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(": pruned 0 runs"),
-            "{b:?}: {out:?}"
-        );
-        if b == Backend::Postgres {
-            assert_eq!(env.dump(), again, "{b:?}");
-        }
+        the_history_still_holds(&env, b, &before, ids.len());
         env.verify_ok();
+    }
+}
+
+/// After the prune: a pruned run's report says so, the history lists every
+/// run (`runs` of the year and the night fed again) and shows when one was
+/// pruned, and the same prune again prunes nothing.
+fn the_history_still_holds(env: &Env, b: Backend, before: &str, runs: usize) {
+    // A pruned run says so; the history still lists it.
+    let out = env.run(&["report", "accepted", "--run", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{b:?}");
+    assert_one_error_line(&out, &["run 1 was pruned on ", ": its reports are gone"]);
+    let list = json(&env.ok(&["runs", "list", "--json"], 0));
+    assert_eq!(list.as_array().unwrap().len(), runs + 1, "{b:?}");
+    let show = json(&env.ok(&["runs", "show", "1", "--json"], 0));
+    assert!(show["pruned_at"].is_string(), "{b:?}: {show}");
+    // Again: nothing more to prune, nothing changes.
+    let again = env.dump();
+    let out = env.run(&["runs", "prune", "--before", before]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(": pruned 0 runs"),
+        "{b:?}: {out:?}"
+    );
+    if b == Backend::Postgres {
+        assert_eq!(env.dump(), again, "{b:?}");
     }
 }
 

@@ -683,41 +683,48 @@ fn open_failures_are_read_by_code_and_run() {
     }
 }
 
+/// Open failures of O-1, O-2 and O-3 in run 1 (UNKNOWN_SKU but O-1's);
+/// run 2 fails O-1 again, its record superseding run 1's, and holds a
+/// duplicate of O-3 (final), which replaces nothing.
+fn failures_to_close(s: &mut Box<dyn Store>) {
+    let f1 = failure(Some("O-1"), ErrorCode::InsufficientStock);
+    let f2 = failure(Some("O-2"), ErrorCode::UnknownSku);
+    let f3 = failure(Some("O-3"), ErrorCode::UnknownSku);
+    let f4 = failure(Some("O-3"), ErrorCode::DuplicateInInput);
+    let mut tx = s.begin().unwrap();
+    tx.record(
+        1,
+        &Writes {
+            failures: vec![
+                (1, &f1, FailureState::Open),
+                (2, &f2, FailureState::Open),
+                (3, &f3, FailureState::Open),
+            ],
+            ..Writes::default()
+        },
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    // Run 2 fails O-1 again (its record supersedes run 1's) and holds a
+    // duplicate of O-3, which is no replacement of anything.
+    let mut tx = s.begin().unwrap();
+    tx.record(
+        2,
+        &Writes {
+            failures: vec![(1, &f1, FailureState::Open), (2, &f4, FailureState::Final)],
+            superseded: vec!["O-1"],
+            ..Writes::default()
+        },
+    )
+    .unwrap();
+    tx.commit().unwrap();
+}
+
 #[test]
 fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
     for (b, db, _dir) in databases() {
         let mut s = open(&db);
-        let f1 = failure(Some("O-1"), ErrorCode::InsufficientStock);
-        let f2 = failure(Some("O-2"), ErrorCode::UnknownSku);
-        let f3 = failure(Some("O-3"), ErrorCode::UnknownSku);
-        let f4 = failure(Some("O-3"), ErrorCode::DuplicateInInput);
-        let mut tx = s.begin().unwrap();
-        tx.record(
-            1,
-            &Writes {
-                failures: vec![
-                    (1, &f1, FailureState::Open),
-                    (2, &f2, FailureState::Open),
-                    (3, &f3, FailureState::Open),
-                ],
-                ..Writes::default()
-            },
-        )
-        .unwrap();
-        tx.commit().unwrap();
-        // Run 2 fails O-1 again (its record supersedes run 1's) and holds a
-        // duplicate of O-3, which is no replacement of anything.
-        let mut tx = s.begin().unwrap();
-        tx.record(
-            2,
-            &Writes {
-                failures: vec![(1, &f1, FailureState::Open), (2, &f4, FailureState::Final)],
-                superseded: vec!["O-1"],
-                ..Writes::default()
-            },
-        )
-        .unwrap();
-        tx.commit().unwrap();
+        failures_to_close(&mut s);
         let (f1_1, f2_1) = (FailureKey { run: 1, seq: 1 }, FailureKey { run: 2, seq: 1 });
         let c = s.close_failures(&keys(&[f1_1]), "x", "ops@h", "t").unwrap();
         assert!(!c.closed(), "{b:?}");
@@ -790,68 +797,78 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
     }
 }
 
+/// Two runs to prune or keep, on a product A loaded with 10 units on
+/// 1 January: run 1 (finished 1 February) applied O-1 (2 units), skipped
+/// O-9 and failed O-3 (open), O-4 (resolved later by run 2) and a record
+/// that did not parse (final); run 2 (finished 1 March) resolved O-4 and
+/// took one unit more. Returns their ids.
+fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
+    let mut tx = s.begin().unwrap();
+    tx.load_products(
+        &[product("A", 100, 10)],
+        None,
+        "c",
+        "2026-01-01T00:00:00.000Z",
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let (o1, o9) = (order("O-1", "A", 2, 1), order("O-9", "A", 1, 9));
+    let (f3, f4, f5) = (
+        failure(Some("O-3"), ErrorCode::UnknownSku),
+        failure(Some("O-4"), ErrorCode::InsufficientStock),
+        failure(None, ErrorCode::MalformedRecord),
+    );
+    // Run 1: O-1 applied, O-9 skipped, three failures; finished on 1 February.
+    let r1 = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+    let mut tx = s.begin().unwrap();
+    let n1 = NewOrder {
+        order: &o1,
+        seq: 1,
+        source_file: "in.csv",
+        source_line: 2,
+    };
+    assert_eq!(tx.claim(r1, &[n1]).unwrap(), [Claim::New]);
+    let w = Writes {
+        skips: vec![(2, AcceptedRow::new(&o9, Status::Skipped, "in.csv", 3))],
+        failures: vec![
+            (3, &f3, FailureState::Open),
+            (4, &f4, FailureState::Open),
+            (5, &f5, FailureState::Final),
+        ],
+        ..Writes::default()
+    };
+    tx.record(r1, &w).unwrap();
+    tx.move_stock(&[("A".into(), -2)], r1, LedgerReason::Order, "t")
+        .unwrap();
+    let mut done = record(r1, RunStatus::Completed);
+    done.summary.finished_at = "2026-02-01T00:00:00.000Z".into();
+    tx.finish_run(&done).unwrap();
+    tx.commit().unwrap();
+    // Run 2 resolves O-4 and takes one more unit; finished on 1 March.
+    let r2 = s.start_run(RunKind::Reprocess, "t", Format::Csv).unwrap();
+    let mut tx = s.begin().unwrap();
+    tx.record(
+        r2,
+        &Writes {
+            resolved: vec!["O-4"],
+            ..Writes::default()
+        },
+    )
+    .unwrap();
+    tx.move_stock(&[("A".into(), -1)], r2, LedgerReason::Reprocess, "t")
+        .unwrap();
+    let mut done = record(r2, RunStatus::Completed);
+    done.summary.finished_at = "2026-03-01T00:00:00.000Z".into();
+    tx.finish_run(&done).unwrap();
+    tx.commit().unwrap();
+    (r1, r2)
+}
+
 #[test]
 fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
     for (b, db, _dir) in databases() {
         let mut s = open(&db);
-        let mut tx = s.begin().unwrap();
-        tx.load_products(
-            &[product("A", 100, 10)],
-            None,
-            "c",
-            "2026-01-01T00:00:00.000Z",
-        )
-        .unwrap();
-        tx.commit().unwrap();
-        let (o1, o9) = (order("O-1", "A", 2, 1), order("O-9", "A", 1, 9));
-        let (f3, f4, f5) = (
-            failure(Some("O-3"), ErrorCode::UnknownSku),
-            failure(Some("O-4"), ErrorCode::InsufficientStock),
-            failure(None, ErrorCode::MalformedRecord),
-        );
-        // Run 1: O-1 applied, O-9 skipped, three failures; finished on 1 February.
-        let r1 = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
-        let mut tx = s.begin().unwrap();
-        let n1 = NewOrder {
-            order: &o1,
-            seq: 1,
-            source_file: "in.csv",
-            source_line: 2,
-        };
-        assert_eq!(tx.claim(r1, &[n1]).unwrap(), [Claim::New]);
-        let w = Writes {
-            skips: vec![(2, AcceptedRow::new(&o9, Status::Skipped, "in.csv", 3))],
-            failures: vec![
-                (3, &f3, FailureState::Open),
-                (4, &f4, FailureState::Open),
-                (5, &f5, FailureState::Final),
-            ],
-            ..Writes::default()
-        };
-        tx.record(r1, &w).unwrap();
-        tx.move_stock(&[("A".into(), -2)], r1, LedgerReason::Order, "t")
-            .unwrap();
-        let mut done = record(r1, RunStatus::Completed);
-        done.summary.finished_at = "2026-02-01T00:00:00.000Z".into();
-        tx.finish_run(&done).unwrap();
-        tx.commit().unwrap();
-        // Run 2 resolves O-4 and takes one more unit; finished on 1 March.
-        let r2 = s.start_run(RunKind::Reprocess, "t", Format::Csv).unwrap();
-        let mut tx = s.begin().unwrap();
-        tx.record(
-            r2,
-            &Writes {
-                resolved: vec!["O-4"],
-                ..Writes::default()
-            },
-        )
-        .unwrap();
-        tx.move_stock(&[("A".into(), -1)], r2, LedgerReason::Reprocess, "t")
-            .unwrap();
-        let mut done = record(r2, RunStatus::Completed);
-        done.summary.finished_at = "2026-03-01T00:00:00.000Z".into();
-        tx.finish_run(&done).unwrap();
-        tx.commit().unwrap();
+        let (r1, r2) = two_runs(&mut s);
 
         let before = "2026-02-15T00:00:00.000Z";
         let old = s.old_runs(before).unwrap();

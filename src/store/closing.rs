@@ -30,6 +30,9 @@ pub enum CloseResult {
     Missing,
 }
 
+/// An order's newest failure, and its state.
+pub type Newest = (FailureKey, FailureState);
+
 /// What a close found and did: every failure closed, or none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Closing {
@@ -38,7 +41,7 @@ pub struct Closing {
     pub results: Vec<(FailureKey, CloseResult)>,
     /// Order ids given that have no open failure, each with its newest
     /// failure and that one's state (`None`: the order never failed).
-    pub without_open: Vec<(String, Option<(FailureKey, FailureState)>)>,
+    pub without_open: Vec<(String, Option<Newest>)>,
     /// Failures found superseded, each with the newest failure of its order
     /// (the one that replaced it, or a later one) and that one's state.
     pub replaced_by: Vec<(FailureKey, FailureKey, FailureState)>,
@@ -97,25 +100,7 @@ pub(super) fn close_in(
     let held = match sel {
         CloseSelection::Keys(keys) => tx.hold_failures(keys)?,
         CloseSelection::Codes(filter) => tx.hold_open(filter, &[])?,
-        CloseSelection::Orders(ids) => {
-            let mut held = tx.hold_open(&FailureFilter::default(), ids)?;
-            // An order whose open failure a run committed while this waited
-            // for the old one (a retry that failed again) is held now.
-            let found: HashSet<&str> = held
-                .iter()
-                .filter_map(|f| f.order.order_id.as_deref())
-                .collect();
-            let later: Vec<String> = ids
-                .iter()
-                .filter(|id| !found.contains(id.as_str()))
-                .cloned()
-                .collect();
-            if !later.is_empty() {
-                held.extend(tx.hold_open(&FailureFilter::default(), &later)?);
-            }
-            held.sort_by_key(StoredFailure::key);
-            held
-        }
+        CloseSelection::Orders(ids) => hold_of_orders(&mut *tx, ids)?,
     };
     let keys: Vec<FailureKey> = match sel {
         CloseSelection::Keys(keys) => keys.clone(),
@@ -128,40 +113,9 @@ pub(super) fn close_in(
         ..Closing::default()
     };
     if let CloseSelection::Orders(ids) = sel {
-        let found: HashSet<&str> = held
-            .iter()
-            .filter_map(|f| f.order.order_id.as_deref())
-            .collect();
-        let missing: Vec<String> = ids
-            .iter()
-            .filter(|id| !found.contains(id.as_str()))
-            .cloned()
-            .collect();
-        let newest = newest_by_order(&mut *tx, &missing)?;
-        out.without_open = missing
-            .into_iter()
-            .map(|id| {
-                let n = newest.get(&id).copied();
-                (id, n)
-            })
-            .collect();
+        out.without_open = without_open(&mut *tx, ids, &held)?;
     }
-    let superseded: Vec<&StoredFailure> = held
-        .iter()
-        .filter(|f| f.state == FailureState::Superseded)
-        .collect();
-    let orders: Vec<String> = superseded
-        .iter()
-        .filter_map(|f| f.order.order_id.clone())
-        .collect();
-    let newest = newest_by_order(&mut *tx, &orders)?;
-    out.replaced_by = superseded
-        .iter()
-        .filter_map(|f| {
-            let (key, state) = newest.get(f.order.order_id.as_deref()?)?;
-            (*key != f.key()).then_some((f.key(), *key, *state))
-        })
-        .collect();
+    out.replaced_by = replaced(&mut *tx, &held)?;
     if out.closed() {
         let ids: Vec<i64> = held
             .iter()
@@ -172,6 +126,72 @@ pub(super) fn close_in(
         tx.commit()?;
     }
     Ok(out)
+}
+
+/// The order ids of `ids` that none of `held` is a failure of.
+fn not_held(ids: &[String], held: &[StoredFailure]) -> Vec<String> {
+    let found: HashSet<&str> = held
+        .iter()
+        .filter_map(|f| f.order.order_id.as_deref())
+        .collect();
+    ids.iter()
+        .filter(|id| !found.contains(id.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The open failures of these order ids, held. An order whose open failure
+/// a run committed while this waited for the old one (a retry that failed
+/// it again) is looked for once more, and held now.
+fn hold_of_orders(tx: &mut dyn Tx, ids: &[String]) -> Result<Vec<StoredFailure>> {
+    let mut held = tx.hold_open(&FailureFilter::default(), ids)?;
+    let later = not_held(ids, &held);
+    if !later.is_empty() {
+        held.extend(tx.hold_open(&FailureFilter::default(), &later)?);
+    }
+    held.sort_by_key(StoredFailure::key);
+    Ok(held)
+}
+
+/// The order ids with no open failure, each with its newest failure.
+fn without_open(
+    tx: &mut dyn Tx,
+    ids: &[String],
+    held: &[StoredFailure],
+) -> Result<Vec<(String, Option<Newest>)>> {
+    let missing = not_held(ids, held);
+    let newest = newest_by_order(tx, &missing)?;
+    Ok(missing
+        .into_iter()
+        .map(|id| {
+            let n = newest.get(&id).copied();
+            (id, n)
+        })
+        .collect())
+}
+
+/// The superseded failures among `held`, each with the newest failure of
+/// its order and that one's state.
+fn replaced(
+    tx: &mut dyn Tx,
+    held: &[StoredFailure],
+) -> Result<Vec<(FailureKey, FailureKey, FailureState)>> {
+    let superseded: Vec<&StoredFailure> = held
+        .iter()
+        .filter(|f| f.state == FailureState::Superseded)
+        .collect();
+    let orders: Vec<String> = superseded
+        .iter()
+        .filter_map(|f| f.order.order_id.clone())
+        .collect();
+    let newest = newest_by_order(tx, &orders)?;
+    Ok(superseded
+        .iter()
+        .filter_map(|f| {
+            let (key, state) = newest.get(f.order.order_id.as_deref()?)?;
+            (*key != f.key()).then_some((f.key(), *key, *state))
+        })
+        .collect())
 }
 
 /// The newest failure of each order id, with its state.
