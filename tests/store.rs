@@ -871,11 +871,14 @@ fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
         let (r1, r2) = two_runs(&mut s);
 
         let before = "2026-02-15T00:00:00.000Z";
+        // A run still running, started long before the date, is never one.
+        s.start_run(RunKind::Process, "2026-01-02T00:00:00.000Z", Format::Csv)
+            .unwrap();
         let old = s.old_runs(before).unwrap();
         assert_eq!(
             old.iter().map(|r| (r.id, r.pruned)).collect::<Vec<_>>(),
             [(r1, false)],
-            "{b:?}"
+            "{b:?}: run 2 finished after the date, the third is running"
         );
         let runs = [r1];
         let batch = |dry| PruneBatch {
