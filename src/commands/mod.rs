@@ -1,5 +1,5 @@
 //! The commands other than a run, one small file each: init, inventory, run
-//! history, reports from the database, failures, verification.
+//! history and its pruning, reports from the database, failures, verification.
 
 pub mod failures;
 pub mod init;
