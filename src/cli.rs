@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Command, Config, ReportKind, RunOptions};
+use crate::config::{CloseTarget, Command, Config, ListFormat, ReportKind, RunOptions};
 use crate::model::local_time::Zone;
 use crate::model::order::Field;
-use crate::model::Format;
+use crate::model::run::RunStatus;
+use crate::model::{ErrorCode, Format};
 use crate::read::catalog::{CATALOG_COLUMNS, DELIVERY_COLUMNS};
 use crate::read::{ColumnMap, ReadOptions, Rename, TextEncoding};
 
@@ -21,8 +22,9 @@ use crate::read::{ColumnMap, ReadOptions, Rename, TextEncoding};
 4 aborted by --max-errors; 2 usage or input-file error; 75 database locked past --lock-timeout; 1 other error."
 )]
 pub struct Cli {
-    /// The database: a SQLite file (created when missing) or a PostgreSQL URL
-    /// (postgres://user@host/db); created and migrated as needed
+    /// The database: a SQLite file (created when missing by the commands that
+    /// write; the others say so and create nothing) or a PostgreSQL URL
+    /// (postgres://user@host/db); migrated as needed
     #[arg(
         long,
         global = true,
@@ -80,7 +82,7 @@ enum Cmd {
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Retry the still-unresolved failed orders (of one run, or of all) as a new run
+    /// Retry the still-unresolved failed orders (of one run, or of all; of some codes, or of all) as a new run
     ///
     /// The orders come from the database, so the options of input files
     /// (--format, --delimiter, --encoding, --skip-rows, --map) do not apply.
@@ -88,6 +90,9 @@ enum Cmd {
         /// Only the failed orders of this run
         #[arg(long, value_name = "ID")]
         run: Option<i64>,
+        /// Only the failed orders of this error code (repeatable): after a restock, INSUFFICIENT_STOCK
+        #[arg(long = "code", value_name = "CODE", value_parser = parse_code)]
+        codes: Vec<ErrorCode>,
         #[command(flatten)]
         args: RunArgs,
     },
@@ -156,11 +161,29 @@ enum InventoryCmd {
 
 #[derive(Debug, Subcommand)]
 enum RunsCmd {
-    /// All runs, newest first
+    /// The runs, newest first, with the host each ran on
     List {
+        /// Only the newest N runs (of the status asked)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Only runs of this status: running, completed, dry_run, aborted, failed, interrupted
+        #[arg(long, value_name = "S", value_parser = parse_status)]
+        status: Option<RunStatus>,
         /// Print the runs as a JSON array
         #[arg(long)]
         json: bool,
+    },
+    /// Forget the runs that finished before DATE: their reports, skip records and settled failures; ledger compacted, orders reduced to what a re-run needs
+    Prune {
+        /// Runs that finished before this: a date (2026-01-01, midnight UTC) or an RFC 3339 time with its offset
+        #[arg(long, value_name = "DATE")]
+        before: String,
+        /// The reports directory the runs wrote into (DIR/run-ID/...)
+        #[arg(long, default_value = "reports", value_name = "DIR")]
+        out: PathBuf,
+        /// Say what would be removed; change nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// One run in detail, with what became of its failed orders
     Show {
@@ -174,20 +197,39 @@ enum RunsCmd {
 
 #[derive(Debug, Subcommand)]
 enum FailuresCmd {
-    /// The open failed orders (those `reprocess` retries), oldest first
+    /// The open failed orders (those `reprocess` retries), oldest first, a header row first
     List {
         /// Only the failures of this run
         #[arg(long, value_name = "ID")]
         run: Option<i64>,
-        /// Print the failures as a JSON array
-        #[arg(long)]
+        /// Only the failures of this error code (repeatable)
+        #[arg(long = "code", value_name = "CODE", value_parser = parse_code)]
+        codes: Vec<ErrorCode>,
+        /// Print the failures as a JSON array (the whole detail, and the source file and line)
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// Print the failures as CSV with the table's columns (the whole detail)
+        #[arg(long)]
+        csv: bool,
     },
-    /// Close open failures that will not be retried (kept, with the reason and who closed them)
+    /// Close open failures that will not be retried (kept, with the reason and who closed them): by id, by code, or by order id
     Close {
-        /// Failure ids, as the failed report and `failures list` show them (F42)
-        #[arg(required = true, value_name = "ID")]
+        /// Failure ids, as the failed report and `failures list` show them (F12-345)
+        #[arg(
+            value_name = "ID",
+            required_unless_present_any = ["codes", "orders"],
+            conflicts_with_all = ["codes", "orders"]
+        )]
         ids: Vec<String>,
+        /// Every open failure of this error code (repeatable)
+        #[arg(long = "code", value_name = "CODE", value_parser = parse_code, conflicts_with = "orders")]
+        codes: Vec<ErrorCode>,
+        /// With --code: only the failures of this run
+        #[arg(long, value_name = "ID", requires = "codes")]
+        run: Option<i64>,
+        /// The open failure of this order id, whichever run holds it now (repeatable)
+        #[arg(long = "order", value_name = "ORDER_ID")]
+        orders: Vec<String>,
         /// Why they are closed (kept in the history; `runs show` prints it)
         #[arg(long, value_name = "TEXT")]
         reason: String,
@@ -371,6 +413,21 @@ fn column_map(maps: &[String], columns: &[&'static str]) -> Result<ColumnMap, cl
     ColumnMap::new(renames).map_err(usage)
 }
 
+fn parse_code(s: &str) -> Result<ErrorCode, String> {
+    ErrorCode::parse(&s.trim().to_ascii_uppercase().replace('-', "_")).ok_or_else(|| {
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        format!("not an error code: one of {}", all.join(", "))
+    })
+}
+
+fn parse_status(s: &str) -> Result<RunStatus, String> {
+    // `dry-run` as the flag is spelled, `dry_run` as the history shows it.
+    RunStatus::parse(&s.trim().to_ascii_lowercase().replace('-', "_")).ok_or_else(|| {
+        let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("not a run status: one of {}", all.join(", "))
+    })
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
@@ -438,6 +495,67 @@ impl RunArgs {
     }
 }
 
+impl RunsCmd {
+    fn into_command(self) -> Command {
+        match self {
+            RunsCmd::List {
+                limit,
+                status,
+                json,
+            } => Command::RunsList {
+                json,
+                status,
+                limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            },
+            RunsCmd::Show { id, json } => Command::RunsShow { id, json },
+            RunsCmd::Prune {
+                before,
+                out,
+                dry_run,
+            } => Command::RunsPrune {
+                before,
+                out,
+                dry_run,
+            },
+        }
+    }
+}
+
+impl FailuresCmd {
+    fn into_command(self) -> Command {
+        match self {
+            FailuresCmd::List {
+                run,
+                codes,
+                json,
+                csv,
+            } => Command::FailuresList {
+                run,
+                codes,
+                format: match (json, csv) {
+                    (true, _) => ListFormat::Json,
+                    (_, true) => ListFormat::Csv,
+                    _ => ListFormat::Table,
+                },
+            },
+            FailuresCmd::Close {
+                ids,
+                codes,
+                run,
+                orders,
+                reason,
+            } => Command::FailuresClose {
+                target: match (codes.is_empty(), orders.is_empty()) {
+                    (false, _) => CloseTarget::Codes { codes, run },
+                    (_, false) => CloseTarget::Orders(orders),
+                    _ => CloseTarget::Ids(ids),
+                },
+                reason,
+            },
+        }
+    }
+}
+
 /// Parse the process arguments (exits with 2 and a usage message on bad flags).
 pub fn parse() -> Config {
     let parsed = command()
@@ -490,12 +608,12 @@ impl Cli {
             },
             Cmd::Inventory(InventoryCmd::Export { out }) => Command::InventoryExport { out },
             Cmd::Process { files, input, run } => Command::Process(input.into_options(files, run)?),
-            Cmd::Reprocess { run, args } => Command::Reprocess {
+            Cmd::Reprocess { run, codes, args } => Command::Reprocess {
                 run,
+                codes,
                 opts: args.into_options(Vec::new()),
             },
-            Cmd::Runs(RunsCmd::List { json }) => Command::RunsList { json },
-            Cmd::Runs(RunsCmd::Show { id, json }) => Command::RunsShow { id, json },
+            Cmd::Runs(cmd) => cmd.into_command(),
             Cmd::Report { kind, run, format } => Command::Report {
                 kind: match kind {
                     KindArg::Accepted => ReportKind::Accepted,
@@ -505,10 +623,7 @@ impl Cli {
                 format: format.map(Into::into),
             },
             Cmd::Verify { json } => Command::Verify { json },
-            Cmd::Failures(FailuresCmd::List { run, json }) => Command::FailuresList { run, json },
-            Cmd::Failures(FailuresCmd::Close { ids, reason }) => {
-                Command::FailuresClose { ids, reason }
-            }
+            Cmd::Failures(cmd) => cmd.into_command(),
             Cmd::Completions { shell } => {
                 let mut out = Vec::new();
                 clap_complete::generate(shell, &mut Cli::command(), "orderbatch", &mut out);

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::local_time::Zone;
-use crate::model::Format;
+use crate::model::run::RunStatus;
+use crate::model::{ErrorCode, Format};
 use crate::read::{ColumnMap, ReadOptions, TextEncoding};
 
 #[derive(Debug, Clone)]
@@ -37,14 +38,23 @@ pub enum Command {
     Process(RunOptions),
     Reprocess {
         run: Option<i64>,
+        /// Only failures of these codes (none: every code).
+        codes: Vec<ErrorCode>,
         opts: RunOptions,
     },
     RunsList {
         json: bool,
+        status: Option<RunStatus>,
+        limit: Option<usize>,
     },
     RunsShow {
         id: i64,
         json: bool,
+    },
+    RunsPrune {
+        before: String,
+        out: PathBuf,
+        dry_run: bool,
     },
     Report {
         kind: ReportKind,
@@ -56,10 +66,12 @@ pub enum Command {
     },
     FailuresList {
         run: Option<i64>,
-        json: bool,
+        /// Only failures of these codes (none: every code).
+        codes: Vec<ErrorCode>,
+        format: ListFormat,
     },
     FailuresClose {
-        ids: Vec<String>,
+        target: CloseTarget,
         reason: String,
     },
     /// Text generated from the command-line definition (completions, man page).
@@ -76,6 +88,29 @@ impl Command {
     pub fn uses_db(&self) -> bool {
         !matches!(self, Command::Print(_) | Command::WritePages { .. })
     }
+}
+
+/// Which failures `failures close` closes, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseTarget {
+    /// Failure ids as the reports show them (`F12-345`).
+    Ids(Vec<String>),
+    /// Every open failure of these codes, of one run or of all.
+    Codes {
+        codes: Vec<ErrorCode>,
+        run: Option<i64>,
+    },
+    /// The open failure of each of these order ids.
+    Orders(Vec<String>),
+}
+
+/// How a list is printed: an aligned table for people, or whole values as
+/// JSON or CSV for programs and spreadsheets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

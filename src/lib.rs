@@ -120,6 +120,28 @@ pub fn keep_files_private() {
     rustix::process::umask(old | Mode::from_raw_mode(0o007));
 }
 
+/// The manual pages, written into `dir`.
+fn write_pages(
+    cfg: &Config,
+    dir: &std::path::Path,
+    pages: &[(String, Vec<u8>)],
+) -> anyhow::Result<Exit> {
+    use anyhow::Context;
+    report::create_dirs(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, page) in pages {
+        let path = dir.join(name);
+        report::write_atomic(&path, page)
+            .with_context(|| format!("cannot write {}: check the directory", path.display()))?;
+    }
+    if !cfg.quiet {
+        log::info(
+            "man",
+            &format!("wrote {} manual pages into {}", pages.len(), dir.display()),
+        );
+    }
+    Ok(Exit::Ok)
+}
+
 pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
     // A --db that cannot be used is refused before any file is read or created.
     if cfg.command.uses_db() {
@@ -131,30 +153,51 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
         Command::InventoryReceive { file, read } => commands::inventory::receive(cfg, file, read),
         Command::InventoryExport { out } => commands::inventory::export(cfg, out.as_deref()),
         Command::Process(opts) => run::process(cfg, opts),
-        Command::Reprocess { run, opts } => run::reprocess(cfg, opts, *run),
-        Command::RunsList { json } => commands::runs::list(cfg, *json),
+        Command::Reprocess { run, codes, opts } => run::reprocess(
+            cfg,
+            opts,
+            store::FailureFilter {
+                run: *run,
+                codes: codes.clone(),
+            },
+        ),
+        Command::RunsList {
+            json,
+            status,
+            limit,
+        } => commands::runs::list(
+            cfg,
+            &store::RunFilter {
+                status: *status,
+                limit: *limit,
+            },
+            *json,
+        ),
         Command::RunsShow { id, json } => commands::runs::show(cfg, *id, *json),
+        Command::RunsPrune {
+            before,
+            out,
+            dry_run,
+        } => commands::prune::run(
+            cfg,
+            &commands::prune::Request {
+                before,
+                out,
+                dry_run: *dry_run,
+            },
+        ),
         Command::Report { kind, run, format } => commands::report::run(cfg, *kind, *run, *format),
         Command::Verify { json } => commands::verify::run(cfg, *json),
-        Command::FailuresList { run, json } => commands::failures::list(cfg, *run, *json),
-        Command::FailuresClose { ids, reason } => commands::failures::close(cfg, ids, reason),
-        Command::WritePages { dir, pages } => {
-            use anyhow::Context;
-            report::create_dirs(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            for (name, page) in pages {
-                let path = dir.join(name);
-                report::write_atomic(&path, page).with_context(|| {
-                    format!("cannot write {}: check the directory", path.display())
-                })?;
-            }
-            if !cfg.quiet {
-                log::info(
-                    "man",
-                    &format!("wrote {} manual pages into {}", pages.len(), dir.display()),
-                );
-            }
-            Ok(Exit::Ok)
-        }
+        Command::FailuresList { run, codes, format } => commands::failures::list(
+            cfg,
+            &store::FailureFilter {
+                run: *run,
+                codes: codes.clone(),
+            },
+            *format,
+        ),
+        Command::FailuresClose { target, reason } => commands::failures::close(cfg, target, reason),
+        Command::WritePages { dir, pages } => write_pages(cfg, dir, pages),
         Command::Print(text) => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

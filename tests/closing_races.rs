@@ -191,3 +191,45 @@ fn a_close_waiting_for_the_sqlite_lock_sees_what_the_holder_committed() {
     );
     assert_eq!(failure_state(&env), "resolved");
 }
+
+/// `failures close --order R-1` comes while a reprocess holds R-1's open
+/// failure F1-1 and is about to fail it again (no stock came): the close
+/// waits for it, finds F1-1 superseded by the retry's F2-1, and closes that
+/// one, the order's open failure now. Nothing is left open, nothing shipped.
+#[test]
+fn a_close_by_order_waiting_for_a_retry_closes_the_failure_the_retry_left_on_postgres() {
+    if pg::skip_requested() {
+        eprintln!("!!! ORDERBATCH_SKIP_PG=1: this PostgreSQL test is SKIPPED");
+        return;
+    }
+    let env = env_for(Backend::Postgres);
+    env.write("catalog.csv", catalog(1, 0));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+    env.write("orders.csv", csv_file(&[order_rows("R-1", &[(0, 2)])]));
+    env.ok(&["process", "orders.csv"], 3);
+    // Another session keeps new orders out: the reprocess holds F1-1 and
+    // waits to claim R-1 (it gives the claim back when the stock is short).
+    let mut gate = PgSession::open(&env.db);
+    gate.exec("BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE;");
+    let mut probe = PgSession::open(&env.db);
+    let mut reprocess = spawn(&env, &["reprocess", "--json"], "reprocess");
+    poll("the reprocess to wait to claim its order", || {
+        (waiting(&mut probe) == 1).then_some(())
+    });
+    let args = [
+        "failures", "close", "--order", "R-1", "--reason", "refunded",
+    ];
+    let mut close = spawn(&env, &args, "failures close --order");
+    poll("the close to wait for F1-1 behind the reprocess", || {
+        (waiting(&mut probe) == 2).then_some(())
+    });
+    gate.exec("ROLLBACK;");
+    assert_eq!(reprocess.wait(HANG).code(), Some(3), "failed again");
+    assert_eq!(close.wait(HANG).code(), Some(0));
+    let said = stderr_of(&mut close);
+    assert!(said.contains("closed 1 failed orders: F2-1"), "{said}");
+    let states = env.sql("SELECT run_id, run_seq, state FROM failed_orders ORDER BY id");
+    assert_eq!(states, ["1|1|superseded", "2|1|closed"]);
+    assert_eq!(applied(&env), 0);
+    env.verify_ok();
+}

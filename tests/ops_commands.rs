@@ -75,10 +75,9 @@ fn failures_are_listed_closed_with_a_reason_and_never_retried() {
         assert_eq!(open[0]["order_id"], "F-1");
         assert_eq!(open[0]["error_code"], "UNKNOWN_SKU");
         let text = env.ok(&["failures", "list", "--run", "1"], 0);
-        assert!(
-            text.lines().next().unwrap().starts_with("F1-1  run 1"),
-            "{text}"
-        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("failure_id  run  order_id"), "{text}");
+        assert!(lines[1].starts_with("F1-1          1  F-1 "), "{text}");
         // Closing: all or nothing, with who and why kept.
         let out = env.run(&["failures", "close", "F1-1", "F1-99", "--reason", "x"]);
         assert_eq!(out.status.code(), Some(2));

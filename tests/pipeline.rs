@@ -434,8 +434,9 @@ fn quiet_success_prints_nothing_and_failures_still_speak() {
         assert_eq!(out.status.code(), Some(3), "{b:?}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.starts_with("run 2 completed: 1 orders: 0 accepted, 0 skipped, 1 failed;")
-                && err.lines().count() == 1,
+            err.starts_with(
+                "run 2 completed: 1 orders: 0 accepted, 0 skipped, 1 failed (UNKNOWN_SKU 1);"
+            ) && err.lines().count() == 1,
             "{b:?}: {err}"
         );
     }

@@ -15,7 +15,8 @@ use orderbatch::model::order::{
 use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
 use orderbatch::store::{
-    self, Applied, Claim, CloseResult, Fault, LedgerReason, NewOrder, Store, StoreError, Writes,
+    self, Applied, Claim, CloseResult, CloseSelection, FailureFilter, Fault, LedgerReason,
+    NewOrder, PruneBatch, Pruned, RunFilter, Store, StoreError, Writes,
 };
 
 /// A fresh database of each backend: (backend, --db, the temp dir that holds it).
@@ -120,6 +121,21 @@ fn record(run_id: i64, status: RunStatus) -> RunRecord {
     }
 }
 
+fn all_open() -> FailureFilter {
+    FailureFilter::default()
+}
+
+fn of_run(run: i64) -> FailureFilter {
+    FailureFilter {
+        run: Some(run),
+        codes: Vec::new(),
+    }
+}
+
+fn keys(k: &[FailureKey]) -> CloseSelection {
+    CloseSelection::Keys(k.to_vec())
+}
+
 fn stock_of(s: &mut dyn Store) -> Vec<(String, i64)> {
     s.products()
         .unwrap()
@@ -142,6 +158,60 @@ fn opening_migrates_once_and_again_changes_nothing() {
         tx.commit().unwrap();
         drop(s);
         assert_eq!(stock_of(&mut *open(&db)), [("A".to_string(), 5)], "{b:?}");
+    }
+}
+
+/// A database of schema version 2 (before `runs prune`) opens as the newest version
+/// with everything it held, and takes a carried-forward ledger entry.
+#[test]
+fn a_version_2_database_is_migrated_keeping_its_data() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |p: &str| std::fs::read_to_string(format!("{root}/schema/{p}")).unwrap();
+    let data = "INSERT INTO products VALUES ('A', 'a', 100, 'EUR', 5);
+                INSERT INTO stock_ledger (sku, run_id, reason, delta, at) VALUES ('A', NULL, 'load', 7, 't'),
+                    ('A', 1, 'order', -2, 't');
+                INSERT INTO runs (id, command, status, started_at) VALUES (1, 'process', 'completed', 't');";
+    for (b, db, _dir) in databases() {
+        match b {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(&db).unwrap();
+                c.execute_batch(&read("sqlite/v1.sql")).unwrap();
+                c.execute_batch(&read("sqlite/v2.sql")).unwrap();
+                c.execute_batch("PRAGMA user_version = 2").unwrap();
+                c.execute_batch(data).unwrap();
+            }
+            Backend::Postgres => {
+                let sql = format!(
+                    "{} INSERT INTO schema_version VALUES (2); {data}",
+                    read("postgres/v2.sql")
+                );
+                pg::cluster().psql(&db, &sql);
+            }
+        }
+        let mut s = open(&db);
+        assert_eq!(stock_of(&mut *s), [("A".to_string(), 5)], "{b:?}");
+        assert!(
+            s.check().unwrap().is_empty(),
+            "{b:?}: the ledger still holds"
+        );
+        assert_eq!(
+            s.run(1).unwrap().unwrap().summary.status,
+            RunStatus::Completed
+        );
+        let mut tx = s.begin().unwrap();
+        tx.move_stock(&[("A".into(), 1)], 2, LedgerReason::Carried, "t")
+            .unwrap();
+        tx.commit().unwrap();
+        drop(s);
+        let version = match b {
+            Backend::Sqlite => rusqlite::Connection::open(&db)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+                .to_string(),
+            Backend::Postgres => pg::cluster().psql(&db, "SELECT version FROM schema_version"),
+        };
+        assert_eq!(version, "4", "{b:?}");
     }
 }
 
@@ -422,7 +492,7 @@ fn records_keep_skips_and_failures_and_settle_older_failures() {
             ],
             "{b:?}"
         );
-        let open = s.open_failures(None, None, 10).unwrap();
+        let open = s.open_failures(&all_open(), None, 10).unwrap();
         assert_eq!(open.len(), 2);
         // Run 2 skips O-1 (resolving it) and fails O-3 again (superseding it).
         let o1 = order("O-1", "A", 1, 1);
@@ -446,7 +516,7 @@ fn records_keep_skips_and_failures_and_settle_older_failures() {
         assert_eq!(r1.resolved_by, [(2, 1)]);
         assert_eq!(r1.superseded_by, [(2, 1)]);
         assert_eq!(s.resolutions(2).unwrap().resolved_here, [(1, 1)]);
-        let open = s.open_failures(None, None, 10).unwrap();
+        let open = s.open_failures(&all_open(), None, 10).unwrap();
         assert_eq!(open.len(), 1, "{b:?}: only run 2's O-3");
         assert_eq!(
             (open[0].run_id, open[0].order.order_id.as_deref()),
@@ -488,23 +558,27 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         )
         .unwrap();
         tx.commit().unwrap();
-        let page1 = s.open_failures(None, None, 4).unwrap();
-        let page2 = s.open_failures(None, Some(page1[3].key()), 4).unwrap();
+        let page1 = s.open_failures(&all_open(), None, 4).unwrap();
+        let page2 = s
+            .open_failures(&all_open(), Some(page1[3].key()), 4)
+            .unwrap();
         assert_eq!((page1.len(), page2.len()), (4, 2), "{b:?}");
         assert!(page1.iter().chain(&page2).map(|f| f.id).is_sorted());
-        assert_eq!(s.open_failures(Some(2), None, 10).unwrap().len(), 1);
+        assert_eq!(s.open_failures(&of_run(2), None, 10).unwrap().len(), 1);
         let ids = [page1[0].key(), page1[1].key()];
         let res = s
-            .close_failures(&ids, "never coming", "ops@h", "t")
-            .unwrap();
+            .close_failures(&keys(&ids), "never coming", "ops@h", "t")
+            .unwrap()
+            .results;
         assert_eq!(
             res,
             [(ids[0], CloseResult::Closed), (ids[1], CloseResult::Closed)]
         );
         let missing = FailureKey { run: 99, seq: 9 };
         let again = s
-            .close_failures(&[ids[0], missing], "x", "ops@h", "t")
-            .unwrap();
+            .close_failures(&keys(&[ids[0], missing]), "x", "ops@h", "t")
+            .unwrap()
+            .results;
         assert_eq!(
             again,
             [
@@ -516,14 +590,15 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         // All or nothing: an open one beside one that cannot be closed stays open.
         let open = page1[2].key();
         let mixed = s
-            .close_failures(&[open, ids[0]], "x", "ops@h", "t")
-            .unwrap();
+            .close_failures(&keys(&[open, ids[0]]), "x", "ops@h", "t")
+            .unwrap()
+            .results;
         assert_eq!(mixed[0], (open, CloseResult::Closed), "{b:?}");
         assert_eq!(
             mixed[1],
             (ids[0], CloseResult::NotOpen(FailureState::Closed))
         );
-        assert_eq!(s.open_failures(None, None, 10).unwrap().len(), 4);
+        assert_eq!(s.open_failures(&all_open(), None, 10).unwrap().len(), 4);
         let r = s.resolutions(1).unwrap();
         assert_eq!(
             r.closed,
@@ -537,6 +612,349 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
             [page1[0].id, page1[1].id]
         );
         assert!(by_id.iter().all(|f| f.state == FailureState::Closed));
+    }
+}
+
+#[test]
+fn open_failures_are_read_by_code_and_run() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let codes = [
+            ErrorCode::InsufficientStock,
+            ErrorCode::UnknownSku,
+            ErrorCode::InvalidField,
+            ErrorCode::InsufficientStock,
+        ];
+        let fs: Vec<FailedOrder> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| failure(Some(&format!("O-{i}")), *c))
+            .collect();
+        let mut tx = s.begin().unwrap();
+        for run in [1, 2] {
+            let w = Writes {
+                failures: fs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % 2 + 1 == run as usize)
+                    .map(|(i, f)| (i as u64 + 1, f, FailureState::Open))
+                    .collect(),
+                ..Writes::default()
+            };
+            tx.record(run, &w).unwrap();
+        }
+        tx.commit().unwrap();
+        let ids = |s: &mut Box<dyn Store>, run: Option<i64>, codes: &[ErrorCode]| -> Vec<String> {
+            let filter = FailureFilter {
+                run,
+                codes: codes.to_vec(),
+            };
+            s.open_failures(&filter, None, 10)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.order.order_id.unwrap())
+                .collect()
+        };
+        assert_eq!(ids(&mut s, None, &[]).len(), 4, "{b:?}");
+        assert_eq!(
+            ids(&mut s, None, &[ErrorCode::InsufficientStock]),
+            ["O-0", "O-3"],
+            "{b:?}"
+        );
+        assert_eq!(
+            ids(
+                &mut s,
+                None,
+                &[ErrorCode::UnknownSku, ErrorCode::InvalidField]
+            ),
+            ["O-2", "O-1"],
+            "{b:?}"
+        );
+        assert_eq!(
+            ids(&mut s, Some(2), &[ErrorCode::InsufficientStock]),
+            ["O-3"],
+            "{b:?}"
+        );
+        assert!(ids(&mut s, None, &[ErrorCode::PriceMismatch]).is_empty());
+        // Pages of a filtered read go on from the last key.
+        let filter = FailureFilter {
+            run: None,
+            codes: vec![ErrorCode::InsufficientStock],
+        };
+        let first = s.open_failures(&filter, None, 1).unwrap();
+        let next = s.open_failures(&filter, Some(first[0].key()), 1).unwrap();
+        assert_eq!(next[0].order.order_id.as_deref(), Some("O-3"), "{b:?}");
+    }
+}
+
+/// Open failures of O-1, O-2 and O-3 in run 1 (UNKNOWN_SKU but O-1's);
+/// run 2 fails O-1 again, its record superseding run 1's, and holds a
+/// duplicate of O-3 (final), which replaces nothing.
+fn failures_to_close(s: &mut Box<dyn Store>) {
+    let f1 = failure(Some("O-1"), ErrorCode::InsufficientStock);
+    let f2 = failure(Some("O-2"), ErrorCode::UnknownSku);
+    let f3 = failure(Some("O-3"), ErrorCode::UnknownSku);
+    let f4 = failure(Some("O-3"), ErrorCode::DuplicateInInput);
+    let mut tx = s.begin().unwrap();
+    tx.record(
+        1,
+        &Writes {
+            failures: vec![
+                (1, &f1, FailureState::Open),
+                (2, &f2, FailureState::Open),
+                (3, &f3, FailureState::Open),
+            ],
+            ..Writes::default()
+        },
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    // Run 2 fails O-1 again (its record supersedes run 1's) and holds a
+    // duplicate of O-3, which is no replacement of anything.
+    let mut tx = s.begin().unwrap();
+    tx.record(
+        2,
+        &Writes {
+            failures: vec![(1, &f1, FailureState::Open), (2, &f4, FailureState::Final)],
+            superseded: vec!["O-1"],
+            ..Writes::default()
+        },
+    )
+    .unwrap();
+    tx.commit().unwrap();
+}
+
+#[test]
+fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        failures_to_close(&mut s);
+        let (f1_1, f2_1) = (FailureKey { run: 1, seq: 1 }, FailureKey { run: 2, seq: 1 });
+        let c = s.close_failures(&keys(&[f1_1]), "x", "ops@h", "t").unwrap();
+        assert!(!c.closed(), "{b:?}");
+        assert_eq!(
+            c.results,
+            [(f1_1, CloseResult::NotOpen(FailureState::Superseded))]
+        );
+        assert_eq!(c.replaced_by, [(f1_1, f2_1, FailureState::Open)], "{b:?}");
+        // By order: all or nothing; an order that never failed is named.
+        let by_order =
+            |ids: &[&str]| CloseSelection::Orders(ids.iter().map(|i| i.to_string()).collect());
+        let c = s
+            .close_failures(&by_order(&["O-1", "O-9"]), "x", "ops@h", "t")
+            .unwrap();
+        assert_eq!(c.without_open, [("O-9".to_string(), None)], "{b:?}");
+        assert!(!c.closed());
+        assert_eq!(
+            s.failures_by_key(&[f2_1]).unwrap()[0].state,
+            FailureState::Open
+        );
+        let c = s
+            .close_failures(&by_order(&["O-1"]), "refunded", "ops@h", "t")
+            .unwrap();
+        assert!(c.closed(), "{b:?}: {c:?}");
+        assert_eq!(
+            c.results,
+            [(f2_1, CloseResult::Closed)],
+            "{b:?}: the open one"
+        );
+        let c = s
+            .close_failures(&by_order(&["O-1"]), "x", "ops@h", "t")
+            .unwrap();
+        assert_eq!(
+            c.without_open,
+            [("O-1".to_string(), Some((f2_1, FailureState::Closed)))],
+            "{b:?}"
+        );
+        // By code, of one run: every one open now.
+        let unknown = |run| {
+            CloseSelection::Codes(FailureFilter {
+                run,
+                codes: vec![ErrorCode::UnknownSku],
+            })
+        };
+        let c = s
+            .close_failures(&unknown(Some(1)), "gone", "ops@h", "t")
+            .unwrap();
+        assert!(c.closed(), "{b:?}");
+        assert_eq!(
+            c.results.iter().map(|(k, _)| k.seq).collect::<Vec<_>>(),
+            [2, 3],
+            "{b:?}"
+        );
+        let c = s
+            .close_failures(&unknown(None), "gone", "ops@h", "t")
+            .unwrap();
+        assert!(
+            c.closed() && c.results.is_empty(),
+            "{b:?}: none left is no error"
+        );
+        assert!(
+            s.open_failures(&all_open(), None, 10).unwrap().is_empty(),
+            "{b:?}"
+        );
+        assert_eq!(
+            s.resolutions(1).unwrap().closed,
+            [("ops@h".to_string(), "gone".to_string(), 2)],
+            "{b:?}"
+        );
+    }
+}
+
+/// Two runs to prune or keep, on a product A loaded with 10 units on
+/// 1 January: run 1 (finished 1 February) applied O-1 (2 units), skipped
+/// O-9 and failed O-3 (open), O-4 (resolved later by run 2) and a record
+/// that did not parse (final); run 2 (finished 1 March) resolved O-4 and
+/// took one unit more. Returns their ids.
+fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
+    let mut tx = s.begin().unwrap();
+    tx.load_products(
+        &[product("A", 100, 10)],
+        None,
+        "c",
+        "2026-01-01T00:00:00.000Z",
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let (o1, o9) = (order("O-1", "A", 2, 1), order("O-9", "A", 1, 9));
+    let (f3, f4, f5) = (
+        failure(Some("O-3"), ErrorCode::UnknownSku),
+        failure(Some("O-4"), ErrorCode::InsufficientStock),
+        failure(None, ErrorCode::MalformedRecord),
+    );
+    // Run 1: O-1 applied, O-9 skipped, three failures; finished on 1 February.
+    let r1 = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+    let mut tx = s.begin().unwrap();
+    let n1 = NewOrder {
+        order: &o1,
+        seq: 1,
+        source_file: "in.csv",
+        source_line: 2,
+    };
+    assert_eq!(tx.claim(r1, &[n1]).unwrap(), [Claim::New]);
+    let w = Writes {
+        skips: vec![(2, AcceptedRow::new(&o9, Status::Skipped, "in.csv", 3))],
+        failures: vec![
+            (3, &f3, FailureState::Open),
+            (4, &f4, FailureState::Open),
+            (5, &f5, FailureState::Final),
+        ],
+        ..Writes::default()
+    };
+    tx.record(r1, &w).unwrap();
+    tx.move_stock(&[("A".into(), -2)], r1, LedgerReason::Order, "t")
+        .unwrap();
+    let mut done = record(r1, RunStatus::Completed);
+    done.summary.finished_at = "2026-02-01T00:00:00.000Z".into();
+    tx.finish_run(&done).unwrap();
+    tx.commit().unwrap();
+    // Run 2 resolves O-4 and takes one more unit; finished on 1 March.
+    let r2 = s.start_run(RunKind::Reprocess, "t", Format::Csv).unwrap();
+    let mut tx = s.begin().unwrap();
+    tx.record(
+        r2,
+        &Writes {
+            resolved: vec!["O-4"],
+            ..Writes::default()
+        },
+    )
+    .unwrap();
+    tx.move_stock(&[("A".into(), -1)], r2, LedgerReason::Reprocess, "t")
+        .unwrap();
+    let mut done = record(r2, RunStatus::Completed);
+    done.summary.finished_at = "2026-03-01T00:00:00.000Z".into();
+    tx.finish_run(&done).unwrap();
+    tx.commit().unwrap();
+    (r1, r2)
+}
+
+#[test]
+fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let (r1, r2) = two_runs(&mut s);
+
+        let before = "2026-02-15T00:00:00.000Z";
+        // A run still running, started long before the date, is never one.
+        s.start_run(RunKind::Process, "2026-01-02T00:00:00.000Z", Format::Csv)
+            .unwrap();
+        let old = s.old_runs(before).unwrap();
+        assert_eq!(
+            old.iter().map(|r| (r.id, r.pruned)).collect::<Vec<_>>(),
+            [(r1, false)],
+            "{b:?}: run 2 finished after the date, the third is running"
+        );
+        let runs = [r1];
+        let batch = |dry| PruneBatch {
+            runs: &runs,
+            before,
+            at: "2026-04-01T00:00:00.000Z",
+            sweep: true,
+            dry,
+        };
+        let would = s.prune(&batch(true)).unwrap();
+        assert!(
+            s.pruned_at(r1).unwrap().is_none(),
+            "{b:?}: a dry prune changes nothing"
+        );
+        let did = s.prune(&batch(false)).unwrap();
+        assert_eq!(would, did, "{b:?}");
+        let expect = Pruned {
+            runs: 1,
+            skips: 1,
+            failures: 2,
+            open_kept: 1,
+            // Run 1's entry and the load before the date; A's sum is 8.
+            ledger_entries: 2,
+            ledger_skus: ["A".to_string()].into(),
+            orders: 1,
+        };
+        assert_eq!(did, expect, "{b:?}");
+        assert_eq!(
+            s.pruned_at(r1).unwrap().as_deref(),
+            Some("2026-04-01T00:00:00.000Z")
+        );
+        assert!(s.pruned_at(r2).unwrap().is_none(), "{b:?}");
+        assert!(
+            s.check().unwrap().is_empty(),
+            "{b:?}: the ledger still sums to the stock"
+        );
+        assert_eq!(stock_of(&mut *s), [("A".to_string(), 7)]);
+        // What a re-run needs: the id, its fingerprint and run.
+        let mut tx = s.begin().unwrap();
+        assert_eq!(
+            tx.applied(&["O-1"]).unwrap(),
+            [Some(Applied {
+                content_hash: [1; 16],
+                run_id: r1
+            })],
+            "{b:?}"
+        );
+        drop(tx);
+        let mut rows = 0;
+        s.accepted_of_run(r1, &mut |_| {
+            rows += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rows, 0, "{b:?}: its accepted report is gone");
+        let open = s.open_failures(&all_open(), None, 10).unwrap();
+        assert_eq!(open.len(), 1, "{b:?}");
+        assert_eq!(open[0].order.order_id.as_deref(), Some("O-3"));
+        // Pruned once: a second prune of it does nothing; the sweep takes
+        // what was settled since.
+        s.close_failures(&keys(&[open[0].key()]), "gone", "ops@h", "t")
+            .unwrap();
+        let again = s.prune(&batch(false)).unwrap();
+        assert_eq!(
+            again,
+            Pruned {
+                failures: 1,
+                ..Pruned::default()
+            },
+            "{b:?}"
+        );
+        assert!(s.old_runs(before).unwrap()[0].pruned);
     }
 }
 
@@ -555,7 +973,7 @@ fn retried_failures_are_superseded_by_the_retrying_run() {
         )
         .unwrap();
         tx.commit().unwrap();
-        let open = s.open_failures(None, None, 1).unwrap();
+        let open = s.open_failures(&all_open(), None, 1).unwrap();
         let (id, key) = (open[0].id, open[0].key());
         assert_eq!(key.seq, 1, "{b:?}: its position in run 1");
         let mut tx = s.begin().unwrap();
@@ -605,7 +1023,7 @@ fn the_history_records_runs_and_the_last_success() {
         failed.message = Some("why".into());
         failed.kind = RunKind::Reprocess;
         s.end_run(&failed).unwrap();
-        let runs = s.runs().unwrap();
+        let runs = s.runs(&RunFilter::default()).unwrap();
         assert_eq!(
             runs.iter().map(|r| r.summary.run_id).collect::<Vec<_>>(),
             [id2, id]
@@ -618,6 +1036,73 @@ fn the_history_records_runs_and_the_last_success() {
             "{b:?}: a failed run is no success"
         );
         assert!(s.run(9999).unwrap().is_none());
+    }
+}
+
+#[test]
+fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let mut ids = Vec::new();
+        for status in [
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Completed,
+        ] {
+            let id = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+            s.end_run(&record(id, status)).unwrap();
+            ids.push(id);
+        }
+        // A run left running by a session that is gone, and one alive.
+        let mut other = open(&db);
+        let dead = other.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        if b == Backend::Sqlite {
+            // Its process is gone from this host.
+            let c = rusqlite::Connection::open(&db).unwrap();
+            c.execute(
+                "UPDATE runs SET pid = ?1 WHERE id = ?2",
+                rusqlite::params![i64::from(u32::MAX), dead],
+            )
+            .unwrap();
+        }
+        drop(other);
+        let alive = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let ids_of = |s: &mut Box<dyn Store>, status, limit| -> Vec<i64> {
+            s.runs(&RunFilter { status, limit })
+                .unwrap()
+                .iter()
+                .map(|r| r.summary.run_id)
+                .collect()
+        };
+        assert_eq!(
+            ids_of(&mut s, None, None),
+            [alive, dead, ids[2], ids[1], ids[0]],
+            "{b:?}"
+        );
+        assert_eq!(ids_of(&mut s, None, Some(2)), [alive, dead], "{b:?}");
+        assert_eq!(
+            ids_of(&mut s, Some(RunStatus::Completed), None),
+            [ids[2], ids[0]],
+            "{b:?}"
+        );
+        assert_eq!(
+            ids_of(&mut s, Some(RunStatus::Completed), Some(1)),
+            [ids[2]],
+            "{b:?}"
+        );
+        assert_eq!(ids_of(&mut s, Some(RunStatus::Failed), None), [ids[1]]);
+        // Stored as running, shown by what its liveness says.
+        assert_eq!(
+            ids_of(&mut s, Some(RunStatus::Running), Some(1)),
+            [alive],
+            "{b:?}"
+        );
+        assert_eq!(
+            ids_of(&mut s, Some(RunStatus::Interrupted), None),
+            [dead],
+            "{b:?}"
+        );
+        assert!(ids_of(&mut s, Some(RunStatus::Aborted), None).is_empty());
     }
 }
 

@@ -63,7 +63,7 @@ pub fn receive(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
 }
 
 pub fn export(cfg: &Config, out: Option<&Path>) -> Result<Exit> {
-    let products = super::open(cfg)?.products()?;
+    let products = super::open_existing(cfg)?.products()?;
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());

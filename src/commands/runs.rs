@@ -1,5 +1,7 @@
-//! `runs list` and `runs show ID`: the run history. Text from the input (file
-//! names, messages) has its control characters escaped before it reaches the
+//! `runs list` and `runs show ID`: the run history, with the host each run
+//! ran on (several hosts may share one PostgreSQL history), filtered by
+//! status and cut to the newest N. Text from the input (file names,
+//! messages) has its control characters escaped before it reaches the
 //! terminal; columns are as wide as their widest value.
 
 use anyhow::Result;
@@ -8,7 +10,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::model::run::RunRecord;
 use crate::model::text::for_terminal;
-use crate::store::Resolutions;
+use crate::store::{Resolutions, RunFilter};
 use crate::{Exit, UsageError};
 
 fn run_json(r: &RunRecord, detail: bool) -> Value {
@@ -43,33 +45,6 @@ fn run_json(r: &RunRecord, detail: bool) -> Value {
     v
 }
 
-/// Rows of cells as a table: each column as wide as its widest cell, numbers
-/// right-aligned, the last column left as it is.
-fn table(rows: &[Vec<String>], right: &[bool]) -> String {
-    let cols = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..cols)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            let pad = widths[i] - cell.chars().count();
-            match (i + 1 == cols, right.get(i).copied().unwrap_or(false)) {
-                (true, _) => line.push_str(cell),
-                (false, true) => line.push_str(&format!("{}{cell}", " ".repeat(pad))),
-                (false, false) => line.push_str(&format!("{cell}{}", " ".repeat(pad))),
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn duration(r: &RunRecord) -> String {
     if r.summary.finished_at.is_empty() {
         "-".into()
@@ -78,15 +53,15 @@ fn duration(r: &RunRecord) -> String {
     }
 }
 
-pub fn list(cfg: &Config, json_out: bool) -> Result<Exit> {
-    let runs = super::open(cfg)?.runs()?;
+pub fn list(cfg: &Config, filter: &RunFilter, json_out: bool) -> Result<Exit> {
+    let runs = super::open_existing(cfg)?.runs(filter)?;
     if json_out {
         let v: Vec<Value> = runs.iter().map(|r| run_json(r, false)).collect();
         super::print_json(&Value::Array(v))?;
         return Ok(Exit::Ok);
     }
     let header = [
-        "id", "command", "status", "started", "duration", "orders", "accepted", "skipped",
+        "id", "command", "status", "host", "started", "duration", "orders", "accepted", "skipped",
         "failed", "inputs",
     ];
     let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
@@ -102,6 +77,7 @@ pub fn list(cfg: &Config, json_out: bool) -> Result<Exit> {
             s.run_id.to_string(),
             r.kind.as_str().into(),
             s.status.as_str().into(),
+            for_terminal(if r.host.is_empty() { "-" } else { &r.host }).into_owned(),
             s.started_at.get(..19).unwrap_or(&s.started_at).into(),
             duration(r),
             c.orders.to_string(),
@@ -112,9 +88,9 @@ pub fn list(cfg: &Config, json_out: bool) -> Result<Exit> {
         ]);
     }
     let right = [
-        true, false, false, false, true, true, true, true, true, false,
+        true, false, false, false, false, true, true, true, true, true, false,
     ];
-    super::print(&table(&rows, &right))?;
+    super::print(&super::table(&rows, &right))?;
     Ok(Exit::Ok)
 }
 
@@ -142,12 +118,13 @@ fn closed_json(res: &Resolutions) -> Value {
 }
 
 pub fn show(cfg: &Config, id: i64, json_out: bool) -> Result<Exit> {
-    let mut store = super::open(cfg)?;
+    let mut store = super::open_existing(cfg)?;
     let run = store
         .run(id)?
         .ok_or_else(|| UsageError(format!("there is no run {id} in {}", store.name())))?;
     let res = store.resolutions(id)?;
     let mut v = run_json(&run, true);
+    v["pruned_at"] = store.pruned_at(id)?.into();
     v["failed_still_open"] = res.open.into();
     v["failed_resolved_by"] = pairs_json(&res.resolved_by);
     v["failed_again_in"] = pairs_json(&res.superseded_by);
@@ -179,6 +156,7 @@ fn show_text(run: &RunRecord, v: &Value, res: &Resolutions) -> String {
         "units",
         "report_format",
         "message",
+        "pruned_at",
     ] {
         let val = match &v[key] {
             Value::String(s) => for_terminal(s).into_owned(),
@@ -225,23 +203,4 @@ fn show_text(run: &RunRecord, v: &Value, res: &Resolutions) -> String {
         ));
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_table_aligns_every_column_to_its_widest_cell() {
-        let rows = vec![
-            vec!["id".into(), "status".into(), "x".into()],
-            vec!["1".into(), "interrupted".into(), "a b".into()],
-            vec!["12".into(), "ok".into(), "c".into()],
-        ];
-        let t = table(&rows, &[true, false, false]);
-        assert_eq!(
-            t,
-            "id  status       x\n 1  interrupted  a b\n12  ok           c\n"
-        );
-    }
 }

@@ -34,7 +34,7 @@ fn describe(f: &Fault) -> String {
 }
 
 pub fn run(cfg: &Config, json_out: bool) -> Result<Exit> {
-    let mut store = super::open(cfg)?;
+    let mut store = super::open_existing(cfg)?;
     let faults = store.check()?;
     if json_out {
         let v: Vec<serde_json::Value> = faults

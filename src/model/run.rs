@@ -108,6 +108,35 @@ impl Counts {
         self.failed += 1;
         self.by_code[code as usize] += 1;
     }
+
+    /// The failed orders' most frequent codes for the summary line, so that
+    /// a cron mail says why without opening a report:
+    /// ` (INSUFFICIENT_STOCK 60, INVALID_FIELD 20, 2 more codes)`. Up to
+    /// three codes are named (three names are shorter than two and "1 more
+    /// code"); past that the two most frequent, then how many more. Ties go
+    /// by precedence. Empty when nothing failed.
+    pub fn most_frequent_codes(&self) -> String {
+        const NAMED: usize = 2;
+        let mut codes: Vec<(ErrorCode, u64)> = self.by_code().filter(|(_, n)| *n > 0).collect();
+        if codes.is_empty() {
+            return String::new();
+        }
+        // Stable: equal counts stay in precedence order.
+        codes.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        let shown = if codes.len() <= NAMED + 1 {
+            codes.len()
+        } else {
+            NAMED
+        };
+        let mut parts: Vec<String> = codes[..shown]
+            .iter()
+            .map(|(code, n)| format!("{} {n}", code.as_str()))
+            .collect();
+        if codes.len() > shown {
+            parts.push(format!("{} more codes", codes.len() - shown));
+        }
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 /// One input file of a run.
@@ -182,12 +211,13 @@ impl RunSummary {
         };
         let c = &self.counts;
         let mut s = format!(
-            "run {} {verb}: {} orders: {} accepted, {} skipped, {} failed; {} lines, {} units taken; {:.1} s",
+            "run {} {verb}: {} orders: {} accepted, {} skipped, {} failed{}; {} lines, {} units taken; {:.1} s",
             self.run_id,
             c.orders,
             c.accepted,
             c.skipped,
             c.failed,
+            c.most_frequent_codes(),
             c.lines,
             c.units,
             self.duration_ms as f64 / 1000.0
@@ -298,7 +328,48 @@ mod tests {
         assert_eq!(v["status"], "completed");
         assert_eq!(v["errors_by_code"]["UNKNOWN_SKU"], 1);
         assert_eq!(v["errors_by_code"].as_object().unwrap().len(), 12);
-        assert!(s.one_line(Some("r/run-7")).contains("1 failed"));
+        assert!(s
+            .one_line(Some("r/run-7"))
+            .contains("1 failed (UNKNOWN_SKU 1); 2 lines"));
+    }
+
+    #[test]
+    fn the_summary_line_names_the_most_frequent_codes() {
+        fn fail(c: &mut Counts, code: ErrorCode, n: u64) {
+            for _ in 0..n {
+                c.count_failure(code);
+            }
+        }
+        let mut c = Counts::default();
+        assert_eq!(c.most_frequent_codes(), "");
+        fail(&mut c, ErrorCode::InvalidField, 20);
+        fail(&mut c, ErrorCode::InsufficientStock, 60);
+        assert_eq!(
+            c.most_frequent_codes(),
+            " (INSUFFICIENT_STOCK 60, INVALID_FIELD 20)"
+        );
+        fail(&mut c, ErrorCode::UnknownSku, 10);
+        assert_eq!(
+            c.most_frequent_codes(),
+            " (INSUFFICIENT_STOCK 60, INVALID_FIELD 20, UNKNOWN_SKU 10)",
+            "three are named rather than two and one more"
+        );
+        fail(&mut c, ErrorCode::PriceMismatch, 4);
+        assert_eq!(c.failed, 94);
+        assert_eq!(
+            c.most_frequent_codes(),
+            " (INSUFFICIENT_STOCK 60, INVALID_FIELD 20, 2 more codes)"
+        );
+        // Equal counts go by precedence.
+        let mut t = Counts::default();
+        t.count_failure(ErrorCode::InsufficientStock);
+        t.count_failure(ErrorCode::MissingField);
+        t.count_failure(ErrorCode::UnknownSku);
+        t.count_failure(ErrorCode::PanDetected);
+        assert_eq!(
+            t.most_frequent_codes(),
+            " (MISSING_FIELD 1, PAN_DETECTED 1, 2 more codes)"
+        );
     }
 
     #[test]

@@ -322,3 +322,62 @@ pub fn publish_leftover(out: &Path, run_id: i64) -> io::Result<()> {
     let _ = rfs::unlinkat(&dir, MARKER, AtFlags::empty());
     Ok(())
 }
+
+/// What became of a pruned run's report directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrunedDir {
+    /// Removed (or, in a dry run, would be).
+    Removed,
+    /// There is none under this `--out`.
+    Absent,
+    /// Something is there under its name, but not this run's reports: left alone.
+    Kept(String),
+}
+
+/// Remove `out/run-ID`, the reports of a pruned run, when its summary.json
+/// says it is that run of this database (the same id and start time): the
+/// directory of another database's run of that number, a link, or anything
+/// else under the name is left alone. `dry` only tells.
+pub fn remove_pruned(
+    out: &Path,
+    run_id: i64,
+    started_at: &str,
+    dry: bool,
+) -> io::Result<PrunedDir> {
+    let name = format!("run-{run_id}");
+    let dir = out.join(&name);
+    match std::fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(PrunedDir::Absent),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() => {
+            return Ok(PrunedDir::Kept(format!(
+                "{} is not a directory",
+                dir.display()
+            )))
+        }
+        Ok(_) => {}
+    }
+    let dir_fd = rfs::open(&dir, dir_flags() | OFlags::NOFOLLOW, Mode::empty())?;
+    let summary = rfs::openat(
+        &dir_fd,
+        "summary.json",
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+    .and_then(|fd| serde_json::from_reader::<_, serde_json::Value>(File::from(fd)).ok());
+    let ours = summary.as_ref().is_some_and(|s| {
+        s["run_id"].as_i64() == Some(run_id) && s["started_at"].as_str() == Some(started_at)
+    });
+    if !ours {
+        return Ok(PrunedDir::Kept(format!(
+            "{} was left: its summary.json is not that of run {run_id} of this database",
+            dir.display()
+        )));
+    }
+    if !dry {
+        std::fs::remove_dir_all(&dir)?;
+        File::open(out)?.sync_all()?;
+    }
+    Ok(PrunedDir::Removed)
+}

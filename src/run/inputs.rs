@@ -17,7 +17,7 @@ use crate::read::{
     open_orders, open_source_raw, open_text, resolve_format, Columns, InputError, InputMeter,
     RawBody, RawOrder, RawRow,
 };
-use crate::store::{Store, StoredFailure};
+use crate::store::{FailureFilter, Store, StoredFailure};
 use crate::validate::Catalog;
 
 /// An input file opened and its header checked.
@@ -103,11 +103,12 @@ pub fn catalog(stored: Vec<Product>, file: Option<&[Product]>) -> Catalog {
 /// Failures per page read.
 const PAGE: usize = 1024;
 
-/// The open failures to retry, oldest first, a page at a time from a store
-/// of their own (the run's transaction holds the other).
+/// The open failures to retry (of one run or all, of some codes or all),
+/// oldest first, a page at a time from a store of their own (the run's
+/// transaction holds the other).
 pub struct Retries {
     store: Box<dyn Store>,
-    of_run: Option<i64>,
+    filter: FailureFilter,
     /// `--timezone`: the zone a retried order's local times are read in.
     zone: Option<Zone>,
     after: Option<crate::model::failure::FailureKey>,
@@ -118,10 +119,10 @@ pub struct Retries {
 }
 
 impl Retries {
-    pub fn new(store: Box<dyn Store>, of_run: Option<i64>, zone: Option<Zone>) -> Retries {
+    pub fn new(store: Box<dyn Store>, filter: FailureFilter, zone: Option<Zone>) -> Retries {
         Retries {
             store,
-            of_run,
+            filter,
             zone,
             after: None,
             page: VecDeque::new(),
@@ -136,7 +137,7 @@ impl Iterator for Retries {
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.page.is_empty() && !self.done {
-            match self.store.open_failures(self.of_run, self.after, PAGE) {
+            match self.store.open_failures(&self.filter, self.after, PAGE) {
                 Ok(page) => {
                     self.done = page.len() < PAGE;
                     self.page = page.into();

@@ -41,15 +41,15 @@ use inputs::{InputMeta, Opened};
 /// Where a run's orders come from.
 enum Plan {
     Files(Vec<String>),
-    Retry(Option<i64>),
+    Retry(store::FailureFilter),
 }
 
 pub fn process(cfg: &Config, opts: &RunOptions) -> Result<Exit> {
     Run::new(cfg, opts, RunKind::Process).execute(Plan::Files(opts.files.clone()))
 }
 
-pub fn reprocess(cfg: &Config, opts: &RunOptions, of_run: Option<i64>) -> Result<Exit> {
-    Run::new(cfg, opts, RunKind::Reprocess).execute(Plan::Retry(of_run))
+pub fn reprocess(cfg: &Config, opts: &RunOptions, retry: store::FailureFilter) -> Result<Exit> {
+    Run::new(cfg, opts, RunKind::Reprocess).execute(Plan::Retry(retry))
 }
 
 /// What a run is asked to do, for its whole life (nothing here changes).
@@ -140,7 +140,7 @@ impl<'a> Run<'a> {
         *started = Some((0, metas.clone()));
         self.progress = self.progress_line(&metas);
         let mut store = store::open(&self.cfg.db, self.cfg.lock_timeout)?;
-        if let Plan::Retry(Some(id)) = plan {
+        if let Plan::Retry(store::FailureFilter { run: Some(id), .. }) = plan {
             if store.run(id)?.is_none() {
                 let db = store.name().to_string();
                 return Err(UsageError(format!("there is no run {id} in {db}")).into());
@@ -286,10 +286,10 @@ impl<'a> Run<'a> {
                 inputs.into_iter().map(|o| o.orders).collect(),
                 RetriedRuns::default(),
             ),
-            Plan::Retry(of_run) => {
+            Plan::Retry(retry) => {
                 // A store of its own: the run's transaction holds the other.
                 let store = store::open(&self.cfg.db, self.cfg.lock_timeout)?;
-                let retries = inputs::Retries::new(store, *of_run, self.opts.timezone);
+                let retries = inputs::Retries::new(store, retry.clone(), self.opts.timezone);
                 let runs = Arc::clone(&retries.runs);
                 (vec![Box::new(retries)], runs)
             }

@@ -7,7 +7,9 @@
 //! that is neither such a URL nor a plain path is refused ([`check`] does the
 //! same up front, before a command reads or creates anything).
 
+mod closing;
 mod postgres;
+mod prune;
 mod rows;
 mod sqlite;
 
@@ -15,10 +17,12 @@ use std::time::Duration;
 
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, FailedOrder, Product, ValidOrder};
-use crate::model::run::{RunKind, RunRecord};
-use crate::model::Format;
+use crate::model::run::{RunKind, RunRecord, RunStatus};
+use crate::model::{ErrorCode, Format};
 
+pub use closing::{CloseResult, CloseSelection, Closing};
 pub use postgres::UrlError;
+pub use prune::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Reclaimed};
 
 /// A database error, whatever the backend. Every message names the database
 /// and says what to do (but one: a `--db` that cannot be read cannot be
@@ -44,6 +48,10 @@ pub enum StoreError {
     TooNew { db: String, found: i64, known: i64 },
     #[error("cannot open the database {db}: {what}")]
     Unavailable { db: String, what: String },
+    /// A command that only reads was given a SQLite path where no file is:
+    /// a typo, most likely; nothing was created.
+    #[error("no database at {db}: check --db (commands that write create it)")]
+    Missing { db: String },
     /// The connection broke while a command used it (the server stopped or
     /// restarted, the network failed): its open transaction was rolled back.
     #[error("the connection to the database {db} was lost ({what}): check that the server runs, then run the same command again (it finishes the work exactly once)")]
@@ -88,6 +96,8 @@ pub enum LedgerReason {
     Receive,
     Order,
     Reprocess,
+    /// The sum of entries `runs prune` compacted, one per sku.
+    Carried,
 }
 
 impl LedgerReason {
@@ -97,6 +107,7 @@ impl LedgerReason {
             LedgerReason::Receive => "receive",
             LedgerReason::Order => "order",
             LedgerReason::Reprocess => "reprocess",
+            LedgerReason::Carried => "carried",
         }
     }
 }
@@ -212,6 +223,21 @@ impl StoredFailure {
     }
 }
 
+/// Which open failures to read: of one run or of all, of these error codes
+/// or of any (`reprocess --code`, `failures list --code`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureFilter {
+    pub run: Option<i64>,
+    pub codes: Vec<ErrorCode>,
+}
+
+impl FailureFilter {
+    /// The codes as stored, `None` for any.
+    pub fn code_names(&self) -> Option<Vec<&'static str>> {
+        (!self.codes.is_empty()).then(|| self.codes.iter().map(|c| c.as_str()).collect())
+    }
+}
+
 /// The fate of failed orders, seen from one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolutions {
@@ -227,45 +253,46 @@ pub struct Resolutions {
     pub closed: Vec<(String, String, i64)>,
 }
 
-/// What became of a request to close one failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseResult {
-    Closed,
-    /// The record exists but is not open (its state says why).
-    NotOpen(FailureState),
-    Missing,
+/// Which runs of the history to read: of one status (as the history shows
+/// it: a running run whose process is gone reads as interrupted), the
+/// newest `limit` of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub limit: Option<usize>,
 }
 
-impl CloseResult {
-    /// What closing these ids, in order, does to failures in these states
-    /// (an id without a state does not exist): only an open failure is
-    /// closed, once; the same id again finds it closed. All or nothing: when
-    /// one id cannot be closed, none is. Returns each id's result and the
-    /// ids to close.
-    pub fn plan<K: Copy + Eq + std::hash::Hash>(
-        ids: &[K],
-        states: &std::collections::HashMap<K, FailureState>,
-    ) -> (Vec<(K, CloseResult)>, Vec<K>) {
-        let mut closing = Vec::new();
-        let results = ids
-            .iter()
-            .map(|id| {
-                let res = match states.get(id) {
-                    None => CloseResult::Missing,
-                    Some(_) if closing.contains(id) => CloseResult::NotOpen(FailureState::Closed),
-                    Some(FailureState::Open) => {
-                        closing.push(*id);
-                        CloseResult::Closed
-                    }
-                    Some(other) => CloseResult::NotOpen(*other),
-                };
-                (*id, res)
-            })
-            .collect::<Vec<_>>();
-        if results.iter().any(|(_, r)| *r != CloseResult::Closed) {
-            closing.clear();
+impl RunFilter {
+    /// The stored statuses a run must have to be shown with `status`
+    /// (`None`: any). A stored 'running' may read as interrupted, so both
+    /// are read for either.
+    pub fn stored(&self) -> Option<Vec<&'static str>> {
+        self.status.map(|s| match s {
+            RunStatus::Running | RunStatus::Interrupted => {
+                vec![RunStatus::Running.as_str(), RunStatus::Interrupted.as_str()]
+            }
+            other => vec![other.as_str()],
+        })
+    }
+
+    /// The limit the query itself may apply: none where liveness decides
+    /// which rows are shown (they are cut after it, by [`RunFilter::keep`]).
+    pub fn query_limit(&self) -> Option<i64> {
+        match self.status {
+            Some(RunStatus::Running | RunStatus::Interrupted) => None,
+            _ => self.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
         }
-        (results, closing)
+    }
+
+    /// The runs read, their liveness applied, as the filter shows them.
+    pub fn keep(&self, mut runs: Vec<RunRecord>) -> Vec<RunRecord> {
+        if let Some(s) = self.status {
+            runs.retain(|r| r.summary.status == s);
+        }
+        if let Some(n) = self.limit {
+            runs.truncate(n);
+        }
+        runs
     }
 }
 
@@ -298,12 +325,12 @@ pub trait Queries {
         run_id: i64,
         each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
     ) -> Result<()>;
-    /// Up to `limit` open failures after the key `after`, of one run or of
-    /// all, in key order: oldest run first, each run's in input order (a
-    /// page; call again from the last key).
+    /// Up to `limit` open failures after the key `after`, as `filter`
+    /// selects them, in key order: oldest run first, each run's in input
+    /// order (a page; call again from the last key).
     fn open_failures(
         &mut self,
-        of_run: Option<i64>,
+        filter: &FailureFilter,
         after: Option<FailureKey>,
         limit: usize,
     ) -> Result<Vec<StoredFailure>>;
@@ -342,12 +369,12 @@ macro_rules! delegate_queries {
 
             fn open_failures(
                 &mut self,
-                of_run: Option<i64>,
+                filter: &$crate::store::FailureFilter,
                 after: Option<$crate::model::failure::FailureKey>,
                 limit: usize,
             ) -> $crate::store::Result<Vec<$crate::store::StoredFailure>> {
                 let $this = self;
-                queries::open_failures($($lead),+, of_run, after, limit)
+                queries::open_failures($($lead),+, filter, after, limit)
             }
 
             fn failures_by_key(
@@ -382,25 +409,27 @@ pub trait Store: Queries + Send {
     /// Mark the runs left running by a process that is gone as interrupted;
     /// returns their ids.
     fn reap_interrupted(&mut self) -> Result<Vec<i64>>;
-    /// The history, newest first; a running run whose process is gone shows
-    /// as interrupted.
-    fn runs(&mut self) -> Result<Vec<RunRecord>>;
+    /// The history, newest first, as `filter` selects it; a running run
+    /// whose process is gone shows as interrupted.
+    fn runs(&mut self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
     fn run(&mut self, id: i64) -> Result<Option<RunRecord>>;
     /// When a run last completed and committed (its finished_at), if ever.
     fn last_success(&mut self) -> Result<Option<String>>;
     /// What became of a run's failed orders, and which earlier ones it resolved.
     fn resolutions(&mut self, run_id: i64) -> Result<Resolutions>;
-    /// Close open failures by hand, all or nothing (see
-    /// [`CloseResult::plan`]), in one transaction that holds them: a run
-    /// holding one (`Tx::hold_failures`) is waited for, and what it settled
-    /// is seen.
+    /// Close open failures by hand (by key, by code, by order id), all or
+    /// nothing (see [`CloseResult::plan`]), in one transaction that holds
+    /// them: a run holding one (`Tx::hold_failures`) is waited for, and
+    /// what it settled is seen.
     fn close_failures(
         &mut self,
-        keys: &[FailureKey],
+        sel: &CloseSelection,
         reason: &str,
         by: &str,
         at: &str,
-    ) -> Result<Vec<(FailureKey, CloseResult)>>;
+    ) -> Result<Closing> {
+        closing::close_in(self.begin()?, sel, reason, by, at)
+    }
     /// Hold the catalog (prices, currencies, products) steady for a run that
     /// validates before it locks (shared), or take it alone to change it
     /// (exclusive); released when the store is dropped. No-op where a run
@@ -408,6 +437,23 @@ pub trait Store: Queries + Send {
     fn hold_catalog(&mut self, exclusive: bool) -> Result<()>;
     /// The database's own integrity check and the stock ledger.
     fn check(&mut self) -> Result<Vec<Fault>>;
+
+    /// The runs `runs prune --before` may forget (see [`OldRun`]), oldest
+    /// first; never one still running.
+    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>>;
+    /// Forget what `runs prune` forgets of a batch of runs, in one short
+    /// transaction (see [`PruneBatch`], [`Pruned`]): their skip records and
+    /// settled failure records go, their ledger entries become one
+    /// carried-forward entry per sku, their applied orders keep only what a
+    /// re-run needs (id, fingerprint, run), and they are marked pruned.
+    /// Their open failures stay. Dry, it only counts.
+    fn prune(&mut self, batch: &PruneBatch<'_>) -> Result<Pruned>;
+    /// When run `id` was pruned, if it was.
+    fn pruned_at(&mut self, id: i64) -> Result<Option<String>>;
+    /// Give the space pruning freed back to the file system, where the
+    /// backend must be asked to (SQLite); `None` where the server does it
+    /// by itself (PostgreSQL's autovacuum).
+    fn reclaim(&mut self) -> Result<Option<Reclaimed>>;
 }
 
 /// A transaction. Dropping it without [`Tx::commit`] rolls it back.
@@ -444,6 +490,20 @@ pub trait Tx: Queries {
     fn hold_failures(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
         self.failures_by_key(keys)
     }
+    /// The open failures of the filter's run and codes, and of these order
+    /// ids (any when empty), held as [`Tx::hold_failures`] holds them, in
+    /// key order.
+    fn hold_open(
+        &mut self,
+        filter: &FailureFilter,
+        order_ids: &[String],
+    ) -> Result<Vec<StoredFailure>>;
+    /// The newest failure of each of these order ids (a later run's record
+    /// of an order is the one that superseded the earlier), final records
+    /// (duplicates) left out.
+    fn newest_failures(&mut self, order_ids: &[String]) -> Result<Vec<StoredFailure>>;
+    /// Mark these failure records closed by hand, with who and why.
+    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()>;
     /// Store these orders as applied where their id is new; for the others,
     /// what was applied before. Waits for a concurrent run that holds an id.
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>>;
@@ -524,7 +584,27 @@ pub fn check(db: &str) -> Result<()> {
 pub fn open(db: &str, lock_timeout: Duration) -> Result<Box<dyn Store>> {
     match Location::of(db)? {
         Location::Postgres(url) => postgres::open(&url, lock_timeout),
-        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(&path, lock_timeout)?)),
+        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(
+            &path,
+            lock_timeout,
+            true,
+        )?)),
+    }
+}
+
+/// Open the database `db` names for a command that only reads: as
+/// [`open`] (an older schema is migrated), but a SQLite file that does not
+/// exist is [`StoreError::Missing`] and is not created — an empty history
+/// from a mistyped `--db` would read as "nothing happened". (A PostgreSQL
+/// database is never created by orderbatch.)
+pub fn open_existing(db: &str, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+    match Location::of(db)? {
+        Location::Postgres(url) => postgres::open(&url, lock_timeout),
+        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(
+            &path,
+            lock_timeout,
+            false,
+        )?)),
     }
 }
 
@@ -594,32 +674,6 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod backoff_tests {
     use super::*;
-
-    #[test]
-    fn only_open_failures_are_closed_and_each_once() {
-        let states = [
-            (1, FailureState::Open),
-            (2, FailureState::Resolved),
-            (3, FailureState::Open),
-        ]
-        .into_iter()
-        .collect();
-        let (results, closing) = CloseResult::plan(&[1, 2, 3, 1, 4], &states);
-        assert_eq!(
-            results,
-            vec![
-                (1, CloseResult::Closed),
-                (2, CloseResult::NotOpen(FailureState::Resolved)),
-                (3, CloseResult::Closed),
-                (1, CloseResult::NotOpen(FailureState::Closed)),
-                (4, CloseResult::Missing),
-            ]
-        );
-        assert!(closing.is_empty(), "all or nothing");
-        let (results, closing) = CloseResult::plan(&[3, 1], &states);
-        assert!(results.iter().all(|(_, r)| *r == CloseResult::Closed));
-        assert_eq!(closing, vec![3, 1]);
-    }
 
     #[test]
     fn backoff_delays_stay_within_the_growing_ceiling() {

@@ -7,6 +7,7 @@
 //! from one whose process or host died (the server then rolled it back).
 
 mod connect;
+mod prune;
 mod queries;
 mod tx;
 mod url;
@@ -18,18 +19,21 @@ use postgres::{Client, GenericClient};
 
 pub use url::{is_url, refuse_lookalikes, PgUrl, UrlError};
 
-use super::{CloseResult, Concurrency, Fault, Resolutions, Result, Store, StoreError, Tx};
-use crate::model::failure::{FailureKey, FailureState};
+use super::{
+    Backoff, Concurrency, Fault, OldRun, PruneBatch, Pruned, Reclaimed, Resolutions, Result,
+    RunFilter, Store, StoreError, Tx,
+};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
 /// Version files by version; a new database starts at version 2 (the
 /// version SQLite databases reached when PostgreSQL support began).
-const MIGRATIONS: [(i32, &str); 2] = [
+const MIGRATIONS: [(i32, &str); 3] = [
     (2, include_str!("../../../schema/postgres/v2.sql")),
     (3, include_str!("../../../schema/postgres/v3.sql")),
+    (4, include_str!("../../../schema/postgres/v4.sql")),
 ];
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 
 /// Advisory lock keys: a run's own (high half of the key, the run id in the
 /// low half), the catalog's, and the migration's.
@@ -263,13 +267,13 @@ impl Store for PgStore {
         Ok(dead)
     }
 
-    fn runs(&mut self) -> Result<Vec<RunRecord>> {
-        let runs = queries::runs(&mut self.client, &self.db, None)?;
-        self.with_liveness(runs)
+    fn runs(&mut self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let runs = queries::runs(&mut self.client, &self.db, None, filter)?;
+        Ok(filter.keep(self.with_liveness(runs)?))
     }
 
     fn run(&mut self, id: i64) -> Result<Option<RunRecord>> {
-        let runs = queries::runs(&mut self.client, &self.db, Some(id))?;
+        let runs = queries::runs(&mut self.client, &self.db, Some(id), &RunFilter::default())?;
         Ok(self.with_liveness(runs)?.pop())
     }
 
@@ -286,34 +290,6 @@ impl Store for PgStore {
 
     fn resolutions(&mut self, run_id: i64) -> Result<Resolutions> {
         queries::resolutions(&mut self.client, &self.db, run_id)
-    }
-
-    fn close_failures(
-        &mut self,
-        keys: &[FailureKey],
-        reason: &str,
-        by: &str,
-        at: &str,
-    ) -> Result<Vec<(FailureKey, CloseResult)>> {
-        let db = self.db.clone();
-        let mut tx = self.client.transaction().map_err(|e| db.err(e))?;
-        // Held in key order, as runs hold them (Tx::hold_failures): a close
-        // and a reprocess never wait for each other both ways.
-        let held = queries::failures_by_key(&mut tx, &db, keys, true)?;
-        let states = held.iter().map(|f| (f.key(), f.state)).collect();
-        let (out, closing) = CloseResult::plan(keys, &states);
-        let ids: Vec<i64> = held
-            .iter()
-            .filter(|f| closing.contains(&f.key()))
-            .map(|f| f.id)
-            .collect();
-        tx.execute(
-            "UPDATE failed_orders SET state = $2, closed_by = $3, closed_reason = $4, closed_at = $5 WHERE id = ANY($1)",
-            &[&ids, &FailureState::Closed.as_str(), &by, &reason, &at],
-        )
-        .map_err(|e| db.err(e))?;
-        tx.commit().map_err(|e| db.err(e))?;
-        Ok(out)
     }
 
     fn hold_catalog(&mut self, exclusive: bool) -> Result<()> {
@@ -333,6 +309,37 @@ impl Store for PgStore {
         let mut faults = queries::integrity(&mut self.client, &self.db)?;
         faults.extend(queries::ledger_faults(&mut self.client, &self.db)?);
         Ok(faults)
+    }
+
+    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>> {
+        prune::old_runs(&mut self.client, &self.db, before)
+    }
+
+    fn prune(&mut self, batch: &PruneBatch<'_>) -> Result<Pruned> {
+        // A deadlock with another transaction rolled the batch back: again,
+        // with the runs' backoff, until the lock timeout.
+        let backoff = Backoff::new(self.db.lock_timeout);
+        let deadline = std::time::Instant::now() + self.db.lock_timeout;
+        let mut seed = super::seed();
+        let mut attempt = 0;
+        loop {
+            match prune::batch(&mut self.client, &self.db, batch) {
+                Err(StoreError::Contention { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(backoff.delay(attempt, &mut seed));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn pruned_at(&mut self, id: i64) -> Result<Option<String>> {
+        prune::pruned_at(&mut self.client, &self.db, id)
+    }
+
+    fn reclaim(&mut self) -> Result<Option<Reclaimed>> {
+        // The server's autovacuum makes the space of deleted rows reusable.
+        Ok(None)
     }
 }
 

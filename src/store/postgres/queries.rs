@@ -6,7 +6,7 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{Fault, Resolutions, Result, StoredFailure};
+use super::super::{FailureFilter, Fault, Resolutions, Result, RunFilter, StoredFailure};
 use super::Db;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
@@ -83,21 +83,30 @@ pub(super) fn failed_of_run(
 pub(super) fn open_failures(
     c: &mut impl GenericClient,
     db: &Db,
-    of_run: Option<i64>,
+    filter: &FailureFilter,
     after: Option<FailureKey>,
     limit: usize,
 ) -> Result<Vec<StoredFailure>> {
     let sql = format!(
         "SELECT {FAILURE_COLUMNS} FROM failed_orders
          WHERE state = $1 AND (run_id, run_seq) > ($2, $3) AND ($4::bigint IS NULL OR run_id = $4)
+           AND ($6::text[] IS NULL OR error_code = ANY($6))
          ORDER BY run_id, run_seq LIMIT $5"
     );
     let limit = limit as i64;
     let (run, seq) = after.map_or((i64::MIN, i64::MIN), |k| (k.run, k.seq as i64));
+    let codes = filter.code_names();
     let rows = c
         .query(
             &sql,
-            &[&FailureState::Open.as_str(), &run, &seq, &of_run, &limit],
+            &[
+                &FailureState::Open.as_str(),
+                &run,
+                &seq,
+                &filter.run,
+                &limit,
+                &codes,
+            ],
         )
         .map_err(|e| db.err(e))?;
     rows.iter().map(|r| failure_from_row(db, r)).collect()
@@ -121,6 +130,51 @@ pub(super) fn failures_by_key(
     rows.iter().map(|r| failure_from_row(db, r)).collect()
 }
 
+/// The open failures of the filter's run and codes and of these order ids
+/// (any when empty), locked in key order (the order runs hold them in).
+pub(super) fn hold_open(
+    c: &mut impl GenericClient,
+    db: &Db,
+    filter: &FailureFilter,
+    order_ids: &[String],
+) -> Result<Vec<StoredFailure>> {
+    let sql = format!(
+        "SELECT {FAILURE_COLUMNS} FROM failed_orders
+         WHERE state = $1 AND ($2::bigint IS NULL OR run_id = $2)
+           AND ($3::text[] IS NULL OR error_code = ANY($3))
+           AND ($4::text[] IS NULL OR order_id = ANY($4))
+         ORDER BY run_id, run_seq FOR UPDATE"
+    );
+    let codes = filter.code_names();
+    let orders = (!order_ids.is_empty()).then_some(order_ids);
+    let rows = c
+        .query(
+            &sql,
+            &[&FailureState::Open.as_str(), &filter.run, &codes, &orders],
+        )
+        .map_err(|e| db.err(e))?;
+    rows.iter().map(|r| failure_from_row(db, r)).collect()
+}
+
+/// The newest failure record of each order id that is not final.
+pub(super) fn newest_failures(
+    c: &mut impl GenericClient,
+    db: &Db,
+    order_ids: &[String],
+) -> Result<Vec<StoredFailure>> {
+    let sql = format!(
+        "SELECT * FROM (
+             SELECT DISTINCT ON (order_id) {FAILURE_COLUMNS} FROM failed_orders
+             WHERE order_id = ANY($1) AND state <> $2
+             ORDER BY order_id, run_id DESC, run_seq DESC) t
+         ORDER BY run_id, run_seq"
+    );
+    let rows = c
+        .query(&sql, &[&order_ids, &FailureState::Final.as_str()])
+        .map_err(|e| db.err(e))?;
+    rows.iter().map(|r| failure_from_row(db, r)).collect()
+}
+
 pub(super) fn accepted_of_run(
     c: &mut impl GenericClient,
     db: &Db,
@@ -128,7 +182,7 @@ pub(super) fn accepted_of_run(
     each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
 ) -> Result<()> {
     let sql = "SELECT run_seq, order_id, 0, source_file, source_line, placed_at, customer_email, currency, lines, units, total, payment_method
-               FROM orders WHERE run_id = $1
+               FROM orders WHERE run_id = $1 AND items <> ''
                UNION ALL
                SELECT run_seq, order_id, 1, source_file, source_line, placed_at, customer_email, currency, lines, units, total, payment_method
                FROM run_skips WHERE run_id = $1
@@ -158,12 +212,24 @@ const RUN_COLUMNS: &str =
     "id, command, status, started_at, finished_at, duration_ms, orders, accepted, \
      skipped, failed, lines, units, errors_by_code, retried_runs, report_format, message, host";
 
-/// Runs, newest first (one when `id` is given).
-pub(super) fn runs(c: &mut impl GenericClient, db: &Db, id: Option<i64>) -> Result<Vec<RunRecord>> {
+/// Runs, newest first (one when `id` is given; else of the stored statuses
+/// and up to the limit the filter gives).
+pub(super) fn runs(
+    c: &mut impl GenericClient,
+    db: &Db,
+    id: Option<i64>,
+    filter: &RunFilter,
+) -> Result<Vec<RunRecord>> {
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE $1::bigint IS NULL OR id = $1 ORDER BY id DESC"
+        "SELECT {RUN_COLUMNS} FROM runs
+         WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text[] IS NULL OR status = ANY($2))
+         ORDER BY id DESC LIMIT $3"
     );
-    let rows = c.query(&sql, &[&id]).map_err(|e| db.err(e))?;
+    let statuses = filter.stored();
+    let limit = filter.query_limit();
+    let rows = c
+        .query(&sql, &[&id, &statuses, &limit])
+        .map_err(|e| db.err(e))?;
     let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     let inputs = c
         .query(

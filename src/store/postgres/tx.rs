@@ -10,7 +10,8 @@ use postgres::types::{ToSql, Type};
 use postgres::Transaction;
 
 use super::super::{
-    Applied, Claim, Committed, LedgerReason, NewOrder, Result, StoreError, Tx, Writes,
+    Applied, Claim, Committed, FailureFilter, LedgerReason, NewOrder, Result, StoreError,
+    StoredFailure, Tx, Writes,
 };
 use super::{queries, Db};
 use crate::model::failure::FailureState;
@@ -548,6 +549,26 @@ impl Tx for PgTx<'_> {
     fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
         self.sent += 1;
         queries::finish_run(&mut self.tx, &self.db, record)
+    }
+
+    fn hold_open(
+        &mut self,
+        filter: &FailureFilter,
+        order_ids: &[String],
+    ) -> Result<Vec<StoredFailure>> {
+        queries::hold_open(&mut self.tx, &self.db, filter, order_ids)
+    }
+
+    fn newest_failures(&mut self, order_ids: &[String]) -> Result<Vec<StoredFailure>> {
+        queries::newest_failures(&mut self.tx, &self.db, order_ids)
+    }
+
+    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()> {
+        self.execute(
+            "UPDATE failed_orders SET state = $2, closed_by = $3, closed_reason = $4, closed_at = $5 WHERE id = ANY($1)",
+            &[&failure_ids, &FailureState::Closed.as_str(), &by, &reason, &at],
+        )?;
+        Ok(())
     }
 
     /// A rehearsal claims as a run does: the inserted ids make it wait for

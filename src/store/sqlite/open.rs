@@ -1,5 +1,6 @@
 //! Opening a SQLite file, with a message that says what is wrong with a path
-//! that cannot be a database and what to do about it.
+//! that cannot be a database and what to do about it; a command that only
+//! reads never creates one.
 
 use std::path::Path;
 
@@ -54,17 +55,32 @@ fn writable(p: &Path) -> bool {
     rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok()
 }
 
-/// Open the database file at `path`, creating it when missing.
-pub(super) fn connect(path: &str) -> Result<Connection> {
+/// Open the database file at `path`, creating it when missing if `create`
+/// says so (commands that write); else a missing file is
+/// [`StoreError::Missing`] and nothing is created.
+pub(super) fn connect(path: &str, create: bool) -> Result<Connection> {
     if let Some(what) = diagnose(path) {
         return Err(unavailable(path, what));
     }
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| unavailable(path, format!("{e}: check the path and its permissions")))?;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    } else if !Path::new(path).exists() {
+        return Err(StoreError::Missing {
+            db: path.to_string(),
+        });
+    }
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        // Gone between the look and the open: still nothing created.
+        if !create && e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) {
+            return StoreError::Missing {
+                db: path.to_string(),
+            };
+        }
+        unavailable(path, format!("{e}: check the path and its permissions"))
+    })?;
     // A file that is not a database is found on the first read.
     match conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)) {
         Ok(_) => Ok(conn),

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, Params, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{Fault, Resolutions, Result, StoredFailure};
+use super::super::{FailureFilter, Fault, Resolutions, Result, RunFilter, StoredFailure};
 use super::store_err;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
@@ -96,23 +96,27 @@ pub(super) fn failed_of_run(
 pub(super) fn open_failures(
     c: &Connection,
     db: &str,
-    of_run: Option<i64>,
+    filter: &FailureFilter,
     after: Option<FailureKey>,
     limit: usize,
 ) -> Result<Vec<StoredFailure>> {
     let sql = format!(
         "SELECT {FAILURE_COLUMNS} FROM failed_orders
          WHERE state = ?1 AND (run_id, run_seq) > (?2, ?3) AND (?4 IS NULL OR run_id = ?4)
+           AND (?6 IS NULL OR error_code IN (SELECT value FROM json_each(?6)))
          ORDER BY run_id, run_seq LIMIT ?5"
     );
     let mut out = Vec::new();
     let open = FailureState::Open.as_str();
     let (run, seq) = after.map_or((i64::MIN, i64::MIN), |k| (k.run, k.seq as i64));
+    let codes = filter
+        .code_names()
+        .map(|c| serde_json::to_string(&c).unwrap_or_else(|_| "[]".into()));
     each_failure(
         c,
         db,
         &sql,
-        params![open, run, seq, of_run, limit as i64],
+        params![open, run, seq, filter.run, limit as i64, codes],
         &mut |f| {
             out.push(f);
             Ok(())
@@ -142,6 +146,69 @@ pub(super) fn failures_by_key(
     Ok(out)
 }
 
+/// The open failures of the filter's run and codes and of these order ids
+/// (any when empty), in key order. (A write transaction holds the whole
+/// database: nothing to lock row by row.)
+pub(super) fn open_of(
+    c: &Connection,
+    db: &str,
+    filter: &FailureFilter,
+    order_ids: &[String],
+) -> Result<Vec<StoredFailure>> {
+    let sql = format!(
+        "SELECT {FAILURE_COLUMNS} FROM failed_orders
+         WHERE state = ?1 AND (?2 IS NULL OR run_id = ?2)
+           AND (?3 IS NULL OR error_code IN (SELECT value FROM json_each(?3)))
+           AND (?4 IS NULL OR order_id IN (SELECT value FROM json_each(?4)))
+         ORDER BY run_id, run_seq"
+    );
+    let json = |v: Vec<&str>| serde_json::to_string(&v).unwrap_or_else(|_| "[]".into());
+    let codes = filter.code_names().map(json);
+    let orders =
+        (!order_ids.is_empty()).then(|| json(order_ids.iter().map(String::as_str).collect()));
+    let mut out = Vec::new();
+    let open = FailureState::Open.as_str();
+    each_failure(
+        c,
+        db,
+        &sql,
+        params![open, filter.run, codes, orders],
+        &mut |f| {
+            out.push(f);
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// The newest failure record of each order id that is not final.
+pub(super) fn newest_failures(
+    c: &Connection,
+    db: &str,
+    order_ids: &[String],
+) -> Result<Vec<StoredFailure>> {
+    let sql = format!(
+        "SELECT {FAILURE_COLUMNS} FROM (
+             SELECT *, row_number() OVER (PARTITION BY order_id ORDER BY run_id DESC, run_seq DESC) AS n
+             FROM failed_orders
+             WHERE order_id IN (SELECT value FROM json_each(?1)) AND state <> ?2)
+         WHERE n = 1 ORDER BY run_id, run_seq"
+    );
+    let ids = serde_json::to_string(order_ids).unwrap_or_else(|_| "[]".into());
+    let mut out = Vec::new();
+    each_failure(
+        c,
+        db,
+        &sql,
+        params![ids, FailureState::Final.as_str()],
+        &mut |f| {
+            out.push(f);
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
 pub(super) fn accepted_of_run(
     c: &Connection,
     db: &str,
@@ -149,7 +216,7 @@ pub(super) fn accepted_of_run(
     each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
 ) -> Result<()> {
     let sql = "SELECT run_seq, order_id, 0, source_file, source_line, placed_at, customer_email, currency, lines, units, total, payment_method
-               FROM orders WHERE run_id = ?1
+               FROM orders WHERE run_id = ?1 AND items <> ''
                UNION ALL
                SELECT run_seq, order_id, 1, source_file, source_line, placed_at, customer_email, currency, lines, units, total, payment_method
                FROM run_skips WHERE run_id = ?1
@@ -185,15 +252,24 @@ pub(super) fn accepted_of_run(
 const RUN_COLUMNS: &str = "id, command, status, started_at, finished_at, duration_ms, orders, accepted, \
      skipped, failed, lines, units, errors_by_code, retried_runs, report_format, message, host, pid";
 
-/// Runs, newest first (one when `id` is given), each with its pid.
+/// Runs, newest first (one when `id` is given; else of the stored statuses
+/// and up to the limit the filter gives), each with its pid.
 pub(super) fn runs(
     c: &Connection,
     db: &str,
     id: Option<i64>,
+    filter: &RunFilter,
 ) -> Result<Vec<(RunRecord, Option<i64>)>> {
-    let sql =
-        format!("SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC");
-    let raw = all(c, db, &sql, [id], |r| {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs
+         WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR status IN (SELECT value FROM json_each(?2)))
+         ORDER BY id DESC LIMIT ?3"
+    );
+    let statuses = filter
+        .stored()
+        .map(|s| serde_json::to_string(&s).unwrap_or_else(|_| "[]".into()));
+    let limit = filter.query_limit().unwrap_or(-1);
+    let raw = all(c, db, &sql, params![id, statuses, limit], |r| {
         Ok((
             RawRun {
                 id: r.get(0)?,

@@ -6,7 +6,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::{
-    Applied, Claim, Committed, LedgerReason, NewOrder, Result, StoreError, Tx, Writes,
+    Applied, Claim, Committed, FailureFilter, LedgerReason, NewOrder, Result, StoreError,
+    StoredFailure, Tx, Writes,
 };
 use super::{queries, store_err};
 use crate::model::failure::FailureState;
@@ -459,6 +460,31 @@ impl Tx for SqliteTx<'_> {
 
     fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
         self.run(|c| queries::finish_run(c, record))
+    }
+
+    fn hold_open(
+        &mut self,
+        filter: &FailureFilter,
+        order_ids: &[String],
+    ) -> Result<Vec<StoredFailure>> {
+        queries::open_of(self.conn, &self.path, filter, order_ids)
+    }
+
+    fn newest_failures(&mut self, order_ids: &[String]) -> Result<Vec<StoredFailure>> {
+        queries::newest_failures(self.conn, &self.path, order_ids)
+    }
+
+    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()> {
+        self.run(|c| {
+            let mut st = c.prepare_cached(
+                "UPDATE failed_orders SET state = ?2, closed_by = ?3, closed_reason = ?4, closed_at = ?5
+                 WHERE id = ?1",
+            )?;
+            for id in failure_ids {
+                st.execute(params![id, FailureState::Closed.as_str(), by, reason, at])?;
+            }
+            Ok(())
+        })
     }
 
     /// The claimed ids go to a table of their own instead, created inside
