@@ -312,19 +312,15 @@ impl<W: Write> FailedWriter<W> {
             FailedWriter::Table(w, slots) => {
                 if f.body.rows.is_empty() {
                     let mut cells = vec![""; slots.len()];
-                    cells.extend([f.code.as_str(), &f.detail, &f.source_file, &line, id]);
+                    let detail = f.detail();
+                    cells.extend([f.code.as_str(), &detail, &f.source_file, &line, id]);
                     return w.row(&cells);
                 }
                 // Each row carries its own problems (the first also the order's):
                 // a report stays proportional to its input.
-                let per_row = f.body.rows.iter().any(|r| !r.detail.is_empty());
                 for (i, row) in f.body.rows.iter().enumerate() {
-                    let detail = match (per_row, i) {
-                        (true, _) => row.detail.as_str(),
-                        (false, 0) => f.detail.as_str(),
-                        (false, _) => "",
-                    };
-                    let tail = [f.code.as_str(), detail, &f.source_file, &line, id];
+                    let detail = f.row_detail(i);
+                    let tail = [f.code.as_str(), &detail, &f.source_file, &line, id];
                     let mut cells: Vec<&str> = slots
                         .iter()
                         .map(|slot| match slot {
@@ -376,7 +372,7 @@ impl<W: Write> FailedWriter<W> {
                     }
                 }
                 obj.insert("error_code".into(), f.code.as_str().into());
-                obj.insert("error_detail".into(), f.detail.clone().into());
+                obj.insert("error_detail".into(), f.detail().into_owned().into());
                 obj.insert("source_file".into(), f.source_file.clone().into());
                 obj.insert("source_line".into(), f.source_line.into());
                 obj.insert("failure_id".into(), id.into());

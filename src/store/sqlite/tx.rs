@@ -142,7 +142,8 @@ fn insert_failure(
         seq as i64,
         f.order_id,
         f.code.as_str(),
-        f.detail,
+        // Empty where the body holds the problems: the text is rendered on read.
+        f.stored_detail,
         f.source_file,
         f.source_line as i64,
         body,
