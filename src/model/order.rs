@@ -175,6 +175,24 @@ impl Problem {
         out.push_str(": ");
         out.push_str(&self.text(body));
     }
+
+    /// `CODE: message` for the failed report's row it is about, appended to
+    /// `out`: a fact leaves out the values the row shows in its own cells.
+    fn render_on_row(&self, body: &FailedBody, out: &mut String) {
+        let short = match (&self.message, self.row) {
+            (Message::UnknownSku, Some(_)) => "sku is not in the catalog".to_string(),
+            (Message::CatalogCurrency(cur), Some(_)) => {
+                format!("currency is not the catalog currency {cur} of the sku")
+            }
+            (Message::CatalogPrice(price), Some(_)) => {
+                format!("unit_price is not the catalog price {price}")
+            }
+            _ => return self.render(body, out),
+        };
+        out.push_str(self.code.as_str());
+        out.push_str(": ");
+        out.push_str(&short);
+    }
 }
 
 /// A catalog product; prices in minor units of its currency.
@@ -569,8 +587,8 @@ impl FailedOrder {
 
     /// The `error_detail` of the failed report's row `i`: that row's own
     /// problems (the first row also those of the order as a whole), without
-    /// the place the row itself shows, so that a report stays proportional
-    /// to its input.
+    /// what the row itself shows (its place, and the values a fact is
+    /// about), so that a report stays proportional to its input.
     pub fn row_detail(&self, i: usize) -> std::borrow::Cow<'_, str> {
         let rows = &self.body.rows;
         if self.body.problems.is_empty() {
@@ -590,7 +608,7 @@ impl FailedOrder {
                 if !out.is_empty() {
                     out.push_str("; ");
                 }
-                p.render(&self.body, &mut out);
+                p.render_on_row(&self.body, &mut out);
             }
         }
         out.into()
@@ -767,14 +785,16 @@ mod tests {
              PRICE_MISMATCH: unit_price \"2.51\" of sku \"SKU-2\" is not the catalog price 2.50 (line 4); \
              PAYMENT_MISMATCH: payment_amount 12.50 is not the order total"
         );
+        // A row's detail leaves out what the row shows: its line, and the
+        // values a fact is about.
         assert_eq!(
             f.row_detail(0),
-            "UNKNOWN_SKU: sku \"SKU-1\" is not in the catalog; \
+            "UNKNOWN_SKU: sku is not in the catalog; \
              PAYMENT_MISMATCH: payment_amount 12.50 is not the order total"
         );
         assert_eq!(
             f.row_detail(1),
-            "PRICE_MISMATCH: unit_price \"2.51\" of sku \"SKU-2\" is not the catalog price 2.50"
+            "PRICE_MISMATCH: unit_price is not the catalog price 2.50"
         );
         // The items of a JSONL order share a line: they are named by number.
         let mut g = f.clone();
@@ -793,8 +813,16 @@ mod tests {
         let mut h = f.clone();
         h.body.rows.truncate(1);
         h.body.problems.remove(1);
-        assert_eq!(h.detail(), h.row_detail(0));
-        assert!(!h.detail().contains("(line"));
+        assert_eq!(
+            h.detail(),
+            "UNKNOWN_SKU: sku \"SKU-1\" is not in the catalog; \
+             PAYMENT_MISMATCH: payment_amount 12.50 is not the order total"
+        );
+        assert_eq!(
+            h.row_detail(0),
+            "UNKNOWN_SKU: sku is not in the catalog; \
+             PAYMENT_MISMATCH: payment_amount 12.50 is not the order total"
+        );
     }
 
     #[test]

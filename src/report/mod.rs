@@ -438,8 +438,22 @@ pub fn render_failed<W: Write>(
     style: FailedStyle,
     out: W,
 ) -> anyhow::Result<W> {
-    let mut extras = ExtraColumns::default();
-    if format != Format::Jsonl {
+    render_failed_with(store, run_id, format, style, None, out)
+}
+
+/// As [`render_failed`]; `known`: the run's extra columns where the caller
+/// saw every failure it stored (the run itself), which spares a first pass
+/// over the failures.
+pub fn render_failed_with<W: Write>(
+    store: &mut dyn Queries,
+    run_id: i64,
+    format: Format,
+    style: FailedStyle,
+    known: Option<&ExtraColumns>,
+    out: W,
+) -> anyhow::Result<W> {
+    let mut extras = known.cloned().unwrap_or_default();
+    if format != Format::Jsonl && known.is_none() {
         store.failed_of_run(run_id, &mut |f: StoredFailure| {
             extras.add(&f.order);
             Ok(())

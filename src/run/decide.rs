@@ -146,12 +146,15 @@ impl Run<'_> {
     /// committed database sees the run), then the accepted one again when
     /// asked (its orders' fate changed after it was written), then
     /// summary.json, written last: a directory holding it is complete.
+    /// `extras`: the failed report's extra columns, where the run saw its
+    /// failures recorded in input order (else a first pass finds them).
     pub(super) fn write_reports(
         &self,
         store: &mut dyn Queries,
         run: &Started,
         record: &RunRecord,
         accepted_again: bool,
+        extras: Option<&crate::report::ExtraColumns>,
     ) -> Result<Duration> {
         let t = Instant::now();
         let format = self.opts.report_format;
@@ -181,7 +184,9 @@ impl Run<'_> {
         reports
             .file(&name)
             .map_err(anyhow::Error::from)
-            .and_then(|f| crate::report::render_failed(store, run.run_id, format, style, f))
+            .and_then(|f| {
+                crate::report::render_failed_with(store, run.run_id, format, style, extras, f)
+            })
             .and_then(|w| Ok(w.into_inner().map_err(|e| e.into_error())?.sync_all()?))
             .map_err(|e| report_error(e, reports, &name))?;
         reports

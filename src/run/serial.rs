@@ -65,7 +65,8 @@ impl Run<'_> {
             RunKind::Reprocess => LedgerReason::Reprocess,
         };
         applier.finish(&mut *tx, reason, &crate::now_rfc3339())?;
-        timings.report += self.write_reports(&mut *tx, run, &record, false)?;
+        timings.report +=
+            self.write_reports(&mut *tx, run, &record, false, Some(&applier.extras))?;
         let t = Instant::now();
         let (ending, warning) = if self.opts.dry_run {
             drop(tx);

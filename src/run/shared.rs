@@ -179,7 +179,7 @@ impl Run<'_> {
         let again = settled.flipped > 0;
         if self.opts.dry_run {
             // Nothing is committed: the reports come from the transaction.
-            timings.report += self.write_reports(&mut *tx, run, &record, again)?;
+            timings.report += self.write_reports(&mut *tx, run, &record, again, None)?;
             drop(tx);
             timings.locked = holding.elapsed();
             return Ok(Decided {
@@ -203,7 +203,7 @@ impl Run<'_> {
         timings.commit = t.elapsed();
         timings.locked = holding.elapsed();
         let t = Instant::now();
-        let written = self.write_reports(store, run, &record, again);
+        let written = self.write_reports(store, run, &record, again, None);
         timings.report += t.elapsed();
         let (warning, reports_ready) = match written {
             Ok(_) => (committed.warning, true),
