@@ -86,6 +86,8 @@ pub fn validate_chunk(chunk: Vec<RawOrder>, catalog: &Catalog) -> Vec<Checked> {
     chunk
         .into_par_iter()
         .map(|mut raw| {
+            // A JSONL line is parsed here, on the pool, not on the reader.
+            raw.parse_deferred();
             let verdict = validate(&raw, catalog);
             mask_card_numbers(&mut raw, matches!(verdict, Verdict::Valid(_)));
             Checked { raw, verdict }
@@ -101,6 +103,7 @@ pub fn validate_chunk(chunk: Vec<RawOrder>, catalog: &Catalog) -> Vec<Checked> {
 /// every cell but the identifier and number fields scanned, and the raw text
 /// of a record that could not be parsed loses every long run of digits.
 pub fn mask_card_numbers(raw: &mut RawOrder, valid: bool) {
+    raw.parse_deferred();
     let (columns, rows) = match &mut raw.body {
         RawBody::Malformed { raw, reason } => {
             if let std::borrow::Cow::Owned(m) = pan::mask_digit_runs(raw) {
@@ -112,6 +115,8 @@ pub fn mask_card_numbers(raw: &mut RawOrder, valid: bool) {
             return;
         }
         RawBody::Rows { columns, rows, .. } => (columns, rows),
+        // Parsed above.
+        RawBody::JsonLine { .. } => return,
     };
     // What each position holds: 0 an identifier or number, 1 free text a check read, 2 unread.
     let width = rows.iter().map(|r| r.record.len()).max().unwrap_or(0);
@@ -152,6 +157,7 @@ pub fn mask_card_numbers(raw: &mut RawOrder, valid: bool) {
 const MAX_RAW: usize = 1 << 20;
 
 pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
+    let raw = &*raw.parsed();
     let (columns, rows, no_items) = match &raw.body {
         RawBody::Malformed { reason, .. } => {
             // Its raw text is the failure record's (masked): said once, there.
@@ -159,6 +165,12 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
                 ErrorCode::MalformedRecord,
                 Message::Unparsed(pan::mask_digit_runs(reason).into_owned()),
             );
+            return Verdict::invalid(vec![p], None);
+        }
+        // Readers never make one (a JSON line is parsed above); a damaged
+        // stored failure could.
+        RawBody::JsonLine { .. } => {
+            let p = Problem::new(ErrorCode::MalformedRecord, "the record has no rows");
             return Verdict::invalid(vec![p], None);
         }
         RawBody::Rows { rows, .. } if rows.is_empty() => {
@@ -569,11 +581,14 @@ pub fn failed_order_of(
 /// The failed-order record of an order, without its problems: its rows with
 /// card numbers masked, for the database and the failed report.
 pub fn failed_order(raw: &RawOrder, code: ErrorCode, source_file: &str) -> FailedOrder {
+    let raw = &*raw.parsed();
     let body = match &raw.body {
         RawBody::Malformed { raw: text, .. } => FailedBody {
             raw: Some(masked_raw(text)),
             ..FailedBody::default()
         },
+        // Parsed above.
+        RawBody::JsonLine { .. } => FailedBody::default(),
         RawBody::Rows {
             columns,
             rows,
