@@ -406,6 +406,72 @@ pub struct FailedStyle {
     pub ids: bool,
 }
 
+/// The failed report of a run written as its orders are decided, on the
+/// report thread, instead of read back from the database after them: while
+/// no failed order has an extra column or a layout of its own, the header
+/// of ten fields is the one the report would have. Once one has, the stream
+/// gives up (`complete` is false) and the report is rendered from the
+/// database as before.
+pub struct FailedStream<W: Write> {
+    writer: FailedWriter<W>,
+    run_id: i64,
+    /// Rows name their stored failures (not in a dry run).
+    ids: bool,
+    /// The position in the run of the last order seen.
+    seq: u64,
+    complete: bool,
+}
+
+impl<W: Write> FailedStream<W> {
+    pub fn new(out: W, format: Format, style: FailedStyle, run_id: i64) -> io::Result<Self> {
+        Ok(FailedStream {
+            writer: FailedWriter::with_bom(out, format, ExtraColumns::default(), style.bom)?,
+            run_id,
+            ids: style.ids,
+            seq: 0,
+            complete: true,
+        })
+    }
+
+    /// The next order of the run, in input order; `failed` when it failed.
+    pub fn next(&mut self, failed: Option<FailedOrder>) -> io::Result<()> {
+        self.seq += 1;
+        let Some(order) = failed else {
+            return Ok(());
+        };
+        if !self.complete {
+            return Ok(());
+        }
+        let own_columns =
+            order.body.layout.is_some() || order.body.rows.iter().any(|r| !r.extra.is_empty());
+        if own_columns {
+            self.complete = false;
+            return Ok(());
+        }
+        let stored = StoredFailure {
+            id: 0,
+            run_id: self.run_id,
+            seq: self.seq,
+            state: crate::model::failure::FailureState::Open,
+            order,
+        };
+        let id = if self.ids {
+            failure_label(stored.key())
+        } else {
+            String::new()
+        };
+        self.writer.write_as(&stored, &id)
+    }
+
+    /// The writer, finished, when the stream holds the whole report.
+    pub fn finish(self) -> io::Result<Option<W>> {
+        if !self.complete {
+            return Ok(None);
+        }
+        self.writer.finish().map(Some)
+    }
+}
+
 /// Write a run's failed orders to `out`, from the database (two passes: the
 /// CSV header needs every extra column of the run).
 /// A run's accepted report (accepted and skipped orders in input order),
