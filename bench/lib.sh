@@ -2,7 +2,8 @@
 # `here` (this directory); `orders` and `work` are set by the caller before use.
 #
 #   bench_needs TOOL...   exit 2 naming the Debian package of a missing tool
-#   bench_setup           build the profiling binary ($bin), generate and
+#   bench_setup           build the profiling binary ($bin; BENCH_BIN names
+#                         another to time instead), generate and
 #                         cache the 1x data ($data) with the generator
 #   time_cmd LABEL CMD... append "LABEL wall_s rss_kb" to $work/times
 
@@ -18,8 +19,13 @@ bench_needs() {
 
 bench_setup() {
     # The release build with line tables, so that perf can read a profile of it.
-    (cd "$root" && cargo build --profile profiling --quiet)
-    bin="$root/target/profiling/orderbatch"
+    # BENCH_BIN times another build instead (an older one, to compare).
+    if [ -n "${BENCH_BIN:-}" ]; then
+        bin=$BENCH_BIN
+    else
+        (cd "$root" && cargo build --profile profiling --quiet)
+        bin="$root/target/profiling/orderbatch"
+    fi
     data="$here/data/$orders"
     if [ ! -f "$data/orders.jsonl" ]; then
         echo "generating $orders orders in $data ..." >&2

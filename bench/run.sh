@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Benchmark: orderbatch against SQLite's own CSV loader on the same data.
 #
-#   bench/run.sh [--orders N] [--pairs P] [--scale] [--peers] [--out FILE]
+#   bench/run.sh [--orders N] [--pairs P] [--scale] [--peers] [--sweep] [--out FILE]
 #
 # Generates (and caches under bench/data/) a catalog and order files with
 # ../shared/bench/gen_orders.py (--skus 20000 --bad-rate 0.02 --stock ample),
-# then times, alternating, P pairs of:
+# and from its catalog two more for the same order file: tight (each sku
+# stocked at 60 % of what the file asks: a flash sale that sells out) and
+# price (every price one cent off: every order fails). Then times,
+# alternating, P rounds of:
 #   import : sqlite3 fresh.db '.mode csv' '.import orders.csv t'   (the floor)
-#   process: orderbatch process orders.csv  (fresh database, catalog loaded beforehand, untimed)
-# and likewise JSONL and --dry-run. Prints the median wall time, orders/s,
-# MB/s and peak RSS of each, and the ratio to the import.
-# --scale adds a 4N-order file (memory and throughput at 4x) and four N-order
-# slices of it processed one after the other into one database, and a file of
-# N orders that all fail (memory when every order goes to the failed report).
+#   process-csv: orderbatch process orders.csv  (fresh database, catalog loaded beforehand, untimed)
+#   rerun-csv: the same file again into that database (every order skipped)
+#   process-jsonl, dry-run-csv: likewise
+#   sold-out: orders.csv against the tight catalog (INSUFFICIENT_STOCK)
+#   all-failing: orders.csv against the price catalog (PRICE_MISMATCH)
+# Prints the median wall time, orders/s, MB/s and peak RSS of each, the ratio
+# to the import and to process-csv, and what the all-failing night leaves:
+# the database and failed.csv against the input's size.
+# --sweep adds process-csv with --jobs 1, 2, 4, ... up to the CPUs (one each
+# round). --scale adds a 4N-order file (memory and throughput at 4x) and four
+# N-order slices of it processed one after the other into one database.
 # --peers adds, once each and only when installed, the tools a user might
 # pick instead: DuckDB's CSV load (`duckdb` or its Python package), pandas read_csv + to_sql
 # (python3 with pandas) and sqlite-utils insert --csv.
@@ -22,6 +30,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 orders=1000000
 pairs=3
 scale=0
+sweep=0
 peers=0
 out=""
 while [ $# -gt 0 ]; do
@@ -29,9 +38,10 @@ while [ $# -gt 0 ]; do
         --orders) orders=$2; shift 2 ;;
         --pairs) pairs=$2; shift 2 ;;
         --scale) scale=1; shift ;;
+        --sweep) sweep=1; shift ;;
         --peers) peers=1; shift ;;
         --out) out=$2; shift 2 ;;
-        *) echo "usage: $0 [--orders N] [--pairs P] [--scale] [--peers] [--out FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--orders N] [--pairs P] [--scale] [--peers] [--sweep] [--out FILE]" >&2; exit 2 ;;
     esac
 done
 bench_needs sqlite3 python3 /usr/bin/time
@@ -39,19 +49,86 @@ bench_setup
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-fresh_db() {  # a database with the catalog loaded
+fresh_db() {  # a database with a catalog loaded (default: the generator's)
     rm -f "$work"/ob.db*
-    "$bin" --db "$work/ob.db" -q inventory load "$data/catalog.csv"
+    "$bin" --db "$work/ob.db" -q inventory load "$data/${1:-catalog.csv}"
+}
+
+# The tight and the price catalog, from the generator's and the order file.
+if [ ! -f "$data/catalog-price.csv" ]; then
+    python3 - "$data" <<'PY'
+import csv, os, sys
+data = sys.argv[1]
+need = {}
+with open(os.path.join(data, "orders.csv"), newline="") as f:
+    r = csv.reader(f)
+    h = next(r)
+    sku, qty = h.index("sku"), h.index("quantity")
+    for row in r:
+        try:
+            n = int(row[qty])
+        except (ValueError, IndexError):
+            continue  # a bad row: its order fails anyway
+        if n > 0:
+            need[row[sku]] = need.get(row[sku], 0) + n
+with open(os.path.join(data, "catalog.csv"), newline="") as f:
+    r = csv.reader(f)
+    h = next(r)
+    rows = list(r)
+price, on_hand = h.index("unit_price"), h.index("on_hand")
+
+def write(name, change):
+    with open(os.path.join(data, name + ".tmp"), "w", newline="") as g:
+        w = csv.writer(g, lineterminator="\n")
+        w.writerow(h)
+        for row in rows:
+            row = list(row)
+            change(row)
+            w.writerow(row)
+    os.replace(os.path.join(data, name + ".tmp"), os.path.join(data, name))
+
+def tight(row):  # 60 % of what the file asks of the sku
+    row[on_hand] = str(need.get(row[0], 0) * 6 // 10)
+
+def cent_off(row):
+    whole, _, frac = row[price].partition(".")
+    cents = int(whole) * 100 + int((frac + "00")[:2]) + 1
+    row[price] = f"{cents // 100}.{cents % 100:02d}"
+
+write("catalog-tight.csv", tight)
+write("catalog-price.csv", cent_off)
+PY
+fi
+
+jobs_list=""
+if [ "$sweep" = 1 ]; then
+    n=1
+    while [ "$n" -lt "$(nproc)" ]; do jobs_list="$jobs_list $n"; n=$((n * 2)); done
+    jobs_list="$jobs_list $(nproc)"
+fi
+
+run_ob() {  # LABEL ARGS...: a timed run into $work/ob.db, reports in $work/r
+    local label=$1; shift
+    rm -rf "$work/r"
+    time_cmd "$label" "$bin" --db "$work/ob.db" -q --no-progress process "$@" --out "$work/r"
 }
 
 for i in $(seq "$pairs"); do
     rm -f "$work/imp.db"
     time_cmd import sqlite3 "$work/imp.db" '.mode csv' ".import $data/orders.csv t"
-    fresh_db; time_cmd process-csv "$bin" --db "$work/ob.db" -q --no-progress process "$data/orders.csv" --out "$work/r"
-    fresh_db; time_cmd process-jsonl "$bin" --db "$work/ob.db" -q --no-progress process "$data/orders.jsonl" --out "$work/r"
-    fresh_db; time_cmd dry-run-csv "$bin" --db "$work/ob.db" -q --no-progress process "$data/orders.csv" --dry-run --out "$work/r"
-    rm -rf "$work/r"
+    fresh_db; run_ob process-csv "$data/orders.csv"
+    run_ob rerun-csv "$data/orders.csv"
+    fresh_db; run_ob process-jsonl "$data/orders.jsonl"
+    fresh_db; run_ob dry-run-csv "$data/orders.csv" --dry-run
+    fresh_db catalog-tight.csv; run_ob sold-out "$data/orders.csv"
+    fresh_db catalog-price.csv; run_ob all-failing "$data/orders.csv"
+    # What a night when every order fails leaves behind.
+    echo "$(stat -c %s "$work/ob.db") $(stat -c %s "$work"/r/run-*/failed.csv)" > "$work/sizes"
+    for j in $jobs_list; do
+        fresh_db; run_ob "jobs-$j" "$data/orders.csv" --jobs "$j"
+    done
 done
+rm -rf "$work/r"
 
 if [ "$scale" = 1 ]; then
     big=$((orders * 4))
@@ -76,30 +153,6 @@ if [ "$scale" = 1 ]; then
     for s in 1 2 3 4; do
         time_cmd "slice-$s" "$bin" --db "$work/ob.db" -q --no-progress process "$bigdata/slice-$s.csv" --out "$work/r"
     done
-fi
-
-if [ "$scale" = 1 ]; then
-    # Every order fails: each line's price is one cent above the catalog's.
-    failing="$data/all-failing.csv"
-    if [ ! -f "$failing" ]; then
-        python3 - "$data/orders.csv" "$failing" <<'PY'
-import csv, sys
-src, dst = sys.argv[1], sys.argv[2]
-with open(src, newline="") as f, open(dst, "w", newline="") as g:
-    r, w = csv.reader(f), csv.writer(g, lineterminator="\n")
-    w.writerow(next(r))
-    for row in r:
-        whole, _, frac = row[5].partition(".")
-        try:
-            cents = int(whole) * 100 + int((frac + "00")[:2]) + 1
-            row[5] = f"{cents // 100}.{cents % 100:02d}"
-        except ValueError:
-            pass  # already a bad price: the order fails anyway
-        w.writerow(row)
-PY
-    fi
-    fresh_db; time_cmd all-failing "$bin" --db "$work/ob.db" -q --no-progress process "$failing" --out "$work/r"
-    rm -rf "$work/r"
 fi
 
 if [ "$peers" = 1 ]; then
@@ -131,9 +184,10 @@ for line in open(times):
 size = {"csv": os.path.getsize(os.path.join(data, "orders.csv")),
         "jsonl": os.path.getsize(os.path.join(data, "orders.jsonl"))}
 imp = statistics.median(w for w, _ in rows["import"])
+good = statistics.median(w for w, _ in rows["process-csv"])
 print(f"{n} orders, {size['csv'] / 1e6:.0f} MB CSV, {size['jsonl'] / 1e6:.0f} MB JSONL; median of {pairs} runs; "
       f"{os.cpu_count()} CPUs")
-print(f"{'what':<14} {'wall s':>8} {'orders/s':>10} {'MB/s':>7} {'peak RSS MB':>12} {'x import':>9}")
+print(f"{'what':<14} {'wall s':>8} {'orders/s':>10} {'MB/s':>7} {'peak RSS MB':>12} {'x import':>9} {'x csv':>6}")
 for label, vals in rows.items():
     wall = statistics.median(w for w, _ in vals)
     rss = max(r for _, r in vals) / 1024
@@ -141,5 +195,10 @@ for label, vals in rows.items():
     mb = (size["jsonl"] if "jsonl" in label else size["csv"]) * (4 if label == "process-4x" else 1) / 1e6
     if label.startswith("slice-"):
         mb = size["csv"] / 1e6
-    print(f"{label:<14} {wall:8.2f} {orders / wall:10.0f} {mb / wall:7.1f} {rss:12.0f} {wall / imp:9.2f}")
+    print(f"{label:<14} {wall:8.2f} {orders / wall:10.0f} {mb / wall:7.1f} {rss:12.0f} {wall / imp:9.2f} {wall / good:6.2f}")
+sizes = os.path.join(os.path.dirname(times), "sizes")
+if os.path.exists(sizes):
+    db, failed = (int(x) for x in open(sizes).read().split())
+    print(f"all-failing leaves a {db / 1e6:.0f} MB database ({db / size['csv']:.2f} x the input) "
+          f"and a {failed / 1e6:.0f} MB failed.csv ({failed / size['csv']:.2f} x)")
 PY

@@ -96,13 +96,23 @@ fn an_invalid_line_of_a_big_order_carries_its_problem_on_its_own_row() {
     env.ok(&["process", "orders.csv"], 3);
     let rows = parse_csv(env.read("reports/run-1/failed.csv").as_bytes());
     assert_eq!(rows[0]["error_detail"], "");
+    // The row's own problem, without the place the row itself shows.
     assert!(
-        rows[1]["error_detail"].starts_with("INVALID_FIELD: quantity \"0\" (line 3)"),
+        rows[1]["error_detail"].starts_with("INVALID_FIELD: quantity \"0\" "),
         "{}",
         rows[1]["error_detail"]
     );
+    assert!(!rows[1]["error_detail"].contains("(line"));
     assert!(!rows[1]["error_detail"].contains("PAYMENT"));
     assert_eq!(rows[2]["error_detail"], "");
+    // The whole detail names the line once, at the end of its problem.
+    let listed: serde_json::Value =
+        serde_json::from_str(&env.ok(&["failures", "list", "--json"], 0)).unwrap();
+    let detail = listed[0]["error_detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("INVALID_FIELD: quantity \"0\" ") && detail.ends_with(" (line 3)"),
+        "{detail}"
+    );
 }
 
 #[test]

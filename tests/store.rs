@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{backends, pg, Backend};
 use orderbatch::model::failure::{FailureKey, FailureState};
 use orderbatch::model::order::{
-    AcceptedRow, FailedBody, FailedOrder, FailedRow, Line, Product, Status, ValidOrder,
+    AcceptedRow, FailedBody, FailedOrder, FailedRow, Line, Problem, Product, Status, ValidOrder,
 };
 use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
@@ -72,7 +72,7 @@ fn failure(id: Option<&str>, code: ErrorCode) -> FailedOrder {
     FailedOrder {
         order_id: id.map(str::to_string),
         code,
-        detail: format!("{code}: because"),
+        stored_detail: String::new(),
         source_file: "in.csv".into(),
         source_line: 7,
         body: FailedBody {
@@ -82,9 +82,8 @@ fn failure(id: Option<&str>, code: ErrorCode) -> FailedOrder {
                 extra: vec![("note".into(), "n".into())],
                 detail: String::new(),
             }],
-            no_items: false,
-            raw: None,
-            layout: None,
+            problems: vec![Problem::on_row(code, 0, "because")],
+            ..FailedBody::default()
         },
     }
 }

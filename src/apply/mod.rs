@@ -93,6 +93,9 @@ pub struct Applier {
     held: Option<HeldLog>,
     chunks: u32,
     unlocked: Vec<i64>,
+    /// The extra columns of every failure the run records, for the failed
+    /// report's header (written without a pass over the failures first).
+    pub extras: crate::report::ExtraColumns,
 }
 
 /// Where an order stands in the run, for the log of held orders.
@@ -145,6 +148,7 @@ impl Applier {
             held: None,
             chunks: 0,
             unlocked: Vec::new(),
+            extras: Default::default(),
         }
     }
 
@@ -493,6 +497,7 @@ impl Applier {
 
     fn fail(&mut self, raw: &RawOrder, problems: Vec<Problem>, file: &str) -> Outcome {
         let f = failed_order_of(raw, problems, file);
+        self.extras.add(&f);
         self.counts.count_failure(f.code);
         Outcome::Failed(f)
     }
@@ -664,6 +669,7 @@ impl Applier {
         };
         let p = Problem::new(ErrorCode::InsufficientStock, short.join(", "));
         let f = failed_order_of(&raw, vec![p], &raw.source);
+        self.extras.add(&f);
         self.counts.count_failure(f.code);
         fix.claims.push(h.order_id);
         fix.retried.extend(h.named);

@@ -32,7 +32,7 @@ fn failure_json(f: &StoredFailure) -> Value {
         "run": f.run_id,
         "order_id": o.order_id,
         "error_code": o.code.as_str(),
-        "error_detail": o.detail,
+        "error_detail": o.detail(),
         "source_file": o.source_file,
         "source_line": o.source_line,
     })

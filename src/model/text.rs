@@ -39,6 +39,23 @@ pub fn for_terminal(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A value for a message: quoted, control characters escaped, cut when long,
+/// and masked when it comes from a free-text field.
+pub fn show(v: &str, free_text: bool) -> String {
+    const MAX: usize = 80;
+    let v = if free_text {
+        crate::model::pan::mask_pans(v)
+    } else {
+        v.into()
+    };
+    if v.chars().count() > MAX {
+        let cut: String = v.chars().take(MAX).collect();
+        format!("{cut:?}...")
+    } else {
+        format!("{v:?}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,12 +24,14 @@ pub(super) struct JsonlOrders {
     done: bool,
     /// The longest line read as an order (`--max-record-bytes`).
     limit: usize,
+    /// Lines are only split off, parsed later (`RawOrder::parse_deferred`).
+    defer: bool,
 }
 
 impl JsonlOrders {
     /// JSONL has no header: of `opts`, the time zone and the record bound
     /// apply (title lines and column names are for files with a header).
-    pub(super) fn new(source: Source, opts: &ReadOptions) -> Self {
+    pub(super) fn new(source: Source, opts: &ReadOptions, defer: bool) -> Self {
         JsonlOrders {
             source,
             line: 0,
@@ -40,6 +42,7 @@ impl JsonlOrders {
             }),
             done: false,
             limit: opts.max_record_bytes,
+            defer,
         }
     }
 }
@@ -76,6 +79,18 @@ impl Iterator for JsonlOrders {
                     if text.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
+                    if self.defer {
+                        return Some(Ok(RawOrder {
+                            source: Arc::from(""),
+                            failure: None,
+                            line: self.line,
+                            body: RawBody::JsonLine {
+                                text: text.to_vec(),
+                                columns: Arc::clone(&self.plain),
+                            },
+                            notes: Vec::new(),
+                        }));
+                    }
                     return Some(Ok(parse_line(text, self.line, &self.plain)));
                 }
                 Err(e) => {
@@ -108,7 +123,7 @@ const ITEM_FIELDS: [Field; 3] = [Field::Sku, Field::Quantity, Field::UnitPrice];
 ///
 /// Values are taken as their raw JSON text (numbers exactly as written) and
 /// borrowed from the line where they can be: no JSON tree is built.
-fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
+pub(super) fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
     let Ok(text_str) = std::str::from_utf8(text) else {
         return RawOrder::malformed(line, text, "invalid JSON: not valid UTF-8");
     };
@@ -386,14 +401,32 @@ mod tests {
     use crate::read::InputMeter;
 
     fn read_all(text: &str) -> Vec<RawOrder> {
+        read_as(text, false)
+    }
+
+    fn read_as(text: &str, defer: bool) -> Vec<RawOrder> {
         let src = Source {
             path: "t.jsonl".into(),
             reader: Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
             meter: Arc::new(InputMeter::default()),
         };
-        JsonlOrders::new(src, &ReadOptions::default())
+        JsonlOrders::new(src, &ReadOptions::default(), defer)
             .map(|r| r.unwrap())
             .collect()
+    }
+
+    #[test]
+    fn a_line_parsed_later_is_the_order_parsed_at_once() {
+        let text = "\u{feff}{\"order_id\":\"A\",\"note\":\"hi\",\"failure_id\":\"F3-9\",\"items\":[{\"sku\":\"S1\",\"quantity\":2,\"unit_price\":\"5.05\"}]}\n\n  \n[1]\n{bad\n{\"order_id\":true,\"items\":7}\n";
+        let now = read_as(text, false);
+        let later = read_as(text, true);
+        assert_eq!(later.len(), now.len());
+        for (mut l, n) in later.into_iter().zip(&now) {
+            assert!(matches!(l.body, RawBody::JsonLine { .. }));
+            assert_eq!(l.order_id(), None, "nothing is known before the parse");
+            l.parse_deferred();
+            assert_eq!(format!("{l:?}"), format!("{n:?}"));
+        }
     }
 
     #[test]

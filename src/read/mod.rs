@@ -381,6 +381,13 @@ pub enum RawBody {
     },
     /// A record that could not be parsed.
     Malformed { raw: String, reason: String },
+    /// A JSONL line read but not parsed yet: a run parses it on the
+    /// validation threads ([`RawOrder::parse_deferred`]), so that the one
+    /// reading thread only splits lines.
+    JsonLine {
+        text: Vec<u8>,
+        columns: Arc<Columns>,
+    },
 }
 
 /// One order as read, before any judgement.
@@ -421,7 +428,30 @@ impl RawOrder {
                 .first()
                 .map(|r| r.get(columns, Field::OrderId))
                 .filter(|id| !id.is_empty()),
-            RawBody::Malformed { .. } => None,
+            RawBody::Malformed { .. } | RawBody::JsonLine { .. } => None,
+        }
+    }
+
+    /// A JSONL line read but not parsed yet, parsed (on the thread that
+    /// calls it); any other order is left as it is.
+    pub fn parse_deferred(&mut self) {
+        if let RawBody::JsonLine { text, columns } = &self.body {
+            let parsed = jsonl::parse_line(text, self.line, columns);
+            self.failure = parsed.failure;
+            self.notes = parsed.notes;
+            self.body = parsed.body;
+        }
+    }
+
+    /// This order, parsed where it was read but not parsed yet.
+    pub fn parsed(&self) -> std::borrow::Cow<'_, RawOrder> {
+        match self.body {
+            RawBody::JsonLine { .. } => {
+                let mut o = self.clone();
+                o.parse_deferred();
+                std::borrow::Cow::Owned(o)
+            }
+            _ => std::borrow::Cow::Borrowed(self),
         }
     }
 }
@@ -436,10 +466,29 @@ pub fn open_orders(
     format: Format,
     opts: &ReadOptions,
 ) -> Result<OrderReader, InputError> {
+    open(source, format, opts, false)
+}
+
+/// As [`open_orders`], for a run: a JSONL line is only split off, and
+/// parsed on the validation threads (`RawOrder::parse_deferred`).
+pub fn open_orders_deferred(
+    source: Source,
+    format: Format,
+    opts: &ReadOptions,
+) -> Result<OrderReader, InputError> {
+    open(source, format, opts, true)
+}
+
+fn open(
+    source: Source,
+    format: Format,
+    opts: &ReadOptions,
+    defer: bool,
+) -> Result<OrderReader, InputError> {
     let name: Arc<str> = Arc::from(source.path.as_str());
     let orders: OrderReader = match format {
         Format::Csv | Format::Tsv => Box::new(csv::CsvOrders::new(source, format, opts)?),
-        Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source, opts)),
+        Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source, opts, defer)),
         Format::Xlsx => Box::new(xlsx::XlsxOrders::new(source, opts)?),
     };
     Ok(Box::new(orders.map(move |r| {

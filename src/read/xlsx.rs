@@ -530,7 +530,13 @@ mod tests {
     }
 
     fn messages(o: &RawOrder) -> Vec<&str> {
-        o.notes.iter().map(|p| p.message.as_str()).collect()
+        o.notes
+            .iter()
+            .map(|p| match &p.message {
+                crate::model::order::Message::Text(t) => t.as_str(),
+                other => panic!("a reader's note is text: {other:?}"),
+            })
+            .collect()
     }
 
     #[test]

@@ -312,19 +312,15 @@ impl<W: Write> FailedWriter<W> {
             FailedWriter::Table(w, slots) => {
                 if f.body.rows.is_empty() {
                     let mut cells = vec![""; slots.len()];
-                    cells.extend([f.code.as_str(), &f.detail, &f.source_file, &line, id]);
+                    let detail = f.detail();
+                    cells.extend([f.code.as_str(), &detail, &f.source_file, &line, id]);
                     return w.row(&cells);
                 }
                 // Each row carries its own problems (the first also the order's):
                 // a report stays proportional to its input.
-                let per_row = f.body.rows.iter().any(|r| !r.detail.is_empty());
                 for (i, row) in f.body.rows.iter().enumerate() {
-                    let detail = match (per_row, i) {
-                        (true, _) => row.detail.as_str(),
-                        (false, 0) => f.detail.as_str(),
-                        (false, _) => "",
-                    };
-                    let tail = [f.code.as_str(), detail, &f.source_file, &line, id];
+                    let detail = f.row_detail(i);
+                    let tail = [f.code.as_str(), &detail, &f.source_file, &line, id];
                     let mut cells: Vec<&str> = slots
                         .iter()
                         .map(|slot| match slot {
@@ -376,7 +372,7 @@ impl<W: Write> FailedWriter<W> {
                     }
                 }
                 obj.insert("error_code".into(), f.code.as_str().into());
-                obj.insert("error_detail".into(), f.detail.clone().into());
+                obj.insert("error_detail".into(), f.detail().into_owned().into());
                 obj.insert("source_file".into(), f.source_file.clone().into());
                 obj.insert("source_line".into(), f.source_line.into());
                 obj.insert("failure_id".into(), id.into());
@@ -408,6 +404,72 @@ pub struct FailedStyle {
     pub bom: bool,
     /// Rows name their stored failures (not in a dry run: nothing is stored).
     pub ids: bool,
+}
+
+/// The failed report of a run written as its orders are decided, on the
+/// report thread, instead of read back from the database after them: while
+/// no failed order has an extra column or a layout of its own, the header
+/// of ten fields is the one the report would have. Once one has, the stream
+/// gives up (`complete` is false) and the report is rendered from the
+/// database as before.
+pub struct FailedStream<W: Write> {
+    writer: FailedWriter<W>,
+    run_id: i64,
+    /// Rows name their stored failures (not in a dry run).
+    ids: bool,
+    /// The position in the run of the last order seen.
+    seq: u64,
+    complete: bool,
+}
+
+impl<W: Write> FailedStream<W> {
+    pub fn new(out: W, format: Format, style: FailedStyle, run_id: i64) -> io::Result<Self> {
+        Ok(FailedStream {
+            writer: FailedWriter::with_bom(out, format, ExtraColumns::default(), style.bom)?,
+            run_id,
+            ids: style.ids,
+            seq: 0,
+            complete: true,
+        })
+    }
+
+    /// The next order of the run, in input order; `failed` when it failed.
+    pub fn next(&mut self, failed: Option<FailedOrder>) -> io::Result<()> {
+        self.seq += 1;
+        let Some(order) = failed else {
+            return Ok(());
+        };
+        if !self.complete {
+            return Ok(());
+        }
+        let own_columns =
+            order.body.layout.is_some() || order.body.rows.iter().any(|r| !r.extra.is_empty());
+        if own_columns {
+            self.complete = false;
+            return Ok(());
+        }
+        let stored = StoredFailure {
+            id: 0,
+            run_id: self.run_id,
+            seq: self.seq,
+            state: crate::model::failure::FailureState::Open,
+            order,
+        };
+        let id = if self.ids {
+            failure_label(stored.key())
+        } else {
+            String::new()
+        };
+        self.writer.write_as(&stored, &id)
+    }
+
+    /// The writer, finished, when the stream holds the whole report.
+    pub fn finish(self) -> io::Result<Option<W>> {
+        if !self.complete {
+            return Ok(None);
+        }
+        self.writer.finish().map(Some)
+    }
 }
 
 /// Write a run's failed orders to `out`, from the database (two passes: the
@@ -442,8 +504,22 @@ pub fn render_failed<W: Write>(
     style: FailedStyle,
     out: W,
 ) -> anyhow::Result<W> {
-    let mut extras = ExtraColumns::default();
-    if format != Format::Jsonl {
+    render_failed_with(store, run_id, format, style, None, out)
+}
+
+/// As [`render_failed`]; `known`: the run's extra columns where the caller
+/// saw every failure it stored (the run itself), which spares a first pass
+/// over the failures.
+pub fn render_failed_with<W: Write>(
+    store: &mut dyn Queries,
+    run_id: i64,
+    format: Format,
+    style: FailedStyle,
+    known: Option<&ExtraColumns>,
+    out: W,
+) -> anyhow::Result<W> {
+    let mut extras = known.cloned().unwrap_or_default();
+    if format != Format::Jsonl && known.is_none() {
         store.failed_of_run(run_id, &mut |f: StoredFailure| {
             extras.add(&f.order);
             Ok(())

@@ -79,7 +79,9 @@ fn failed(rows: Vec<FailedRow>, code: ErrorCode, detail: &str) -> FailedOrder {
     FailedOrder {
         order_id: rows.first().map(|r| r.values[0].clone()),
         code,
-        detail: detail.into(),
+        // The detail as text, as an older version stored it: the writer
+        // shows whatever text it is given.
+        stored_detail: detail.into(),
         source_file: "in/orders.csv".into(),
         source_line: 2,
         body: FailedBody {
@@ -87,6 +89,7 @@ fn failed(rows: Vec<FailedRow>, code: ErrorCode, detail: &str) -> FailedOrder {
             no_items: false,
             raw: None,
             layout: None,
+            problems: Vec::new(),
         },
     }
 }
@@ -385,12 +388,12 @@ fn a_malformed_record_keeps_its_raw_text_in_error_detail() {
     let text = format!("{}\nX,\"1\",2\n", ten().join(","));
     let orders = read_back(Format::Csv, text.into_bytes());
     let raw = &orders[0];
-    let crate::validate::Verdict::Invalid { code, detail, .. } =
+    let crate::validate::Verdict::Invalid { problems, .. } =
         crate::validate::validate(raw, &crate::validate::Catalog::default())
     else {
         panic!("a malformed record is invalid");
     };
-    let f = crate::validate::failed_order(raw, code, detail, "in.csv");
+    let f = crate::validate::failed_order_of(raw, problems, "in.csv");
     let mut g = failed(
         vec![frow(&GOOD, &[("note", "n")])],
         ErrorCode::UnknownSku,
@@ -621,10 +624,10 @@ proptest! {
         let f = FailedOrder {
             order_id: Some(rows[0].values[0].clone()),
             code,
-            detail,
+            stored_detail: detail,
             source_file: "in.csv".into(),
             source_line: 7,
-            body: FailedBody { rows: rows.clone(), no_items: false, raw: None, layout: None },
+            body: FailedBody { rows: rows.clone(), ..FailedBody::default() },
         };
         let bytes = failed_report(Format::Csv, &[f]);
         // Nothing in the report is a live formula.
@@ -676,10 +679,10 @@ proptest! {
         let f = FailedOrder {
             order_id: Some(order[0].clone()),
             code: ErrorCode::UnknownSku,
-            detail,
+            stored_detail: detail,
             source_file: "in.jsonl".into(),
             source_line: 3,
-            body: FailedBody { rows: rows.clone(), no_items: false, raw: None, layout: None },
+            body: FailedBody { rows: rows.clone(), ..FailedBody::default() },
         };
         let orders = read_back(Format::Jsonl, failed_report(Format::Jsonl, &[f]));
         prop_assert_eq!(orders.len(), 1);

@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::{stages, Run, Started};
 use crate::apply::{Applier, Decided as DecidedOrder};
 use crate::model::run::{RunRecord, RunStatus};
-use crate::report::{file_name, AcceptedWriter, ReportDir};
+use crate::report::{file_name, AcceptedWriter, FailedStream, ReportDir};
 use crate::store::Queries;
 use crate::validate::Checked;
 
@@ -47,34 +47,56 @@ pub(super) struct Applied {
     pub aborted: bool,
     pub apply: Duration,
     pub report: Duration,
+    /// The failed report was written as the orders were decided, whole.
+    pub failed_written: bool,
 }
 
 impl Run<'_> {
     /// Every chunk through the applier, in input order, the accepted report
     /// written by a thread of its own as the chunks are decided (complete
-    /// and synced when this returns without an error).
+    /// and synced when this returns without an error). `stream_failed`:
+    /// where every failure is recorded as its order is decided, the failed
+    /// report is written by that thread too, when it can be (see
+    /// `FailedStream`).
     pub(super) fn apply_chunks(
         &self,
         tx: &mut dyn crate::store::Tx,
         applier: &mut Applier,
         chunks: impl Iterator<Item = Result<Vec<Checked>>>,
         run: &Started,
+        stream_failed: bool,
     ) -> Result<Applied> {
-        let name = file_name("accepted", self.opts.report_format);
+        let format = self.opts.report_format;
+        let name = file_name("accepted", format);
         let accepted = run
             .reports
             .file(&name)
-            .and_then(|f| {
-                AcceptedWriter::with_bom(f, self.opts.report_format, self.opts.report_bom)
-            })
+            .and_then(|f| AcceptedWriter::with_bom(f, format, self.opts.report_bom))
             .map_err(|e| report_error(e, &run.reports, &name))?;
-        let (applied, writer, busy) = std::thread::scope(|s| -> Result<_> {
-            let reporter = stages::report(s, accepted)?;
+        let failed_name = file_name("failed", format);
+        let failed = if stream_failed {
+            let style = crate::report::FailedStyle {
+                bom: self.opts.report_bom,
+                ids: !self.opts.dry_run,
+            };
+            let stream = run
+                .reports
+                .file(&failed_name)
+                .and_then(|f| FailedStream::new(f, format, style, run.run_id))
+                .map_err(|e| report_error(e, &run.reports, &failed_name))?;
+            Some(stream)
+        } else {
+            None
+        };
+        let (applied, (writer, failed), busy) = std::thread::scope(|s| -> Result<_> {
+            let reporter = stages::report(s, accepted, failed)?;
             let res = self.each_chunk(tx, applier, chunks, &reporter.tx, run);
             let joined = reporter.join();
             let applied = res?;
-            let (writer, busy) = joined.map_err(|e| report_error(e, &run.reports, &name))?;
-            Ok((applied, writer, busy))
+            let (written, busy) = joined.map_err(|(failed, e)| {
+                report_error(e, &run.reports, if failed { &failed_name } else { &name })
+            })?;
+            Ok((applied, written, busy))
         })?;
         let t = Instant::now();
         writer
@@ -82,8 +104,20 @@ impl Run<'_> {
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
             .and_then(|f| f.sync_all())
             .map_err(|e| report_error(e, &run.reports, &name))?;
+        let failed_written = match failed.map(FailedStream::finish).transpose() {
+            Ok(Some(Some(w))) => {
+                w.into_inner()
+                    .map_err(|e| e.into_error())
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| report_error(e, &run.reports, &failed_name))?;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => return Err(report_error(e, &run.reports, &failed_name)),
+        };
         Ok(Applied {
             report: busy + t.elapsed(),
+            failed_written,
             ..applied
         })
     }
@@ -125,6 +159,7 @@ impl Run<'_> {
                     aborted: true,
                     apply,
                     report: Duration::ZERO,
+                    failed_written: false,
                 });
             }
         }
@@ -132,6 +167,7 @@ impl Run<'_> {
             aborted: false,
             apply,
             report: Duration::ZERO,
+            failed_written: false,
         })
     }
 
@@ -146,12 +182,16 @@ impl Run<'_> {
     /// committed database sees the run), then the accepted one again when
     /// asked (its orders' fate changed after it was written), then
     /// summary.json, written last: a directory holding it is complete.
+    /// `extras`: the failed report's extra columns, where the run saw its
+    /// failures recorded in input order (else a first pass finds them).
     pub(super) fn write_reports(
         &self,
         store: &mut dyn Queries,
         run: &Started,
         record: &RunRecord,
         accepted_again: bool,
+        extras: Option<&crate::report::ExtraColumns>,
+        failed_written: bool,
     ) -> Result<Duration> {
         let t = Instant::now();
         let format = self.opts.report_format;
@@ -178,12 +218,18 @@ impl Run<'_> {
             bom: self.opts.report_bom,
             ids: record.summary.status != RunStatus::DryRun,
         };
-        reports
-            .file(&name)
-            .map_err(anyhow::Error::from)
-            .and_then(|f| crate::report::render_failed(store, run.run_id, format, style, f))
-            .and_then(|w| Ok(w.into_inner().map_err(|e| e.into_error())?.sync_all()?))
-            .map_err(|e| report_error(e, reports, &name))?;
+        // Unless the run streamed it whole: written from the database (over
+        // what a stream that gave up left).
+        if !failed_written {
+            reports
+                .replace(&name)
+                .map_err(anyhow::Error::from)
+                .and_then(|f| {
+                    crate::report::render_failed_with(store, run.run_id, format, style, extras, f)
+                })
+                .and_then(|w| Ok(w.into_inner().map_err(|e| e.into_error())?.sync_all()?))
+                .map_err(|e| report_error(e, reports, &name))?;
+        }
         reports
             .file("summary.json")
             .and_then(|mut f| {

@@ -14,8 +14,8 @@ use crate::model::order::Product;
 use crate::model::run::RunInput;
 use crate::model::Format;
 use crate::read::{
-    open_orders, open_source_raw, open_text, resolve_format, Columns, InputError, InputMeter,
-    RawBody, RawOrder, RawRow,
+    open_orders_deferred, open_source_raw, open_text, resolve_format, Columns, InputError,
+    InputMeter, RawBody, RawOrder, RawRow,
 };
 use crate::store::{FailureFilter, Store, StoredFailure};
 use crate::validate::Catalog;
@@ -42,7 +42,8 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
             _ => open_text(path, &read)?,
         };
         let meter = Arc::clone(&source.meter);
-        let orders = open_orders(source, format, &read)?;
+        // JSONL lines are parsed on the validation threads, not the reader's.
+        let orders = open_orders_deferred(source, format, &read)?;
         out.push(Opened {
             path: path.clone(),
             format,

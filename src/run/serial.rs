@@ -37,7 +37,9 @@ impl Run<'_> {
         let mut applier = Applier::new(run.run_id, stock, retrying);
         let applied = std::thread::scope(|s| -> Result<_> {
             let checking = super::stages::check(s, orders, &catalog, self.opts.jobs)?;
-            let applied = self.apply_chunks(&mut *tx, &mut applier, checking.rx.iter(), run);
+            // Every failure is recorded as its order is decided: the failed
+            // report can be written alongside.
+            let applied = self.apply_chunks(&mut *tx, &mut applier, checking.rx.iter(), run, true);
             let times = checking.join();
             let applied = applied?;
             let times = times?;
@@ -65,7 +67,14 @@ impl Run<'_> {
             RunKind::Reprocess => LedgerReason::Reprocess,
         };
         applier.finish(&mut *tx, reason, &crate::now_rfc3339())?;
-        timings.report += self.write_reports(&mut *tx, run, &record, false)?;
+        timings.report += self.write_reports(
+            &mut *tx,
+            run,
+            &record,
+            false,
+            Some(&applier.extras),
+            applied.failed_written,
+        )?;
         let t = Instant::now();
         let (ending, warning) = if self.opts.dry_run {
             drop(tx);

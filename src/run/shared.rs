@@ -136,7 +136,8 @@ impl Run<'_> {
         let levels = tx.peek_stock(&skus)?;
         let mut applier =
             Applier::new(run.run_id, levels, retrying).deciding_stock_at_the_lock()?;
-        let applied = self.apply_chunks(&mut *tx, &mut applier, spool.chunks()?.ahead()?, run)?;
+        let applied =
+            self.apply_chunks(&mut *tx, &mut applier, spool.chunks()?.ahead()?, run, false)?;
         timings.apply = applied.apply;
         timings.report = applied.report;
         if applied.aborted {
@@ -179,7 +180,7 @@ impl Run<'_> {
         let again = settled.flipped > 0;
         if self.opts.dry_run {
             // Nothing is committed: the reports come from the transaction.
-            timings.report += self.write_reports(&mut *tx, run, &record, again)?;
+            timings.report += self.write_reports(&mut *tx, run, &record, again, None, false)?;
             drop(tx);
             timings.locked = holding.elapsed();
             return Ok(Decided {
@@ -203,7 +204,7 @@ impl Run<'_> {
         timings.commit = t.elapsed();
         timings.locked = holding.elapsed();
         let t = Instant::now();
-        let written = self.write_reports(store, run, &record, again);
+        let written = self.write_reports(store, run, &record, again, None, false);
         timings.report += t.elapsed();
         let (warning, reports_ready) = match written {
             Ok(_) => (committed.warning, true),

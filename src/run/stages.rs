@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use crate::apply::{Decided, Outcome};
 use crate::model::order::{AcceptedRow, Status};
 use crate::read::RawOrder;
-use crate::report::AcceptedWriter;
+use crate::report::{AcceptedWriter, FailedStream};
 use crate::validate::{validate_chunk, Catalog, Checked};
 
 /// Orders per chunk handed from stage to stage. About nine chunks are alive
@@ -139,36 +139,49 @@ fn validate(
     busy
 }
 
+/// What the report thread wrote: the accepted report, and the failed one
+/// where it was streamed.
+pub type Written<W> = (AcceptedWriter<W>, Option<FailedStream<W>>);
+
+/// A report the report thread could not write: the failed one (`true`) or
+/// the accepted one, and why.
+pub struct ReportFailure(pub bool, pub std::io::Error);
+
 /// The report thread, started.
 pub struct Reporting<'scope, W: Write + Send> {
     pub tx: SyncSender<Vec<Decided>>,
-    handle: ScopedJoinHandle<'scope, (std::io::Result<AcceptedWriter<W>>, Duration)>,
+    handle: ScopedJoinHandle<'scope, (std::result::Result<Written<W>, ReportFailure>, Duration)>,
 }
 
 /// Start the report thread: the accepted report row of each accepted or
-/// skipped order, then the orders freed (both real work, kept off the
-/// applying thread).
+/// skipped order, the failed report's rows where it is streamed, then the
+/// orders freed (all real work, kept off the applying thread).
 pub fn report<'scope, W: Write + Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     writer: AcceptedWriter<W>,
+    failed: Option<FailedStream<W>>,
 ) -> Result<Reporting<'scope, W>> {
     let (tx, rx) = sync_channel::<Vec<Decided>>(IN_FLIGHT);
     let handle = std::thread::Builder::new()
         .name("report".into())
-        .spawn_scoped(scope, move || write_accepted(rx, writer))
+        .spawn_scoped(scope, move || write_accepted(rx, writer, failed))
         .context("cannot start the report thread")?;
     Ok(Reporting { tx, handle })
 }
 
 impl<W: Write + Send> Reporting<'_, W> {
-    /// Wait for the report thread: the writer (or its first error) and its busy time.
-    pub fn join(self) -> Result<(AcceptedWriter<W>, Duration)> {
+    /// Wait for the report thread: the writers (or the first error, with
+    /// whether it is the failed report's) and its busy time.
+    pub fn join(self) -> std::result::Result<(Written<W>, Duration), (bool, anyhow::Error)> {
         drop(self.tx);
         match self.handle.join() {
             Ok((Ok(w), busy)) => Ok((w, busy)),
-            Ok((Err(e), _)) => Err(e).context("writing the accepted report failed"),
-            Err(_) => Err(anyhow::anyhow!(
-                "internal error: the report thread stopped unexpectedly; nothing was committed"
+            Ok((Err(ReportFailure(failed, e)), _)) => Err((failed, e.into())),
+            Err(_) => Err((
+                false,
+                anyhow::anyhow!(
+                    "internal error: the report thread stopped unexpectedly; nothing was committed"
+                ),
             )),
         }
     }
@@ -177,24 +190,38 @@ impl<W: Write + Send> Reporting<'_, W> {
 fn write_accepted<W: Write>(
     rx: Receiver<Vec<Decided>>,
     mut writer: AcceptedWriter<W>,
-) -> (std::io::Result<AcceptedWriter<W>>, Duration) {
+    mut failed: Option<FailedStream<W>>,
+) -> (std::result::Result<Written<W>, ReportFailure>, Duration) {
     let mut busy = Duration::ZERO;
     for batch in rx.iter() {
         let t = Instant::now();
-        for d in &batch {
-            let (o, status) = match &d.outcome {
-                Outcome::Accepted(o) => (o, Status::Accepted),
-                Outcome::Skipped(o) => (o, Status::Skipped),
-                Outcome::Failed(_) | Outcome::ShortForNow => continue,
+        for d in batch {
+            let (o, status) = match d.outcome {
+                Outcome::Accepted(ref o) => (o, Status::Accepted),
+                Outcome::Skipped(ref o) => (o, Status::Skipped),
+                Outcome::Failed(f) => {
+                    if let Some(Err(e)) = failed.as_mut().map(|s| s.next(Some(f))) {
+                        return (Err(ReportFailure(true, e)), busy + t.elapsed());
+                    }
+                    continue;
+                }
+                Outcome::ShortForNow => {
+                    if let Some(Err(e)) = failed.as_mut().map(|s| s.next(None)) {
+                        return (Err(ReportFailure(true, e)), busy + t.elapsed());
+                    }
+                    continue;
+                }
             };
             let row = AcceptedRow::new(o, status, &d.raw.source, d.raw.line);
             if let Err(e) = writer.write(&row) {
                 // Dropping the receiver stops the applying thread at its next send.
-                return (Err(e), busy + t.elapsed());
+                return (Err(ReportFailure(false, e)), busy + t.elapsed());
+            }
+            if let Some(Err(e)) = failed.as_mut().map(|s| s.next(None)) {
+                return (Err(ReportFailure(true, e)), busy + t.elapsed());
             }
         }
-        drop(batch);
         busy += t.elapsed();
     }
-    (Ok(writer), busy)
+    (Ok((writer, failed)), busy)
 }

@@ -56,7 +56,7 @@ impl StoredRow {
             order: FailedOrder {
                 order_id: self.order_id,
                 code,
-                detail: self.detail,
+                stored_detail: self.detail,
                 source_file: self.source_file,
                 source_line: self.source_line.max(0) as u64,
                 body,

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::money::currency_exponent;
 use crate::model::order::{
-    FailedBody, FailedOrder, FailedRow, Field, Line, Problem, Product, ValidOrder,
+    FailedBody, FailedOrder, FailedRow, Field, Line, Message, Problem, Product, ValidOrder,
 };
 use crate::model::pan;
 use crate::model::ErrorCode;
@@ -44,8 +44,8 @@ pub enum Verdict {
     Valid(ValidOrder),
     Invalid {
         code: ErrorCode,
-        detail: String,
-        /// Every failure found, in order of precedence (`code` and `detail` sum them up).
+        /// Every failure found, in order of precedence (`code` is the first's).
+        /// Their text is rendered once, where a failure record is shown.
         problems: Vec<Problem>,
         /// The parsed order when only catalog checks failed: if it was applied
         /// before with the same content it is skipped, whatever the catalog says now.
@@ -56,30 +56,22 @@ pub enum Verdict {
 impl Verdict {
     /// An invalid verdict from its problems (at least one).
     pub fn invalid(mut problems: Vec<Problem>, parsed: Option<Box<ValidOrder>>) -> Verdict {
-        let (code, detail) = summarize(&mut problems);
+        let code = summarize(&mut problems);
         Verdict::Invalid {
             code,
-            detail,
             problems,
             parsed,
         }
     }
 }
 
-/// The code of the first failure by precedence, and every failure as
-/// `CODE: message; CODE: message` (sorts `problems`, stably).
-pub fn summarize(problems: &mut [Problem]) -> (ErrorCode, String) {
+/// The code of the first failure by precedence (sorts `problems`, stably).
+pub fn summarize(problems: &mut [Problem]) -> ErrorCode {
     problems.sort_by_key(|p| p.code);
-    let code = problems
+    problems
         .first()
         .map(|p| p.code)
-        .unwrap_or(ErrorCode::InvalidField);
-    let detail = problems
-        .iter()
-        .map(|p| format!("{}: {}", p.code, p.message))
-        .collect::<Vec<_>>()
-        .join("; ");
-    (code, detail)
+        .unwrap_or(ErrorCode::InvalidField)
 }
 
 /// An order as read, with what validation made of it.
@@ -94,6 +86,8 @@ pub fn validate_chunk(chunk: Vec<RawOrder>, catalog: &Catalog) -> Vec<Checked> {
     chunk
         .into_par_iter()
         .map(|mut raw| {
+            // A JSONL line is parsed here, on the pool, not on the reader.
+            raw.parse_deferred();
             let verdict = validate(&raw, catalog);
             mask_card_numbers(&mut raw, matches!(verdict, Verdict::Valid(_)));
             Checked { raw, verdict }
@@ -109,6 +103,7 @@ pub fn validate_chunk(chunk: Vec<RawOrder>, catalog: &Catalog) -> Vec<Checked> {
 /// every cell but the identifier and number fields scanned, and the raw text
 /// of a record that could not be parsed loses every long run of digits.
 pub fn mask_card_numbers(raw: &mut RawOrder, valid: bool) {
+    raw.parse_deferred();
     let (columns, rows) = match &mut raw.body {
         RawBody::Malformed { raw, reason } => {
             if let std::borrow::Cow::Owned(m) = pan::mask_digit_runs(raw) {
@@ -120,6 +115,8 @@ pub fn mask_card_numbers(raw: &mut RawOrder, valid: bool) {
             return;
         }
         RawBody::Rows { columns, rows, .. } => (columns, rows),
+        // Parsed above.
+        RawBody::JsonLine { .. } => return,
     };
     // What each position holds: 0 an identifier or number, 1 free text a check read, 2 unread.
     let width = rows.iter().map(|r| r.record.len()).max().unwrap_or(0);
@@ -160,12 +157,20 @@ pub fn mask_card_numbers(raw: &mut RawOrder, valid: bool) {
 const MAX_RAW: usize = 1 << 20;
 
 pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
+    let raw = &*raw.parsed();
     let (columns, rows, no_items) = match &raw.body {
-        RawBody::Malformed { raw: text, reason } => {
+        RawBody::Malformed { reason, .. } => {
+            // Its raw text is the failure record's (masked): said once, there.
             let p = Problem::new(
                 ErrorCode::MalformedRecord,
-                format!("{}: {}", pan::mask_digit_runs(reason), masked_raw(text)),
+                Message::Unparsed(pan::mask_digit_runs(reason).into_owned()),
             );
+            return Verdict::invalid(vec![p], None);
+        }
+        // Readers never make one (a JSON line is parsed above); a damaged
+        // stored failure could.
+        RawBody::JsonLine { .. } => {
+            let p = Problem::new(ErrorCode::MalformedRecord, "the record has no rows");
             return Verdict::invalid(vec![p], None);
         }
         RawBody::Rows { rows, .. } if rows.is_empty() => {
@@ -235,21 +240,9 @@ impl<'a> OrderCheck<'a> {
         self.values[row][f.index()]
     }
 
-    /// " (line N)" when the order has several rows, so the detail points at
-    /// one; " (item N)" for the items of a JSONL order, which share a line.
-    fn at(&self, row: usize) -> String {
-        let n = self.rows.len();
-        if n < 2 {
-            String::new()
-        } else if self.rows[0].line == self.rows[n - 1].line {
-            format!(" (item {})", row + 1)
-        } else {
-            format!(" (line {})", self.rows[row].line)
-        }
-    }
-
-    /// A problem of the order as a whole (`row` None) or of one of its rows.
-    fn push(&mut self, code: ErrorCode, row: Option<usize>, message: String) {
+    /// A problem of the order as a whole (`row` None) or of one of its rows
+    /// (the row's place is added where the detail is rendered).
+    fn push(&mut self, code: ErrorCode, row: Option<usize>, message: impl Into<Message>) {
         self.problems.push(match row {
             Some(r) => Problem::on_row(code, r, message),
             None => Problem::new(code, message),
@@ -258,16 +251,11 @@ impl<'a> OrderCheck<'a> {
 
     /// Run every check up to the catalog checks; the parsed order when all values parsed.
     fn run(&mut self, catalog: &Catalog) -> Option<ValidOrder> {
-        let not_array = self
-            .problems
-            .iter()
-            .any(|p| p.message == crate::read::jsonl::ITEMS_NOT_ARRAY);
+        let not_array = self.problems.iter().any(
+            |p| matches!(&p.message, Message::Text(t) if t == crate::read::jsonl::ITEMS_NOT_ARRAY),
+        );
         if self.no_items && !not_array {
-            self.push(
-                ErrorCode::MissingField,
-                None,
-                "items is missing or empty".into(),
-            );
+            self.push(ErrorCode::MissingField, None, "items is missing or empty");
         }
         // MISSING_FIELD: every row, every field.
         for r in 0..self.rows.len() {
@@ -276,7 +264,7 @@ impl<'a> OrderCheck<'a> {
                     continue;
                 }
                 if self.get(r, f).is_empty() {
-                    let m = format!("{} is empty{}", f.name(), self.at(r));
+                    let m = format!("{} is empty", f.name());
                     self.push(ErrorCode::MissingField, Some(r), m);
                 }
             }
@@ -296,12 +284,7 @@ impl<'a> OrderCheck<'a> {
             if let Err(rule) = res {
                 let v = this.get(r, f);
                 if !v.is_empty() {
-                    let m = format!(
-                        "{} {}{} {rule}",
-                        f.name(),
-                        show(v, f.is_free_text()),
-                        this.at(r)
-                    );
+                    let m = format!("{} {} {rule}", f.name(), show(v, f.is_free_text()));
                     this.push(ErrorCode::InvalidField, Some(r), m);
                 }
                 ok = false;
@@ -387,7 +370,7 @@ impl<'a> OrderCheck<'a> {
             self.push(
                 ErrorCode::InvalidField,
                 None,
-                "the order total (sum of quantity x unit_price) is too large to compute".into(),
+                "the order total (sum of quantity x unit_price) is too large to compute",
             );
             ok = false;
         }
@@ -447,7 +430,7 @@ impl<'a> OrderCheck<'a> {
             for (pos, name) in &self.cols.extras {
                 let v = self.rows[r].cell(self.cols, *pos);
                 if let Err(rule) = fields::text(v) {
-                    let m = format!("column {name} {} {rule}{}", show(v, true), self.at(r));
+                    let m = format!("column {name} {} {rule}", show(v, true));
                     self.problems
                         .push(Problem::on_row(ErrorCode::InvalidField, r, m));
                 }
@@ -464,12 +447,7 @@ impl<'a> OrderCheck<'a> {
                 if (r == 0 || v != self.get(0, f)) && pan::contains_pan(v) {
                     found.push((
                         r,
-                        format!(
-                            "{} holds a card number: {}{}",
-                            f.name(),
-                            show(v, true),
-                            self.at(r)
-                        ),
+                        format!("{} holds a card number: {}", f.name(), show(v, true)),
                     ));
                 }
             }
@@ -478,11 +456,7 @@ impl<'a> OrderCheck<'a> {
                 if pan::contains_pan(v) {
                     found.push((
                         r,
-                        format!(
-                            "column {name} holds a card number: {}{}",
-                            show(v, true),
-                            self.at(r)
-                        ),
+                        format!("column {name} holds a card number: {}", show(v, true)),
                     ));
                 }
             }
@@ -505,37 +479,22 @@ impl<'a> OrderCheck<'a> {
             if fields::sku(sku).is_err() {
                 continue;
             }
+            // Facts only: the text is rendered from them and the row's values.
             let Some((price, cur)) = catalog.get(sku) else {
-                let m = format!(
-                    "sku {}{} is not in the catalog",
-                    show(sku, false),
-                    self.at(r)
-                );
-                self.push(ErrorCode::UnknownSku, Some(r), m);
+                self.push(ErrorCode::UnknownSku, Some(r), Message::UnknownSku);
                 continue;
             };
             if !currency_ok {
                 continue;
             }
             if cur != currency {
-                let m = format!(
-                    "currency {currency} is not the catalog currency {cur} of sku {}{}",
-                    show(sku, false),
-                    self.at(r)
-                );
+                let m = Message::CatalogCurrency(cur.to_string());
                 self.push(ErrorCode::CurrencyMismatch, Some(r), m);
                 continue;
             }
-            let text = self.get(r, Field::UnitPrice);
             if let Some(p) = self.prices.get(r).copied().flatten() {
                 if p != price {
-                    let m = format!(
-                        "unit_price {} of sku {}{} is not the catalog price {}",
-                        show(text, false),
-                        show(sku, false),
-                        self.at(r),
-                        crate::model::money::format_amount(price, exp)
-                    );
+                    let m = Message::CatalogPrice(crate::model::money::format_amount(price, exp));
                     self.push(ErrorCode::PriceMismatch, Some(r), m);
                 }
             }
@@ -543,22 +502,7 @@ impl<'a> OrderCheck<'a> {
     }
 }
 
-/// A value for a message: quoted, control characters escaped, cut when long,
-/// and masked when it comes from a free-text field.
-pub fn show(v: &str, free_text: bool) -> String {
-    const MAX: usize = 80;
-    let v = if free_text {
-        pan::mask_pans(v)
-    } else {
-        v.into()
-    };
-    if v.chars().count() > MAX {
-        let cut: String = v.chars().take(MAX).collect();
-        format!("{cut:?}...")
-    } else {
-        format!("{v:?}")
-    }
-}
+pub use crate::model::text::show;
 
 /// The raw text of a record that could not be parsed, as the failure keeps
 /// it: card numbers masked, cut at `MAX_RAW`, NUL bytes shown as U+FFFD (no
@@ -621,43 +565,30 @@ fn content_hash(o: &ValidOrder, placed: (i64, u32)) -> [u8; 16] {
 }
 
 /// The failed-order record of an order from every problem found: its code,
-/// its whole detail, and each row's own part of the detail.
+/// its rows and its problems, each once (their text is rendered where the
+/// record is shown).
 pub fn failed_order_of(
     raw: &RawOrder,
     mut problems: Vec<Problem>,
     source_file: &str,
 ) -> FailedOrder {
-    let (code, detail) = summarize(&mut problems);
-    let mut f = failed_order(raw, code, detail, source_file);
-    let n = f.body.rows.len();
-    if n > 1 {
-        for p in &problems {
-            let row = p.row.map_or(0, |r| (r as usize).min(n - 1));
-            let d = &mut f.body.rows[row].detail;
-            if !d.is_empty() {
-                d.push_str("; ");
-            }
-            d.push_str(p.code.as_str());
-            d.push_str(": ");
-            d.push_str(&p.message);
-        }
-    }
+    let code = summarize(&mut problems);
+    let mut f = failed_order(raw, code, source_file);
+    f.body.problems = problems;
     f
 }
 
-/// The failed-order record of an order: its rows with card numbers masked, for
-/// the database and the failed report.
-pub fn failed_order(
-    raw: &RawOrder,
-    code: ErrorCode,
-    detail: String,
-    source_file: &str,
-) -> FailedOrder {
+/// The failed-order record of an order, without its problems: its rows with
+/// card numbers masked, for the database and the failed report.
+pub fn failed_order(raw: &RawOrder, code: ErrorCode, source_file: &str) -> FailedOrder {
+    let raw = &*raw.parsed();
     let body = match &raw.body {
         RawBody::Malformed { raw: text, .. } => FailedBody {
             raw: Some(masked_raw(text)),
             ..FailedBody::default()
         },
+        // Parsed above.
+        RawBody::JsonLine { .. } => FailedBody::default(),
         RawBody::Rows {
             columns,
             rows,
@@ -694,12 +625,13 @@ pub fn failed_order(
             no_items: *no_items,
             raw: None,
             layout: columns.layout.as_deref().cloned(),
+            problems: Vec::new(),
         },
     };
     FailedOrder {
         order_id: raw.order_id().map(str::to_string),
         code,
-        detail,
+        stored_detail: String::new(),
         source_file: source_file.to_string(),
         source_line: raw.line,
         body,

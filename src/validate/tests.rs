@@ -147,15 +147,28 @@ fn valid(raw: &RawOrder) -> ValidOrder {
     }
 }
 
-/// Code, detail and whether the parsed order came along.
+/// Code, detail (as the failure record renders it) and whether the parsed
+/// order came along.
 fn invalid(raw: &RawOrder) -> (ErrorCode, String, Option<Box<ValidOrder>>) {
     match check(raw) {
         Verdict::Invalid {
             code,
-            detail,
+            problems,
             parsed,
-            ..
-        } => (code, detail, parsed),
+        } => {
+            let detail = failed_order_of(raw, problems, "t.csv")
+                .detail()
+                .into_owned();
+            (code, detail, parsed)
+        }
+        Verdict::Valid(o) => panic!("expected an invalid order, got {o:?}"),
+    }
+}
+
+/// The failure record of an invalid order.
+fn failed_of(raw: &RawOrder, source_file: &str) -> FailedOrder {
+    match check(raw) {
+        Verdict::Invalid { problems, .. } => failed_order_of(raw, problems, source_file),
         Verdict::Valid(o) => panic!("expected an invalid order, got {o:?}"),
     }
 }
@@ -675,7 +688,7 @@ fn invalid_item_field_on_a_later_row_names_the_line() {
     assert_eq!(
         detail,
         format!(
-            "INVALID_FIELD: quantity \"two\" (line 3) {}",
+            "INVALID_FIELD: quantity \"two\" {} (line 3)",
             fields::QUANTITY_RULE
         )
     );
@@ -997,7 +1010,7 @@ fn card_number_straddling_the_raw_text_cut_is_not_shown_in_part() {
         !detail.contains("411111111111"),
         "12 clear digits of the card number"
     );
-    let f = failed_order(&raw, code, detail, "t.csv");
+    let f = failed_of(&raw, "t.csv");
     assert!(!f.body.raw.unwrap().contains("411111111111"));
 }
 
@@ -1081,9 +1094,9 @@ fn all_catalog_failures_are_listed() {
     assert_eq!(code, ErrorCode::UnknownSku);
     assert_eq!(
         detail,
-        "UNKNOWN_SKU: sku \"NOPE\" (line 2) is not in the catalog; \
+        "UNKNOWN_SKU: sku \"NOPE\" is not in the catalog (line 2); \
          CURRENCY_MISMATCH: currency EUR is not the catalog currency JPY of sku \"JP-1\" (line 4); \
-         PRICE_MISMATCH: unit_price \"6.00\" of sku \"SKU-1\" (line 3) is not the catalog price 5.00"
+         PRICE_MISMATCH: unit_price \"6.00\" of sku \"SKU-1\" is not the catalog price 5.00 (line 3)"
     );
     assert!(parsed.is_some());
 }
@@ -1183,10 +1196,10 @@ fn failed_order_masks_free_text_and_extras_and_keeps_identifiers() {
     r.push("'=SUM(A1)".into());
     let raw = csv_order(&["note", "formula"], &[r]);
     let (code, detail, _) = invalid(&raw);
-    let f = failed_order(&raw, code, detail.clone(), "in/orders.csv");
+    let f = failed_of(&raw, "in/orders.csv");
     assert_eq!(f.order_id.as_deref(), Some("4222222222222"));
     assert_eq!(f.code, code);
-    assert_eq!(f.detail, detail);
+    assert_eq!(f.detail(), detail);
     assert_eq!(f.source_file, "in/orders.csv");
     assert_eq!(f.source_line, 2);
     assert!(f.body.raw.is_none());
@@ -1224,7 +1237,7 @@ fn failed_order_keeps_every_row_trimmed() {
         ]),
     ];
     let raw = csv_order(&[], &rows);
-    let f = failed_order(&raw, ErrorCode::InsufficientStock, "x".into(), "a.csv");
+    let f = failed_order(&raw, ErrorCode::InsufficientStock, "a.csv");
     assert_eq!(f.body.rows.len(), 2);
     assert_eq!(f.body.rows[0].values[Field::Quantity.index()], "3");
     assert_eq!(f.body.rows[1].values[Field::Sku.index()], "SKU-2");
@@ -1235,8 +1248,9 @@ fn failed_order_keeps_every_row_trimmed() {
 fn failed_order_of_a_malformed_record_keeps_its_raw_text_masked() {
     let text = format!("{}\nX,{VISA},2\r\n", header().join(","));
     let raw = read(Format::Csv, text.into_bytes()).remove(0);
-    let (code, detail, _) = invalid(&raw);
-    let f = failed_order(&raw, code, detail, "t.csv");
+    let (code, _, _) = invalid(&raw);
+    assert_eq!(code, ErrorCode::MalformedRecord);
+    let f = failed_of(&raw, "t.csv");
     assert_eq!(f.order_id, None);
     assert_eq!(f.source_line, 2);
     assert!(f.body.rows.is_empty());
@@ -1244,7 +1258,7 @@ fn failed_order_of_a_malformed_record_keeps_its_raw_text_masked() {
         f.body.raw.as_deref(),
         Some(format!("X,{VISA_MASKED},2").as_str())
     );
-    assert!(f.detail.contains(&format!("X,{VISA_MASKED},2")));
+    assert!(f.detail().contains(&format!("X,{VISA_MASKED},2")));
 }
 
 #[test]
@@ -1253,9 +1267,9 @@ fn failed_order_of_a_jsonl_order_without_items() {
     m.remove("items");
     m.insert("note".into(), json!(format!("x {VISA}")));
     let raw = jsonl_order(&Value::Object(m).to_string());
-    let (code, detail, _) = invalid(&raw);
+    let (code, _, _) = invalid(&raw);
     assert_eq!(code, ErrorCode::MissingField);
-    let f = failed_order(&raw, code, detail, "t.jsonl");
+    let f = failed_of(&raw, "t.jsonl");
     assert!(f.body.no_items);
     assert_eq!(f.body.rows.len(), 1);
     assert_eq!(f.body.rows[0].values[Field::OrderId.index()], "A-1");
@@ -1310,8 +1324,11 @@ fn check_properties(raw: &RawOrder) -> Result<(), TestCaseError> {
     let a = check(raw);
     let b = check(raw);
     prop_assert_eq!(&a, &b);
-    if let Verdict::Invalid { code, detail, .. } = &a {
+    if let Verdict::Invalid { code, problems, .. } = &a {
         prop_assert!(*code <= ErrorCode::PaymentMismatch);
+        let detail = failed_order_of(raw, problems.clone(), "t.csv")
+            .detail()
+            .into_owned();
         prop_assert!(detail.starts_with(code.as_str()) || *code == ErrorCode::MalformedRecord);
     }
     Ok(())

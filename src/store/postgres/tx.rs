@@ -217,7 +217,8 @@ impl<'c> PgTx<'c> {
                 &(*seq as i64),
                 &f.order_id,
                 &f.code.as_str(),
-                &f.detail,
+                // Empty where the body holds the problems: rendered on read.
+                &f.stored_detail,
                 &f.source_file,
                 &(f.source_line as i64),
                 &body,

@@ -25,6 +25,9 @@ pub(super) struct SqliteTx<'c> {
     /// A dry run's transaction (see `rehearse`): claimed ids go to a table
     /// of its own instead of the orders, and it is never committed.
     rehearsal: bool,
+    /// Most of the last chunk's orders were applied before (a file fed
+    /// again): the next chunk's ids are looked up before any is inserted.
+    mostly_taken: bool,
 }
 
 impl<'c> SqliteTx<'c> {
@@ -36,6 +39,7 @@ impl<'c> SqliteTx<'c> {
             done: false,
             others_open: None,
             rehearsal: false,
+            mostly_taken: false,
         }
     }
 
@@ -143,7 +147,8 @@ fn insert_failure(
         seq as i64,
         f.order_id,
         f.code.as_str(),
-        f.detail,
+        // Empty where the body holds the problems: the text is rendered on read.
+        f.stored_detail,
         f.source_file,
         f.source_line as i64,
         body,
@@ -298,7 +303,11 @@ impl Tx for SqliteTx<'_> {
         if self.rehearsal {
             return self.run(|c| rehearse_claim(c, run_id, orders));
         }
-        self.run(|c| {
+        // Where most orders were applied before (a file fed again), an
+        // insert would bind its 16 values to have the row refused: the ids
+        // are looked up first, and only those not found are inserted.
+        let look_first = self.mostly_taken;
+        let claims = self.run(|c| {
             let mut st = c.prepare_cached(
                 "INSERT INTO orders (order_id, content_hash, run_id, run_seq, source_file, source_line, placed_at,
                  customer_email, currency, payment_method, payment_ref, payment_amount, total, lines, units, items)
@@ -308,6 +317,12 @@ impl Tx for SqliteTx<'_> {
             let mut out = Vec::with_capacity(orders.len());
             for n in orders {
                 let o = n.order;
+                if look_first {
+                    if let Some(a) = applied_of(c, &o.order_id)? {
+                        out.push(Claim::Taken(a));
+                        continue;
+                    }
+                }
                 let inserted = st.execute(params![
                     o.order_id,
                     &o.content_hash[..],
@@ -334,7 +349,10 @@ impl Tx for SqliteTx<'_> {
                 });
             }
             Ok(out)
-        })
+        })?;
+        let new = claims.iter().filter(|c| **c == Claim::New).count();
+        self.mostly_taken = new * 2 < claims.len();
+        Ok(claims)
     }
 
     fn unclaim(&mut self, order_ids: &[&str]) -> Result<()> {
