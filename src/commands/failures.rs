@@ -100,7 +100,7 @@ fn cells(f: &StoredFailure) -> [String; 5] {
         f.run_id.to_string(),
         o.order_id.clone().unwrap_or_default(),
         o.code.as_str().to_string(),
-        o.detail.clone(),
+        o.detail().into_owned(),
     ]
 }
 
