@@ -6,6 +6,7 @@
 //! session holds an advisory lock on its id: any host can tell a running run
 //! from one whose process or host died (the server then rolled it back).
 
+mod claims;
 mod connect;
 mod queries;
 mod tx;
@@ -18,18 +19,22 @@ use postgres::{Client, GenericClient};
 
 pub use url::{is_url, refuse_lookalikes, PgUrl, UrlError};
 
-use super::{CloseResult, Concurrency, Fault, Resolutions, Result, Store, StoreError, Tx};
+use super::{
+    ClaimResult, ClaimToken, Claimant, CloseResult, Concurrency, Fault, InboxFile, Release,
+    Resolutions, Result, Store, StoreError, Tx,
+};
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
 /// Version files by version; a new database starts at version 2 (the
 /// version SQLite databases reached when PostgreSQL support began).
-const MIGRATIONS: [(i32, &str); 2] = [
+const MIGRATIONS: [(i32, &str); 3] = [
     (2, include_str!("../../../schema/postgres/v2.sql")),
     (3, include_str!("../../../schema/postgres/v3.sql")),
+    (5, include_str!("../../../schema/postgres/v5.sql")),
 ];
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 5;
 
 /// Advisory lock keys: a run's own (high half of the key, the run id in the
 /// low half), the catalog's, and the migration's.
@@ -333,6 +338,22 @@ impl Store for PgStore {
         let mut faults = queries::integrity(&mut self.client, &self.db)?;
         faults.extend(queries::ledger_faults(&mut self.client, &self.db)?);
         Ok(faults)
+    }
+
+    fn claim_file(&mut self, file: InboxFile<'_>, who: Claimant<'_>) -> Result<ClaimResult> {
+        claims::claim(&mut self.client, file, who).map_err(|e| self.db.err(e))
+    }
+
+    fn renew_claim(&mut self, claim: &ClaimToken, lease: Duration) -> Result<bool> {
+        claims::renew(&mut self.client, claim, lease).map_err(|e| self.db.err(e))
+    }
+
+    fn release_claim(&mut self, claim: &ClaimToken, release: Release<'_>) -> Result<bool> {
+        claims::release(&mut self.client, claim, release).map_err(|e| self.db.err(e))
+    }
+
+    fn processed_by(&mut self, sha256: &str) -> Result<Option<i64>> {
+        claims::processed_by(&mut self.client, sha256).map_err(|e| self.db.err(e))
     }
 }
 

@@ -10,7 +10,8 @@ use postgres::types::{ToSql, Type};
 use postgres::Transaction;
 
 use super::super::{
-    Applied, Claim, Committed, LedgerReason, NewOrder, Result, StoreError, Tx, Writes,
+    Applied, Claim, ClaimEnd, ClaimToken, Committed, LedgerReason, NewOrder, Result, StoreError,
+    Tx, Writes,
 };
 use super::{queries, Db};
 use crate::model::failure::FailureState;
@@ -351,6 +352,8 @@ impl Tx for PgTx<'_> {
              SELECT s, $3, $4, d, $5, $6 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(s, d, n) ORDER BY n",
             &[&l_skus, &deltas, &run_id, &LedgerReason::Load.as_str(), &at, &source],
         )?;
+        // Workers that keep the catalog in memory see that it changed.
+        self.execute("UPDATE catalog_version SET version = version + 1", &[])?;
         Ok(())
     }
 
@@ -548,6 +551,16 @@ impl Tx for PgTx<'_> {
     fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
         self.sent += 1;
         queries::finish_run(&mut self.tx, &self.db, record)
+    }
+
+    fn fence(&mut self, claim: &ClaimToken, run_id: Option<i64>) -> Result<bool> {
+        self.sent += 1 + u64::from(run_id.is_some());
+        super::claims::fence(&mut self.tx, claim, run_id).map_err(|e| self.db.err(e))
+    }
+
+    fn end_claim(&mut self, claim: &ClaimToken, end: ClaimEnd<'_>) -> Result<()> {
+        self.sent += 2;
+        super::claims::end(&mut self.tx, claim, end).map_err(|e| self.db.err(e))
     }
 
     /// A rehearsal claims as a run does: the inserted ids make it wait for

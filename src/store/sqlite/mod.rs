@@ -2,6 +2,7 @@
 //! run holds the database from its start to its commit), busy waits with
 //! backoff and jitter, the schema from `schema/sqlite/`.
 
+mod claims;
 mod open;
 mod queries;
 mod tx;
@@ -10,18 +11,23 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Backoff, CloseResult, Concurrency, Fault, Resolutions, Result, Store, StoreError, Tx};
+use super::{
+    Backoff, ClaimResult, ClaimToken, Claimant, CloseResult, Concurrency, Fault, InboxFile,
+    Release, Resolutions, Result, Store, StoreError, Tx,
+};
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
-/// Version files, in order: a database at version N runs those above N.
-const MIGRATIONS: [&str; 3] = [
-    include_str!("../../../schema/sqlite/v1.sql"),
-    include_str!("../../../schema/sqlite/v2.sql"),
-    include_str!("../../../schema/sqlite/v3.sql"),
+/// Version files by version, in order: a database at version N runs those
+/// above N.
+const MIGRATIONS: [(i64, &str); 4] = [
+    (1, include_str!("../../../schema/sqlite/v1.sql")),
+    (2, include_str!("../../../schema/sqlite/v2.sql")),
+    (3, include_str!("../../../schema/sqlite/v3.sql")),
+    (5, include_str!("../../../schema/sqlite/v5.sql")),
 ];
-const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+const SCHEMA_VERSION: i64 = 5;
 
 /// The runs this process started, by database: alive while it lives.
 static STARTED: std::sync::Mutex<Vec<(String, i64)>> = std::sync::Mutex::new(Vec::new());
@@ -160,9 +166,9 @@ impl SqliteStore {
         self.write(|c| {
             // Another process may have migrated while we waited for the lock.
             let now = version(c)?;
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(now.max(0) as usize) {
+            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > now) {
                 c.execute_batch(sql)?;
-                c.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+                c.execute_batch(&format!("PRAGMA user_version = {version}"))?;
             }
             Ok(())
         })
@@ -365,6 +371,22 @@ impl Store for SqliteStore {
             faults.extend(queries::ledger_faults(&self.conn, &self.path)?);
         }
         Ok(faults)
+    }
+
+    fn claim_file(&mut self, file: InboxFile<'_>, who: Claimant<'_>) -> Result<ClaimResult> {
+        self.write(|c| claims::claim(c, file, who))
+    }
+
+    fn renew_claim(&mut self, claim: &ClaimToken, lease: Duration) -> Result<bool> {
+        self.write(|c| claims::renew(c, claim, lease))
+    }
+
+    fn release_claim(&mut self, claim: &ClaimToken, release: Release<'_>) -> Result<bool> {
+        self.write(|c| claims::release(c, claim, release))
+    }
+
+    fn processed_by(&mut self, sha256: &str) -> Result<Option<i64>> {
+        claims::processed_by(&self.conn, sha256).map_err(|e| self.err(e))
     }
 }
 

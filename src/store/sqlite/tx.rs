@@ -6,7 +6,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::{
-    Applied, Claim, Committed, LedgerReason, NewOrder, Result, StoreError, Tx, Writes,
+    Applied, Claim, ClaimEnd, ClaimToken, Committed, LedgerReason, NewOrder, Result, StoreError,
+    Tx, Writes,
 };
 use super::{queries, store_err};
 use crate::model::failure::FailureState;
@@ -254,6 +255,8 @@ impl Tx for SqliteTx<'_> {
                     ledger.execute(params![p.sku, run_id, reason, p.on_hand - before, at, source])?;
                 }
             }
+            // Workers that keep the catalog in memory see that it changed.
+            c.execute("UPDATE catalog_version SET version = version + 1", [])?;
             Ok(())
         })
     }
@@ -459,6 +462,16 @@ impl Tx for SqliteTx<'_> {
 
     fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
         self.run(|c| queries::finish_run(c, record))
+    }
+
+    /// The transaction holds the whole database: no worker can take the
+    /// claim over before it ends, whatever its lease says (see `claims`).
+    fn fence(&mut self, claim: &ClaimToken, run_id: Option<i64>) -> Result<bool> {
+        self.run(|c| super::claims::fence(c, claim, run_id))
+    }
+
+    fn end_claim(&mut self, claim: &ClaimToken, end: ClaimEnd<'_>) -> Result<()> {
+        self.run(|c| super::claims::end(c, claim, end))
     }
 
     /// The claimed ids go to a table of their own instead, created inside
