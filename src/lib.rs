@@ -28,6 +28,11 @@ pub enum Exit {
     Aborted,
     /// `verify` found faults.
     Faults,
+    /// `inbox`: files were left for a later try (the database locked or
+    /// out of reach, or a temporary problem with a file).
+    Later,
+    /// `inbox`: a file went to the failed directory.
+    FileFailed,
 }
 
 impl Exit {
@@ -37,6 +42,8 @@ impl Exit {
             Exit::SomeFailed => 3,
             Exit::Aborted => 4,
             Exit::Faults => 1,
+            Exit::Later => 75,
+            Exit::FileFailed => 2,
         }
     }
 }
@@ -140,6 +147,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
         Command::InventoryExport { out } => commands::inventory::export(cfg, out.as_deref()),
         Command::Process(opts) => run::process(cfg, opts),
         Command::Reprocess { run, opts } => run::reprocess(cfg, opts, *run),
+        Command::Inbox(opts) => commands::inbox::run(cfg, opts),
         Command::RunsList { json } => commands::runs::list(cfg, *json),
         Command::RunsShow { id, json } => commands::runs::show(cfg, *id, *json),
         Command::Report { kind, run, format } => commands::report::run(cfg, *kind, *run, *format),
