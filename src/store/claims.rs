@@ -124,6 +124,8 @@ pub struct Claimed {
     pub took_over: Option<Lapsed>,
     /// The last attempt's message, if any.
     pub message: Option<String>,
+    /// The claim's state before it was granted (for [`Release::Vanished`]).
+    pub was: ClaimState,
 }
 
 /// What asking for a file's claim came to.
@@ -149,8 +151,9 @@ pub enum Release<'a> {
     Retry { delay: Duration, message: &'a str },
     /// Stopped by the operator: not counted, free at once.
     Stopped,
-    /// The file went away or changed once claimed: not counted.
-    Vanished,
+    /// The file went away or changed once claimed (another worker moved
+    /// it meanwhile): not counted, the claim back as it was.
+    Vanished { was: ClaimState },
 }
 
 impl Release<'_> {
@@ -158,13 +161,21 @@ impl Release<'_> {
         match self {
             Release::Retry { .. } => AttemptOutcome::Retry,
             Release::Stopped => AttemptOutcome::Stopped,
-            Release::Vanished => AttemptOutcome::Vanished,
+            Release::Vanished { .. } => AttemptOutcome::Vanished,
         }
     }
 
     /// How much it adds to the claim's attempt count.
     pub fn counted(&self) -> i64 {
         i64::from(matches!(self, Release::Retry { .. }))
+    }
+
+    /// The state the claim is left in.
+    pub fn state(&self) -> ClaimState {
+        match self {
+            Release::Vanished { was } => *was,
+            _ => ClaimState::Waiting,
+        }
     }
 
     /// Milliseconds before the file may be claimed again.

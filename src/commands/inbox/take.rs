@@ -89,6 +89,10 @@ impl Worker<'_> {
             // refused by its run, which says why.
             Err(_) => format!("unreadable:{}:{}", entry.name, entry.ident.key()),
         };
+        // Moved by another worker since it was hashed: not worth a claim.
+        if !entry.unchanged() {
+            return Ok(Taken::Vanished);
+        }
         let host = self.host.clone();
         let who = Claimant {
             host: &host,
@@ -104,16 +108,17 @@ impl Worker<'_> {
             ClaimResult::Held { for_ms } => return Ok(Taken::Held(millis(for_ms))),
             ClaimResult::Later { in_ms } => return Ok(Taken::Later(millis(in_ms))),
         };
-        self.said_taken(entry, &claimed);
         let fence = Fence::new(claimed.claim.clone(), &entry.path_str());
+        if !entry.unchanged() {
+            let release = Release::Vanished { was: claimed.was };
+            return self.release(&fence, release, Taken::Vanished);
+        }
+        self.said_taken(entry, &claimed);
         self.with_claim(entry, &fence, &claimed)
     }
 
     /// Everything done while holding the claim.
     fn with_claim(&mut self, entry: &Entry, fence: &Fence, claimed: &Claimed) -> Result<Taken> {
-        if !entry.unchanged() {
-            return self.release(fence, Release::Vanished, Taken::Vanished);
-        }
         if crate::interrupt::stop_requested() {
             return self.release(fence, Release::Stopped, Taken::Stopped);
         }
@@ -132,7 +137,7 @@ impl Worker<'_> {
             return self.duplicate(entry, fence, run);
         }
         let res = self.run_file(entry, fence);
-        match self.classify(res, fence.run_id()) {
+        match self.classify(res, entry, fence.run_id()) {
             RunEnd::Finished(exit) => {
                 let run = fence.run_id();
                 match self.move_file(entry, fence, Dest::Done, AttemptOutcome::Done, run)? {
@@ -150,7 +155,14 @@ impl Worker<'_> {
             RunEnd::Stopped(Stopped::Signal { .. }) => {
                 self.release(fence, Release::Stopped, Taken::Stopped)
             }
-            RunEnd::Stopped(Stopped::ClaimLost { .. }) => Ok(Taken::Lost),
+            RunEnd::Stopped(lost @ Stopped::ClaimLost { .. }) => {
+                crate::log::warn_event(
+                    "inbox_run_rolled_back",
+                    &lost.to_string(),
+                    serde_json::json!({ "file": entry.name, "run_id": fence.run_id() }),
+                );
+                Ok(Taken::Lost)
+            }
             RunEnd::Temporary(message) => self.retry(entry, fence, claimed.attempts, &message),
         }
     }
@@ -185,7 +197,7 @@ impl Worker<'_> {
         res
     }
 
-    fn classify(&self, res: Result<Exit>, run_id: Option<i64>) -> RunEnd {
+    fn classify(&self, res: Result<Exit>, entry: &Entry, run_id: Option<i64>) -> RunEnd {
         let again = format!("once fixed, put the file into {} again", self.inbox_shown());
         match res {
             Ok(Exit::Aborted) => {
@@ -201,6 +213,12 @@ impl Worker<'_> {
             Ok(exit) => RunEnd::Finished(exit),
             Err(e) => match Stopped::of(&e) {
                 Some(stopped) => RunEnd::Stopped(stopped.clone()),
+                // Asked to stop, and ended by something else meanwhile (a
+                // lock wait that timed out): stopped all the same, not a try.
+                None if crate::interrupt::stop_requested() => RunEnd::Stopped(Stopped::Signal {
+                    file: entry.path_str(),
+                    run: run_id.unwrap_or_default(),
+                }),
                 None if crate::exit_code_of(&e) == 2 => RunEnd::Refused(format!("{e:#}; {again}")),
                 None => RunEnd::Temporary(format!("{e:#}")),
             },

@@ -69,6 +69,7 @@ pub(super) fn claim(
         // Another worker is changing it at this moment.
         return Ok(ClaimResult::Held { for_ms: 0 });
     };
+    let was = claim_row(row).state;
     let (attempts, lapsed, message) = match decide(&claim_row(row), now) {
         Decision::Refuse(refused) => return Ok(refused),
         Decision::Take {
@@ -81,8 +82,7 @@ pub(super) fn claim(
     let pid = i64::from(who.pid);
     tx.execute(
         "UPDATE inbox_claims SET name = $2, state = $3, token = $4, host = $5, pid = $6,
-             lease_until = $7, attempts = $8, next_try_at = 0, message = $9, moved_to = NULL,
-             updated_at = $10
+             lease_until = $7, attempts = $8, next_try_at = 0, message = $9, updated_at = $10
          WHERE sha256 = $1",
         &[
             &file.sha256,
@@ -126,6 +126,7 @@ pub(super) fn claim(
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         took_over: lapsed.map(|(_, who)| who),
         message,
+        was,
     }))
 }
 
@@ -160,7 +161,7 @@ pub(super) fn release(
         &[
             &claim.sha256,
             &claim.token,
-            &ClaimState::Waiting.as_str(),
+            &release.state().as_str(),
             &(release.counted() as i32),
             &next,
             &release.message(),

@@ -59,6 +59,7 @@ pub(super) fn claim(
             claim_row,
         )
         .optional()?;
+    let was = row.as_ref().map_or(ClaimState::Waiting, |r| r.state);
     let decision = match &row {
         Some(r) => decide(r, now),
         None => Decision::Take {
@@ -83,7 +84,7 @@ pub(super) fn claim(
          ON CONFLICT (sha256) DO UPDATE SET name = excluded.name, state = excluded.state,
              token = excluded.token, host = excluded.host, pid = excluded.pid,
              lease_until = excluded.lease_until, attempts = excluded.attempts, next_try_at = 0,
-             message = excluded.message, moved_to = NULL, updated_at = excluded.updated_at",
+             message = excluded.message, updated_at = excluded.updated_at",
         params![
             file.sha256,
             file.name,
@@ -125,6 +126,7 @@ pub(super) fn claim(
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         took_over: lapsed.map(|(_, who)| who),
         message,
+        was,
     }))
 }
 
@@ -158,7 +160,7 @@ pub(super) fn release(
         params![
             claim.sha256,
             claim.token,
-            ClaimState::Waiting.as_str(),
+            release.state().as_str(),
             release.counted(),
             next,
             release.message(),
