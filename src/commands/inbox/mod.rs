@@ -297,7 +297,10 @@ impl<'a> Worker<'a> {
                 continue;
             }
             let taken = self.take(&entry)?;
-            self.account(&entry, taken);
+            // A file that waits now (a retry's delay) is looked at again then.
+            if let (Some(until), true) = (self.account(&entry, taken), self.opts.watch) {
+                next = Some(next.map_or(until, |n| n.min(until)));
+            }
             wanted.remove(&entry.name);
         }
         self.tally.last_pass = unix(SystemTime::now());
@@ -305,8 +308,9 @@ impl<'a> Worker<'a> {
         Ok(next)
     }
 
-    /// What a file's take counts for; files that wait are remembered.
-    fn account(&mut self, entry: &scan::Entry, taken: Taken) {
+    /// What a file's take counts for; a file that waits is remembered, and
+    /// when it may be asked for again returned.
+    fn account(&mut self, entry: &scan::Entry, taken: Taken) -> Option<Instant> {
         let wait = match taken {
             Taken::Done(exit) => {
                 self.worst = worse(self.worst, exit);
@@ -331,11 +335,10 @@ impl<'a> Worker<'a> {
             Taken::Lost => Some(self.opts.lease),
             Taken::Duplicate | Taken::Stopped | Taken::Vanished => None,
         };
-        if let Some(after) = wait {
-            let until = Instant::now() + after;
-            self.not_before
-                .insert(entry.name.clone(), (entry.ident, until));
-        }
+        let until = Instant::now() + wait?;
+        self.not_before
+            .insert(entry.name.clone(), (entry.ident, until));
+        Some(until)
     }
 
     /// When a file that waits may be asked for again (None: now).
