@@ -561,46 +561,34 @@ enum Kill {
     Running,
 }
 
-/// Kills a worker at `point`, then lets another take the file over once
-/// the lease has ended: the end state is that of one clean run.
-fn killed_and_taken_over(backend: Backend, point: Kill) {
-    let (skus, stock) = (5, 1_000_000);
-    let env = inbox_env(backend, skus, stock);
-    let n = orders_held_up(backend);
-    let content = orders("K", n, skus);
-    arrived_long_ago(&env, "a.csv", content.as_bytes());
-    let mut probe = (backend == Backend::Postgres).then(|| PgSession::open(&env.db));
-    let mut gates = Vec::new();
-    if let Kill::Claiming = point {
-        let mut g = PgSession::open(&env.db);
-        g.exec(&format!(
-            "BEGIN; INSERT INTO orders (order_id, content_hash, run_id, run_seq, source_file, source_line,
-             placed_at, customer_email, currency, payment_method, payment_ref, payment_amount, total,
-             lines, units, items)
-             VALUES ('K-{}', '\\x00'::bytea, 0, 0, 'held', 0, 'x', 'x', 'EUR', 'card', 'x', 0, 0, 1, 1, '[]')",
-            n / 2
-        ));
-        gates.push(g);
+/// What holds a run up before the worker starts (PostgreSQL).
+fn gates_before(env: &Env, point: Kill, n: usize) -> Vec<PgSession> {
+    match point {
+        Kill::Claiming => {
+            let mut g = PgSession::open(&env.db);
+            g.exec(&format!(
+                "BEGIN; INSERT INTO orders (order_id, content_hash, run_id, run_seq, source_file, source_line,
+                 placed_at, customer_email, currency, payment_method, payment_ref, payment_amount, total,
+                 lines, units, items)
+                 VALUES ('K-{}', '\\x00'::bytea, 0, 0, 'held', 0, 'x', 'x', 'EUR', 'card', 'x', 0, 0, 1, 1, '[]')",
+                n / 2
+            ));
+            vec![g]
+        }
+        Kill::Locked => vec![stock_gate(env).unwrap()],
+        Kill::Running => Vec::new(),
     }
-    if let Kill::Locked = point {
-        gates.push(stock_gate(&env).unwrap());
-    }
-    let args = [
-        "--watch",
-        "--settle",
-        "0",
-        "--lease",
-        "1",
-        "--lock-timeout",
-        "60",
-    ];
-    let w = Worker::start(&env, "killed", &args);
+}
+
+/// Waits until the worker's run is where `point` says.
+fn held_at(env: &Env, point: Kill, mut probe: Option<&mut PgSession>, gates: &mut Vec<PgSession>) {
     match point {
         Kill::Claiming => poll("the run waiting for an order id", || {
-            (waiting_in(probe.as_mut().unwrap(), "INSERT INTO orders") > 0).then_some(())
+            let p = probe.as_deref_mut()?;
+            (waiting_in(p, "INSERT INTO orders") > 0).then_some(())
         }),
         Kill::Locked => {
-            let p = probe.as_mut().unwrap();
+            let p = probe.unwrap();
             poll("the run waiting for its stock", || {
                 (waiting_in(p, "FROM products") > 0).then_some(())
             });
@@ -618,8 +606,31 @@ fn killed_and_taken_over(backend: Backend, point: Kill) {
             assert_eq!(held, ["1"], "the run holds its stock rows while it waits");
             gates.push(claim);
         }
-        Kill::Running => run_held_up(&env, None),
+        Kill::Running => run_held_up(env, None),
     }
+}
+
+/// Kills a worker at `point`, then lets another take the file over once
+/// the lease has ended: the end state is that of one clean run.
+fn killed_and_taken_over(backend: Backend, point: Kill) {
+    let (skus, stock) = (5, 1_000_000);
+    let env = inbox_env(backend, skus, stock);
+    let n = orders_held_up(backend);
+    let content = orders("K", n, skus);
+    arrived_long_ago(&env, "a.csv", content.as_bytes());
+    let mut probe = (backend == Backend::Postgres).then(|| PgSession::open(&env.db));
+    let mut gates = gates_before(&env, point, n);
+    let args = [
+        "--watch",
+        "--settle",
+        "0",
+        "--lease",
+        "1",
+        "--lock-timeout",
+        "60",
+    ];
+    let w = Worker::start(&env, "killed", &args);
+    held_at(&env, point, probe.as_mut(), &mut gates);
     let mut kid = w.kid;
     kid.kill();
     for mut g in gates {
@@ -978,7 +989,12 @@ fn check_many(env: &Env, whole: &[Named], slowly: &[Named], lines: &[serde_json:
     assert!(lines
         .iter()
         .all(|l| l["file"].is_string() && l["moved_to"].is_string()));
-    // Stock and orders as the same runs one after another leave them.
+    assert_as_serial_replay(env);
+    env.verify_ok();
+}
+
+/// Stock and orders as the same runs one after another leave them.
+fn assert_as_serial_replay(env: &Env) {
     let replay = Env::new();
     replay.write("catalog.csv", tight_catalog());
     replay.ok(&["inventory", "load", "catalog.csv"], 0);
@@ -991,7 +1007,6 @@ fn check_many(env: &Env, whole: &[Named], slowly: &[Named], lines: &[serde_json:
     assert_eq!(end_state(env), end_state(&replay));
     let short = "SELECT count(*) FROM failed_orders WHERE error_code = 'INSUFFICIENT_STOCK'";
     assert!(env.count(short) > 0, "the stock was tight enough to matter");
-    env.verify_ok();
 }
 
 #[test]
