@@ -333,7 +333,12 @@ impl<'a> Worker<'a> {
             // when its row was busy at that moment).
             Taken::Held(after) => Some(after.max(MIN_LOOK)),
             Taken::Lost => Some(self.opts.lease),
-            Taken::Duplicate | Taken::Stopped | Taken::Vanished => None,
+            // Put back for the next worker: without --watch, a file left.
+            Taken::Stopped => {
+                self.worst = worse(self.worst, Exit::Later);
+                None
+            }
+            Taken::Duplicate | Taken::Vanished => None,
         };
         let until = Instant::now() + wait?;
         self.not_before
