@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::config::{CloseTarget, Command, Config, ListFormat, ReportKind, RunOptions};
+use crate::config::{
+    CloseTarget, Command, Config, InboxOptions, ListFormat, ReportKind, RunOptions,
+};
 use crate::model::local_time::Zone;
 use crate::model::order::Field;
 use crate::model::run::RunStatus;
@@ -93,6 +95,35 @@ enum Cmd {
         /// Only the failed orders of this error code (repeatable): after a restock, INSUFFICIENT_STOCK
         #[arg(long = "code", value_name = "CODE", value_parser = parse_code)]
         codes: Vec<ErrorCode>,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Process order files as they arrive in DIR, one run each, shared by any number of workers
+    #[command(mut_arg("catalog", |a| a.hide(true)))]
+    Inbox {
+        /// The directory the order files arrive in (only files directly in it)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Where processed files go (default: DIR/done; on the same file system)
+        #[arg(long, value_name = "DIR")]
+        done: Option<PathBuf>,
+        /// Where refused files go, each with NAME.error (default: DIR/failed; on the same file system)
+        #[arg(long, value_name = "DIR")]
+        failed: Option<PathBuf>,
+        /// Keep watching for files until SIGTERM or SIGINT (default: take the files present, then exit)
+        #[arg(long)]
+        watch: bool,
+        /// Seconds a file's size and modification time must stay unchanged before it is taken
+        #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_seconds)]
+        settle: Duration,
+        /// Seconds a claim on a file lasts unless its worker renews it (another worker takes the file over after it)
+        #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_lease)]
+        lease: Duration,
+        /// Tries of a file for temporary problems before it goes to the failed directory
+        #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        max_attempts: u32,
+        #[command(flatten)]
+        input: InputArgs,
         #[command(flatten)]
         args: RunArgs,
     },
@@ -428,6 +459,14 @@ fn parse_status(s: &str) -> Result<RunStatus, String> {
     })
 }
 
+/// A lease: long enough for its heartbeat to renew it (a tenth of a second at least).
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    match parse_seconds(s)? {
+        d if d >= Duration::from_millis(100) => Ok(d),
+        _ => Err("must be a number of seconds, 0.1 or more".into()),
+    }
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
@@ -491,6 +530,8 @@ impl RunArgs {
             timezone: self.timezone,
             report_bom: self.report_bom,
             max_record_bytes: crate::read::DEFAULT_MAX_RECORD_BYTES,
+            fence: None,
+            catalog_cache: None,
         }
     }
 }
@@ -613,6 +654,26 @@ impl Cli {
                 codes,
                 opts: args.into_options(Vec::new()),
             },
+            Cmd::Inbox {
+                dir,
+                done,
+                failed,
+                watch,
+                settle,
+                lease,
+                max_attempts,
+                input,
+                args,
+            } => Command::Inbox(InboxOptions {
+                dir,
+                done,
+                failed,
+                watch,
+                settle,
+                lease,
+                max_attempts,
+                run: input.into_options(Vec::new(), args)?,
+            }),
             Cmd::Runs(cmd) => cmd.into_command(),
             Cmd::Report { kind, run, format } => Command::Report {
                 kind: match kind {

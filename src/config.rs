@@ -42,6 +42,7 @@ pub enum Command {
         codes: Vec<ErrorCode>,
         opts: RunOptions,
     },
+    Inbox(InboxOptions),
     RunsList {
         json: bool,
         status: Option<RunStatus>,
@@ -119,6 +120,26 @@ pub enum ReportKind {
     Failed,
 }
 
+/// Options of `inbox`.
+#[derive(Debug, Clone)]
+pub struct InboxOptions {
+    pub dir: PathBuf,
+    /// Where processed files go (default: DIR/done).
+    pub done: Option<PathBuf>,
+    /// Where refused files go, with their `.error` (default: DIR/failed).
+    pub failed: Option<PathBuf>,
+    /// Keep watching until a signal, instead of ending once the files present are taken.
+    pub watch: bool,
+    /// How long a file's size and modification time must stay as they are before it is taken.
+    pub settle: Duration,
+    /// How long a claim lasts unless its worker renews it.
+    pub lease: Duration,
+    /// Tries of a file for temporary problems before it goes to the failed directory.
+    pub max_attempts: u32,
+    /// The options of each file's run (`files` empty).
+    pub run: RunOptions,
+}
+
 /// Options of `process` and `reprocess`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -146,6 +167,10 @@ pub struct RunOptions {
     pub report_bom: bool,
     /// The most bytes one record may hold (`--max-record-bytes`).
     pub max_record_bytes: usize,
+    /// Set by `inbox`: the claim on the run's file, which fences its commit.
+    pub fence: Option<crate::run::Fence>,
+    /// Set by an `inbox` worker: the checking catalog, kept between runs.
+    pub catalog_cache: Option<crate::run::CatalogCache>,
 }
 
 impl RunOptions {

@@ -5,6 +5,12 @@
 //! (its reports moved into place, the metrics file) before it ends the
 //! process: that takes moments, and the line it prints is then true. A
 //! second signal ends it at once.
+//!
+//! A worker that processes many runs (`inbox`) asks for signals to stop its
+//! work instead ([`stop_instead`]): the first signal then only sets
+//! [`stop_requested`], which a fenced run checks between chunks and before
+//! its commit; the worker puts back what it holds and ends by itself. A
+//! second signal still ends the process at once.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +21,10 @@ static STATE: AtomicU8 = AtomicU8::new(IDLE);
 /// run is done (0: none).
 static DEFERRED: AtomicI32 = AtomicI32::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Signals stop the work, not the process (see the module doc).
+static STOP_INSTEAD: AtomicBool = AtomicBool::new(false);
+/// A signal asked the work to stop.
+static STOP: AtomicBool = AtomicBool::new(false);
 
 const IDLE: u8 = 0;
 const RUNNING: u8 = 1;
@@ -61,6 +71,36 @@ pub fn finish() {
     let sig = DEFERRED.load(Ordering::SeqCst);
     if sig != 0 {
         die(sig);
+    }
+}
+
+/// From now on the first signal stops the work instead of the process.
+pub fn stop_instead() {
+    STOP_INSTEAD.store(true, Ordering::SeqCst);
+}
+
+/// Whether a signal asked the work to stop (only with [`stop_instead`]).
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Between runs: a signal now interrupts no run.
+pub fn idle() {
+    RUN.store(0, Ordering::SeqCst);
+    STATE.store(IDLE, Ordering::SeqCst);
+}
+
+/// What the first signal means where it stops the work, in one line.
+pub fn stop_message() -> String {
+    let id = RUN.load(Ordering::SeqCst);
+    match STATE.load(Ordering::SeqCst) {
+        RUNNING if id > 0 => format!(
+            "orderbatch: stopping: nothing of run {id} will be committed; its file stays for the next worker"
+        ),
+        COMMITTED => format!(
+            "orderbatch: stopping once run {id}, which committed, has its reports in place and its file moved"
+        ),
+        _ => "orderbatch: stopping after the file at hand".into(),
     }
 }
 
@@ -115,6 +155,10 @@ fn on_signal(sig: i32) {
     while STATE.load(Ordering::SeqCst) == COMMITTING && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
+    if STOP_INSTEAD.load(Ordering::SeqCst) && !STOP.swap(true, Ordering::SeqCst) {
+        crate::log::interrupted(&stop_message());
+        return;
+    }
     let first_after_commit =
         STATE.load(Ordering::SeqCst) == COMMITTED && DEFERRED.load(Ordering::SeqCst) == 0;
     crate::log::interrupted(&message());
@@ -142,7 +186,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_line_says_what_became_of_the_run() {
+    fn the_line_says_what_became_of_the_run_or_its_file() {
         assert!(message().contains("nothing was changed"));
         starting();
         assert!(message().contains("nothing of this run was committed"));
@@ -159,5 +203,18 @@ mod tests {
         assert!(message().contains("interrupted again after run 7 committed"));
         DEFERRED.store(0, Ordering::SeqCst);
         STATE.store(IDLE, Ordering::SeqCst);
+        // Where a signal stops the work (the inbox): what becomes of the file.
+        // (One test: the state is the process's.)
+        running(9);
+        assert!(stop_message().contains("nothing of run 9 will be committed"));
+        committing();
+        committed();
+        assert!(stop_message().contains("run 9, which committed"));
+        idle();
+        assert_eq!(
+            stop_message(),
+            "orderbatch: stopping after the file at hand"
+        );
+        assert!(!stop_requested());
     }
 }

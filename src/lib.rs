@@ -28,6 +28,11 @@ pub enum Exit {
     Aborted,
     /// `verify` found faults.
     Faults,
+    /// `inbox`: files were left for a later try (the database locked or
+    /// out of reach, or a temporary problem with a file).
+    Later,
+    /// `inbox`: a file went to the failed directory.
+    FileFailed,
 }
 
 impl Exit {
@@ -37,6 +42,8 @@ impl Exit {
             Exit::SomeFailed => 3,
             Exit::Aborted => 4,
             Exit::Faults => 1,
+            Exit::Later => 75,
+            Exit::FileFailed => 2,
         }
     }
 }
@@ -161,6 +168,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Exit> {
                 codes: codes.clone(),
             },
         ),
+        Command::Inbox(opts) => commands::inbox::run(cfg, opts),
         Command::RunsList {
             json,
             status,

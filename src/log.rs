@@ -77,6 +77,19 @@ pub fn warn(message: &str) {
     }
 }
 
+/// A warning with fields of its own (beside the message, in JSON).
+pub fn warn_event(event: &str, message: &str, fields: Value) {
+    match format() {
+        LogFormat::Human => emit(
+            "warning",
+            event,
+            &format!("orderbatch: warning: {message}"),
+            Value::Null,
+        ),
+        LogFormat::Json => emit("warning", event, message, fields),
+    }
+}
+
 /// A fatal error, with the exit code it ends the command with.
 pub fn error(message: &str, exit_code: u8) {
     match format() {

@@ -3,11 +3,13 @@
 //! their unit tests, and a real node_exporter (textfile collector only) and
 //! a real Prometheus loading deploy/prometheus/orderbatch-alerts.yml serve
 //! every query of the Grafana dashboard and raise OrderbatchLastRunFailed
-//! for a failed run.
+//! for a failed run; and the inbox's systemd unit passes `systemd-analyze
+//! verify` with a command line this orderbatch runs.
 //!
 //! The tools come from the Debian packages prometheus (prometheus, promtool),
-//! prometheus-node-exporter and curl. A missing tool fails the test with the
-//! package to install; ORDERBATCH_SKIP_MONITORING=1 skips these tests loudly.
+//! prometheus-node-exporter, curl and systemd (systemd-analyze). A missing
+//! tool fails the test with the package to install;
+//! ORDERBATCH_SKIP_MONITORING=1 skips these tests loudly.
 
 mod common;
 
@@ -23,7 +25,7 @@ use serde_json::Value;
 use common::*;
 
 const SKIP_ENV: &str = "ORDERBATCH_SKIP_MONITORING";
-const INSTALL: &str = "apt-get install prometheus prometheus-node-exporter curl";
+const INSTALL: &str = "apt-get install prometheus prometheus-node-exporter curl systemd";
 
 /// How long the end-to-end test may wait, in all, for the servers to come
 /// up and for Prometheus to show what the runs wrote.
@@ -52,6 +54,10 @@ const NODE_EXPORTER: Tool = Tool {
 const CURL: Tool = Tool {
     name: "curl",
     package: "curl",
+};
+const SYSTEMD_ANALYZE: Tool = Tool {
+    name: "systemd-analyze",
+    package: "systemd",
 };
 
 fn find_tool(name: &str) -> Option<PathBuf> {
@@ -178,7 +184,10 @@ fn promtool_check_metrics_is_silent_on_the_metrics_of_real_runs() {
         csv_file(&[order_rows("B-1", &[(9, 1)]), order_rows("B-2", &[(9, 1)])]),
     );
     env.write("good.csv", csv_file(&[order_rows("C-1", &[(1, 2)])]));
-    let runs: [(&[&str], i32, &str); 5] = [
+    // An inbox whose last file is refused: the last run's metrics and the inbox's.
+    env.write("in/a-good.csv", csv_file(&[order_rows("I-1", &[(1, 1)])]));
+    env.write("in/b-bad.csv", "order_id,sku\nX,SKU-1\n");
+    let runs: [(&[&str], i32, &str); 6] = [
         (&["process", "orders.csv"], 3, "some orders failed"),
         (&["reprocess"], 3, "a reprocess whose order fails again"),
         (
@@ -188,6 +197,11 @@ fn promtool_check_metrics_is_silent_on_the_metrics_of_real_runs() {
         ),
         (&["process", "missing.csv"], 2, "input file missing"),
         (&["process", "good.csv"], 0, "every order accepted"),
+        (
+            &["inbox", "in", "--settle", "0"],
+            2,
+            "an inbox that moved a file to failed",
+        ),
     ];
     for (i, (args, code, what)) in runs.iter().enumerate() {
         let name = format!("run-{i}.prom");
@@ -199,6 +213,12 @@ fn promtool_check_metrics_is_silent_on_the_metrics_of_real_runs() {
             content.contains(&format!("\norderbatch_last_run_exit_code {code}\n")),
             "{what}: the metrics file records exit code {code}:\n{content}"
         );
+        if args[0] == "inbox" {
+            assert!(
+                content.contains("\norderbatch_inbox_files{state=\"failed\"} 1\n"),
+                "{what}: {content}"
+            );
+        }
         let out = Command::new(promtool)
             .args(["check", "metrics"])
             .stdin(File::open(env.path(&name)).unwrap())
@@ -494,7 +514,8 @@ fn scraped(stack: &Stack, file: &BTreeMap<String, f64>, instance: &str) -> Resul
 
 /// node_exporter (textfile collector only) and Prometheus (scraping it every
 /// second, evaluating deploy/prometheus/orderbatch-alerts.yml every second),
-/// both on 127.0.0.1. After a successful run and then a run aborted by
+/// both on 127.0.0.1. After a successful run (of a file an inbox took, so
+/// that the inbox's gauges are there too) and then a run aborted by
 /// --max-errors (exit 4), each time once Prometheus holds exactly the samples
 /// of the metrics file: every expression of deploy/grafana/queries.txt gives
 /// data (finite values), every rule evaluates without an error; after the
@@ -575,9 +596,19 @@ fn node_exporter_and_prometheus_serve_the_dashboard_and_alert_on_a_failed_run() 
         body.contains("Ready").then_some(()).ok_or(body)
     });
 
-    // 1. A successful run: the dashboard has all its data, no alert is active.
-    env.write("good.csv", orders("G", 300, None));
-    env.ok(&["process", "good.csv", "--metrics-file", &metrics_arg], 0);
+    // 1. A successful run, of a file an inbox took: the dashboard has all
+    // its data (the inbox's panels too), no alert is active.
+    env.write("in/good.csv", orders("G", 300, None));
+    let inbox = [
+        "inbox",
+        "in",
+        "--settle",
+        "0",
+        "--metrics-file",
+        &metrics_arg,
+    ];
+    env.ok(&inbox, 0);
+    assert!(env.exists("in/done/good.csv"));
     let good = samples_of_file(&std::fs::read_to_string(&metrics).unwrap());
     assert_eq!(good["orderbatch_last_run_exit_code{}"], 0.0);
     let success = good["orderbatch_last_success_timestamp_seconds{}"];
@@ -711,4 +742,69 @@ fn node_exporter_and_prometheus_serve_the_dashboard_and_alert_on_a_failed_run() 
         ),
         "{alert}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// systemd
+// ---------------------------------------------------------------------------
+
+/// deploy/systemd/orderbatch-inbox.service: `systemd-analyze verify` finds
+/// nothing to say about it (its ExecStart pointed at the built binary), it
+/// has what the README promises (restart on failure, SIGTERM, a strict
+/// sandbox, an environment file for the URL), and its command line, with
+/// the directories of a test and without --watch, runs.
+#[test]
+fn the_inbox_unit_passes_systemd_analyze_verify_and_its_command_runs() {
+    let Some(paths) = tools("systemd-analyze verify", &[SYSTEMD_ANALYZE]) else {
+        return;
+    };
+    let unit =
+        std::fs::read_to_string(repo_file("deploy/systemd/orderbatch-inbox.service")).unwrap();
+    for needed in [
+        "Restart=on-failure",
+        "KillSignal=SIGTERM",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/srv/orders/in /srv/orders/reports",
+        "EnvironmentFile=",
+    ] {
+        assert!(unit.contains(needed), "{needed} in the unit");
+    }
+    let env = Env::new();
+    let built = bin_path().display().to_string();
+    let path = env.write(
+        "orderbatch-inbox.service",
+        unit.replace("/usr/local/bin/orderbatch", &built),
+    );
+    let out = Command::new(&paths[0])
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !said.contains("orderbatch-inbox.service"),
+        "systemd-analyze verify has something to say about the unit:\n{said}"
+    );
+    // Its command line: the unit's directories swapped for the test's.
+    let exec = unit
+        .replace("\\\n", " ")
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=").map(str::to_string))
+        .expect("an ExecStart line");
+    let args: Vec<String> = exec
+        .split_whitespace()
+        .skip(1)
+        .filter(|a| *a != "--watch")
+        .map(|a| {
+            a.replace("/srv/orders/", "")
+                .replace("/var/lib/node_exporter/textfile/", "")
+        })
+        .collect();
+    env.write("catalog.csv", catalog(5, 10));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+    env.write("in/a.csv", csv_file(&[order_rows("U-1", &[(0, 1)])]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    env.ok(&[&args[..], &["--settle", "0"]].concat(), 0);
+    assert!(env.exists("in/done/a.csv") && env.exists("orderbatch.prom"));
 }

@@ -15,8 +15,9 @@ use orderbatch::model::order::{
 use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
 use orderbatch::store::{
-    self, Applied, Claim, CloseResult, CloseSelection, FailureFilter, Fault, LedgerReason,
-    NewOrder, PruneBatch, Pruned, RunFilter, Store, StoreError, Writes,
+    self, Applied, AttemptOutcome, Claim, ClaimEnd, ClaimResult, ClaimToken, Claimant, Claimed,
+    CloseResult, CloseSelection, FailureFilter, Fault, InboxFile, LedgerReason, NewOrder,
+    PruneBatch, Pruned, Release, RunFilter, Store, StoreError, Writes,
 };
 
 /// A fresh database of each backend: (backend, --db, the temp dir that holds it).
@@ -210,7 +211,7 @@ fn a_version_2_database_is_migrated_keeping_its_data() {
                 .to_string(),
             Backend::Postgres => pg::cluster().psql(&db, "SELECT version FROM schema_version"),
         };
-        assert_eq!(version, "4", "{b:?}");
+        assert_eq!(version, "5", "{b:?}");
     }
 }
 
@@ -1290,4 +1291,213 @@ fn on_postgres_verify_runs_amcheck_where_it_is_installed() {
     pg::cluster().psql(&db, "CREATE ROLE checker LOGIN; GRANT ALL ON ALL TABLES IN SCHEMA public TO checker; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO checker");
     let as_checker = db.replacen("postgres@", "checker@", 1);
     assert!(open(&as_checker).check().unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------- inbox claims
+
+fn inbox_file<'a>(name: &'a str, sha256: &'a str) -> InboxFile<'a> {
+    InboxFile { name, sha256 }
+}
+
+fn worker(host: &str, lease: Duration) -> Claimant<'_> {
+    Claimant {
+        host,
+        pid: 4242,
+        lease,
+    }
+}
+
+fn granted(r: ClaimResult) -> Claimed {
+    match r {
+        ClaimResult::Claimed(c) => c,
+        other => panic!("expected a claim, got {other:?}"),
+    }
+}
+
+/// Ends a claim held, as the inbox does once its file is moved.
+fn end(s: &mut dyn Store, c: &ClaimToken, outcome: AttemptOutcome, run: Option<i64>) -> bool {
+    let mut tx = s.begin().unwrap();
+    if !tx.fence(c, run).unwrap() {
+        return false;
+    }
+    let end = ClaimEnd {
+        outcome,
+        run_id: run,
+        moved_to: "done/a.csv",
+        message: None,
+    };
+    tx.end_claim(c, end).unwrap();
+    tx.commit().unwrap();
+    true
+}
+
+#[test]
+fn a_file_s_claim_is_granted_once_renewed_fenced_and_ended() {
+    let long = Duration::from_secs(600);
+    for (b, db, _dir) in databases() {
+        let (mut a, mut other) = (open(&db), open(&db));
+        let x = "ab".repeat(32);
+        let mine = granted(
+            a.claim_file(inbox_file("a.csv", &x), worker("h1", long))
+                .unwrap(),
+        );
+        assert_eq!((mine.attempts, &mine.took_over), (0, &None), "{b:?}");
+        // The same content under another name is the same claim: held.
+        match other
+            .claim_file(inbox_file("copy.csv", &x), worker("h2", long))
+            .unwrap()
+        {
+            ClaimResult::Held { for_ms } => assert!(for_ms > 500_000, "{b:?}: {for_ms}"),
+            r => panic!("{b:?}: {r:?}"),
+        }
+        assert!(a.renew_claim(&mine.claim, long).unwrap(), "{b:?}");
+        assert!(
+            end(&mut *a, &mine.claim, AttemptOutcome::Done, None),
+            "{b:?}"
+        );
+        // Ended: no longer held, and its token fences nothing.
+        assert!(!a.renew_claim(&mine.claim, long).unwrap(), "{b:?}");
+        assert!(!end(&mut *a, &mine.claim, AttemptOutcome::Done, None));
+        // A file of that content that came since starts afresh.
+        let again = granted(
+            other
+                .claim_file(inbox_file("copy.csv", &x), worker("h2", long))
+                .unwrap(),
+        );
+        assert_eq!(again.attempts, 0, "{b:?}");
+        assert_ne!(again.claim.token, mine.claim.token);
+    }
+}
+
+#[test]
+fn a_lapsed_claim_is_taken_over_counted_and_its_old_holder_fenced_out() {
+    for (b, db, _dir) in databases() {
+        let (mut a, mut other) = (open(&db), open(&db));
+        let x = "cd".repeat(32);
+        let first = granted(
+            a.claim_file(inbox_file("a.csv", &x), worker("h1", Duration::ZERO))
+                .unwrap(),
+        );
+        let long = Duration::from_secs(600);
+        let taken = granted(
+            other
+                .claim_file(inbox_file("a.csv", &x), worker("h2", long))
+                .unwrap(),
+        );
+        assert_eq!(taken.attempts, 1, "{b:?}: the lapsed attempt counts");
+        let lapsed = taken.took_over.clone().expect("a takeover");
+        assert_eq!((lapsed.host.as_str(), lapsed.pid), ("h1", 4242), "{b:?}");
+        assert!(taken.message.unwrap().contains("lease ended"), "{b:?}");
+        // The old holder can neither renew, commit, move nor release.
+        assert!(!a.renew_claim(&first.claim, long).unwrap(), "{b:?}");
+        assert!(!end(&mut *a, &first.claim, AttemptOutcome::Done, None));
+        assert!(!a.release_claim(&first.claim, Release::Stopped).unwrap());
+        assert!(end(&mut *other, &taken.claim, AttemptOutcome::Done, None));
+    }
+}
+
+#[test]
+fn a_released_claim_waits_out_its_delay_and_only_retries_count() {
+    let long = Duration::from_secs(600);
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let x = "ef".repeat(32);
+        let c = granted(
+            s.claim_file(inbox_file("a.csv", &x), worker("h", long))
+                .unwrap(),
+        );
+        let retry = Release::Retry {
+            delay: Duration::from_secs(60),
+            message: "locked",
+        };
+        assert!(s.release_claim(&c.claim, retry).unwrap(), "{b:?}");
+        match s
+            .claim_file(inbox_file("a.csv", &x), worker("h", long))
+            .unwrap()
+        {
+            ClaimResult::Later { in_ms } => {
+                assert!((50_000..=60_000).contains(&in_ms), "{b:?}: {in_ms}")
+            }
+            r => panic!("{b:?}: {r:?}"),
+        }
+        // Stopped by the operator: free at once, not counted.
+        let y = "01".repeat(32);
+        let c = granted(
+            s.claim_file(inbox_file("b.csv", &y), worker("h", long))
+                .unwrap(),
+        );
+        assert!(s.release_claim(&c.claim, Release::Stopped).unwrap());
+        let c = granted(
+            s.claim_file(inbox_file("b.csv", &y), worker("h", long))
+                .unwrap(),
+        );
+        assert_eq!(c.attempts, 0, "{b:?}");
+        let retry = Release::Retry {
+            delay: Duration::ZERO,
+            message: "connection lost",
+        };
+        assert!(s.release_claim(&c.claim, retry).unwrap());
+        let c = granted(
+            s.claim_file(inbox_file("b.csv", &y), worker("h", long))
+                .unwrap(),
+        );
+        assert_eq!(c.attempts, 1, "{b:?}");
+        assert_eq!(c.message.as_deref(), Some("connection lost"), "{b:?}");
+    }
+}
+
+#[test]
+fn a_content_is_processed_by_the_first_completed_run_that_read_it() {
+    let long = Duration::from_secs(600);
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let digest = "ab".repeat(32); // the digest of `record`'s input
+        assert_eq!(s.processed_by(&digest).unwrap(), None, "{b:?}");
+        let failed = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        s.end_run(&record(failed, RunStatus::Failed)).unwrap();
+        assert_eq!(s.processed_by(&digest).unwrap(), None, "{b:?}");
+        let id = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let mut tx = s.begin().unwrap();
+        tx.finish_run(&record(id, RunStatus::Completed)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(s.processed_by(&digest).unwrap(), Some(id), "{b:?}");
+        // A run fenced by a claim is recorded on its attempt, with its commit
+        // (an xlsx input may have no digest of its own in the history).
+        let x = "9f".repeat(32);
+        let c = granted(
+            s.claim_file(inbox_file("w.xlsx", &x), worker("h", long))
+                .unwrap(),
+        );
+        let run = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let mut rec = record(run, RunStatus::Completed);
+        rec.summary.inputs[0].sha256 = String::new();
+        let mut tx = s.begin().unwrap();
+        assert!(tx.fence(&c.claim, Some(run)).unwrap(), "{b:?}");
+        tx.finish_run(&rec).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(s.processed_by(&x).unwrap(), Some(run), "{b:?}");
+    }
+}
+
+#[test]
+fn the_catalog_version_changes_with_every_load_and_with_nothing_else() {
+    for (b, db, _dir) in databases() {
+        let mut s = open(&db);
+        let v0 = s.catalog_version().unwrap();
+        let mut tx = s.begin().unwrap();
+        tx.load_products(&[product("A", 100, 5)], None, "c", "t")
+            .unwrap();
+        assert_eq!(tx.catalog_version().unwrap(), v0 + 1, "{b:?}");
+        tx.commit().unwrap();
+        let mut tx = s.begin().unwrap();
+        tx.receive(&[("A".into(), 3)], "d", "t").unwrap();
+        tx.move_stock(&[("A".into(), -1)], 0, LedgerReason::Order, "t")
+            .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            s.catalog_version().unwrap(),
+            v0 + 1,
+            "{b:?}: stock is not the catalog"
+        );
+    }
 }

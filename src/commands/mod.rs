@@ -1,7 +1,10 @@
 //! The commands other than a run, one small file each: init, inventory, run
-//! history and its pruning, reports from the database, failures, verification.
+//! history and its pruning, reports from the database, failures, verification;
+//! and the inbox, which runs `process` on each file as it arrives (a
+//! directory of its own).
 
 pub mod failures;
+pub mod inbox;
 pub mod init;
 pub mod inventory;
 pub mod prune;

@@ -3,6 +3,11 @@
 //! is written new under an unpredictable name, made durable, renamed over the
 //! old one and its directory synced, so a reader never sees half of it and a
 //! planted link is never followed.
+//!
+//! An `inbox` worker adds gauges of its own (`orderbatch_inbox_*`) to the
+//! same file. The file has two sections, the last run's and the inbox's:
+//! each writer replaces its own and keeps the other's as the file holds it,
+//! so that no scrape ever finds one of them missing.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -149,14 +154,115 @@ pub fn render(m: &RunMetrics<'_>, now: f64) -> String {
 /// killed run (a writer holds one for milliseconds): they are removed.
 const STALE_SECS: u64 = 600;
 
-/// The metrics of a run written to `path`.
-pub fn write(path: &Path, m: &RunMetrics<'_>) -> Result<()> {
-    let now = std::time::SystemTime::now()
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+        .unwrap_or(0.0)
+}
+
+/// The metrics of a run written to `path` (an inbox section there is kept).
+pub fn write(path: &Path, m: &RunMetrics<'_>) -> Result<()> {
+    let mut text = render(m, unix_now());
+    text.push_str(&section_of(path, Section::Inbox));
+    write_section(path, &text)
+}
+
+/// What an inbox worker adds to the metrics file: the files it saw at its
+/// last look, and what it did since it started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InboxMetrics {
+    pub waiting: u64,
+    pub done: u64,
+    pub failed: u64,
+    /// Age of the oldest file waiting, by its modification time (0: none).
+    pub oldest_waiting_seconds: f64,
+    /// When the worker last looked at the directory (Unix time).
+    pub last_pass: f64,
+    pub takeovers: u64,
+    pub retries: u64,
+    /// Whether the worker could reach the database at its last try.
+    pub database_up: bool,
+}
+
+/// The inbox section of the metrics file.
+pub fn render_inbox(m: &InboxMetrics) -> String {
+    let mut t = Text(String::new());
+    t.gauge(
+        "orderbatch_inbox_files",
+        "Files in the inbox (waiting), its done directory and its failed directory at the worker's last look (.error files not counted).",
+        &[
+            ("{state=\"waiting\"}".into(), m.waiting.to_string()),
+            ("{state=\"done\"}".into(), m.done.to_string()),
+            ("{state=\"failed\"}".into(), m.failed.to_string()),
+        ],
+    );
+    t.one(
+        "orderbatch_inbox_oldest_waiting_seconds",
+        "Age in seconds of the oldest file waiting in the inbox at the last look, by its modification time (0: none waiting).",
+        format!("{:.3}", m.oldest_waiting_seconds),
+    );
+    t.one(
+        "orderbatch_inbox_last_pass_timestamp_seconds",
+        "When the inbox worker last looked at its directory (Unix time).",
+        format!("{:.3}", m.last_pass),
+    );
+    t.one(
+        "orderbatch_inbox_takeovers",
+        "Files this worker took over from a worker whose lease ended, since it started.",
+        m.takeovers.to_string(),
+    );
+    t.one(
+        "orderbatch_inbox_retries",
+        "Tries of a file that ended for a temporary problem (to be tried again later), since the worker started.",
+        m.retries.to_string(),
+    );
+    t.one(
+        "orderbatch_inbox_database_up",
+        "1 when the inbox worker reached the database at its last try, 0 while it cannot.",
+        u8::from(m.database_up).to_string(),
+    );
+    t.0
+}
+
+/// The inbox section written to `path` (the last run's section there is kept).
+pub fn write_inbox(path: &Path, m: &InboxMetrics) -> Result<()> {
+    let mut text = section_of(path, Section::Run);
+    text.push_str(&render_inbox(m));
+    write_section(path, &text)
+}
+
+/// The two sections of a metrics file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Run,
+    Inbox,
+}
+
+/// The lines of one section of the file at `path` as it is now (none when
+/// it cannot be read).
+fn section_of(path: &Path, section: Section) -> String {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for line in text.lines() {
+        let name = match line.strip_prefix("# ") {
+            Some(comment) => comment.split_whitespace().nth(1).unwrap_or_default(),
+            None => line.split(['{', ' ']).next().unwrap_or_default(),
+        };
+        let inbox = name.starts_with("orderbatch_inbox_");
+        if !name.is_empty() && inbox == (section == Section::Inbox) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn write_section(path: &Path, text: &str) -> Result<()> {
     let shown = crate::model::text::for_terminal(&path.display().to_string()).into_owned();
-    write_file(path, render(m, now).as_bytes()).with_context(|| {
+    write_file(path, text.as_bytes()).with_context(|| {
         format!("cannot write the metrics file {shown}: check its directory and the disk")
     })
 }
@@ -250,6 +356,62 @@ mod tests {
             ..m
         };
         assert!(!render(&none, 1.0).contains("last_success"));
+    }
+
+    #[test]
+    fn the_run_and_the_inbox_each_replace_their_own_section_and_keep_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.prom");
+        let inbox = InboxMetrics {
+            waiting: 2,
+            failed: 1,
+            last_pass: 10.0,
+            database_up: true,
+            ..Default::default()
+        };
+        write_inbox(&path, &inbox).unwrap();
+        let s = summary();
+        let m = RunMetrics {
+            summary: &s,
+            exit_code: 0,
+            last_success: None,
+            timings: Timings::default(),
+            input_bytes: 1,
+        };
+        write(&path, &m).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\norderbatch_last_run_exit_code 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("orderbatch_inbox_files{state=\"failed\"} 1\n"),
+            "{text}"
+        );
+        write_inbox(
+            &path,
+            &InboxMetrics {
+                waiting: 0,
+                ..inbox
+            },
+        )
+        .unwrap();
+        let again = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            again.contains("\norderbatch_last_run_exit_code 0\n"),
+            "{again}"
+        );
+        assert!(again.contains("orderbatch_inbox_files{state=\"waiting\"} 0\n"));
+        assert_eq!(
+            again.matches("# TYPE orderbatch_inbox_files gauge").count(),
+            1
+        );
+        assert_eq!(
+            again
+                .matches("# TYPE orderbatch_last_run_orders gauge")
+                .count(),
+            1
+        );
     }
 
     #[test]

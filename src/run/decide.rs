@@ -135,6 +135,7 @@ impl Run<'_> {
         let mut apply = Duration::ZERO;
         for chunk in chunks {
             let chunk = chunk?;
+            self.fence_check()?;
             let t = Instant::now();
             let decided = applier
                 .apply_chunk(tx, chunk)

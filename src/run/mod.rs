@@ -15,6 +15,7 @@
 //! decides every order.
 
 mod decide;
+mod fence;
 mod finish;
 mod inputs;
 mod serial;
@@ -37,6 +38,8 @@ use crate::report::ReportDir;
 use crate::store::{self, Concurrency, Store};
 use crate::{Exit, UsageError};
 use inputs::{InputMeta, Opened};
+
+pub use fence::{CatalogCache, Fence, Stopped};
 
 /// Where a run's orders come from.
 enum Plan {
@@ -204,6 +207,7 @@ impl<'a> Run<'a> {
         crate::interrupt::starting();
         let run_id = store.start_run(self.kind, &self.started_at, self.opts.report_format)?;
         crate::interrupt::running(run_id);
+        self.fence_started(run_id);
         crate::log::structured(
             "run_started",
             serde_json::json!({
@@ -331,10 +335,16 @@ impl<'a> Run<'a> {
         if crate::exit_code_of(e) == 75 && !shared {
             return;
         }
+        // A fenced run stopped before its commit (its claim lost, or a
+        // signal) was interrupted, like a run whose process died.
+        let status = match Stopped::of(e) {
+            Some(_) => RunStatus::Interrupted,
+            None => RunStatus::Failed,
+        };
         let mut record = self.record(
             run_id,
             inputs,
-            RunStatus::Failed,
+            status,
             Default::default(),
             &RetriedRuns::default(),
         );

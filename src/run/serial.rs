@@ -28,7 +28,10 @@ impl Run<'_> {
         timings.lock_wait = t.elapsed();
         let locked = Instant::now();
         self.load_catalog(&mut *tx, catalog_file.as_ref(), run.run_id)?;
-        let catalog = crate::validate::Catalog::new(tx.products()?);
+        let catalog = match catalog_file {
+            Some(_) => std::sync::Arc::new(crate::validate::Catalog::new(tx.products()?)),
+            None => self.checking_catalog(&mut *tx)?,
+        };
         let stock = tx.stock(None)?;
         if self.opts.dry_run {
             tx.rehearse()?;
@@ -81,6 +84,7 @@ impl Run<'_> {
             (Ending::DryRun, None)
         } else {
             tx.finish_run(&record)?;
+            self.fence_hold(&mut *tx, run.run_id)?;
             crate::interrupt::committing();
             let committed = tx
                 .commit_then(&crate::interrupt::committed)

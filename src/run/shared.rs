@@ -39,10 +39,12 @@ impl Run<'_> {
         plan: &Plan,
     ) -> Result<Decided> {
         let catalog_file = prepared.catalog.take();
-        let catalog = super::inputs::catalog(
-            store.products()?,
-            catalog_file.as_ref().map(|(_, p)| p.as_slice()),
-        );
+        let catalog = match catalog_file.as_ref() {
+            Some((_, loaded)) => {
+                std::sync::Arc::new(super::inputs::catalog(store.products()?, Some(loaded)))
+            }
+            None => self.checking_catalog(store)?,
+        };
         let (orders, retried) = self.orders(prepared.inputs, plan)?;
         let (spool, mut timings) = self.fill_spool(orders, &catalog, run)?;
         let backoff = store::Backoff::new(self.cfg.lock_timeout);
@@ -92,6 +94,7 @@ impl Run<'_> {
             let filled = (|| -> Result<()> {
                 for chunk in checking.rx.iter() {
                     let chunk = chunk?;
+                    self.fence_check()?;
                     n += chunk.len() as u64;
                     w.push(&chunk)?;
                     self.progress.update(
@@ -194,6 +197,7 @@ impl Run<'_> {
             });
         }
         tx.finish_run(&record)?;
+        self.fence_hold(&mut *tx, run.run_id)?;
         // The statements sent while the stock was held, the commit included.
         let locked_statements = tx.statements() - sent + 1;
         let t = Instant::now();

@@ -7,6 +7,7 @@
 //! that is neither such a URL nor a plain path is refused ([`check`] does the
 //! same up front, before a command reads or creates anything).
 
+mod claims;
 mod closing;
 mod postgres;
 mod prune;
@@ -20,6 +21,10 @@ use crate::model::order::{AcceptedRow, FailedOrder, Product, ValidOrder};
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::{ErrorCode, Format};
 
+pub use claims::{
+    AttemptOutcome, ClaimEnd, ClaimResult, ClaimState, ClaimToken, Claimant, Claimed, InboxFile,
+    Lapsed, Release,
+};
 pub use closing::{CloseResult, CloseSelection, Closing};
 pub use postgres::UrlError;
 pub use prune::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Reclaimed};
@@ -336,6 +341,9 @@ pub trait Queries {
     ) -> Result<Vec<StoredFailure>>;
     /// The stored failures with these keys (those that exist), by key.
     fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>>;
+    /// The catalog's version: it changes with every catalog load, and with
+    /// nothing else (stock is not part of it).
+    fn catalog_version(&mut self) -> Result<i64>;
 }
 
 /// `impl Queries for $ty`, each read handed to the backend's `queries`
@@ -383,6 +391,11 @@ macro_rules! delegate_queries {
             ) -> $crate::store::Result<Vec<$crate::store::StoredFailure>> {
                 let $this = self;
                 queries::failures_by_key($($lead),+, keys, false)
+            }
+
+            fn catalog_version(&mut self) -> $crate::store::Result<i64> {
+                let $this = self;
+                queries::catalog_version($($lead),+)
             }
         }
     };
@@ -454,6 +467,21 @@ pub trait Store: Queries + Send {
     /// backend must be asked to (SQLite); `None` where the server does it
     /// by itself (PostgreSQL's autovacuum).
     fn reclaim(&mut self) -> Result<Option<Reclaimed>>;
+    // The inbox's claims (see `claims`), each in a short transaction of its own.
+
+    /// Ask for the claim on an inbox file's content: granted (a new random
+    /// token, the lease from now), or refused while another worker's lease
+    /// lasts or an earlier attempt's delay has not passed.
+    fn claim_file(&mut self, file: InboxFile<'_>, who: Claimant<'_>) -> Result<ClaimResult>;
+    /// Extend a claim by `lease` from now; false when this worker no longer
+    /// holds it (taken over; on PostgreSQL also: its lease has ended).
+    fn renew_claim(&mut self, claim: &ClaimToken, lease: Duration) -> Result<bool>;
+    /// End a claim with its file left in the inbox; false when this worker
+    /// no longer held it.
+    fn release_claim(&mut self, claim: &ClaimToken, release: Release<'_>) -> Result<bool>;
+    /// The first completed run that processed a file of this content (by
+    /// its inputs' digests, or an inbox attempt's run), if any.
+    fn processed_by(&mut self, sha256: &str) -> Result<Option<i64>>;
 }
 
 /// A transaction. Dropping it without [`Tx::commit`] rolls it back.
@@ -536,6 +564,14 @@ pub trait Tx: Queries {
     /// `seen_in_run` still finds them; every decision stays the one a run
     /// would make. Committing it afterwards is refused.
     fn rehearse(&mut self) -> Result<()>;
+    /// Whether this worker still holds the claim (its token, and on
+    /// PostgreSQL its lease); when it does, the claim is held to the end of
+    /// this transaction, so that no worker takes it over before this one
+    /// commits, and `run_id` (if any) is recorded on its attempt, with the
+    /// run. A run's commit and the move of an inbox file are fenced by it.
+    fn fence(&mut self, claim: &ClaimToken, run_id: Option<i64>) -> Result<bool>;
+    /// End a claim held by [`Tx::fence`], its file moved out of the inbox.
+    fn end_claim(&mut self, claim: &ClaimToken, end: ClaimEnd<'_>) -> Result<()>;
     /// Statements this transaction has sent the server so far (where it
     /// counts them; 0 elsewhere): the locked section of a run shows that its
     /// work does not grow with the number of orders.

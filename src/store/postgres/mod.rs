@@ -6,6 +6,7 @@
 //! session holds an advisory lock on its id: any host can tell a running run
 //! from one whose process or host died (the server then rolled it back).
 
+mod claims;
 mod connect;
 mod prune;
 mod queries;
@@ -20,20 +21,21 @@ use postgres::{Client, GenericClient};
 pub use url::{is_url, refuse_lookalikes, PgUrl, UrlError};
 
 use super::{
-    Backoff, Concurrency, Fault, OldRun, PruneBatch, Pruned, Reclaimed, Resolutions, Result,
-    RunFilter, Store, StoreError, Tx,
+    Backoff, ClaimResult, ClaimToken, Claimant, Concurrency, Fault, InboxFile, OldRun, PruneBatch,
+    Pruned, Reclaimed, Release, Resolutions, Result, RunFilter, Store, StoreError, Tx,
 };
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
 /// Version files by version; a new database starts at version 2 (the
 /// version SQLite databases reached when PostgreSQL support began).
-const MIGRATIONS: [(i32, &str); 3] = [
+const MIGRATIONS: [(i32, &str); 4] = [
     (2, include_str!("../../../schema/postgres/v2.sql")),
     (3, include_str!("../../../schema/postgres/v3.sql")),
     (4, include_str!("../../../schema/postgres/v4.sql")),
+    (5, include_str!("../../../schema/postgres/v5.sql")),
 ];
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 
 /// Advisory lock keys: a run's own (high half of the key, the run id in the
 /// low half), the catalog's, and the migration's.
@@ -340,6 +342,22 @@ impl Store for PgStore {
     fn reclaim(&mut self) -> Result<Option<Reclaimed>> {
         // The server's autovacuum makes the space of deleted rows reusable.
         Ok(None)
+    }
+
+    fn claim_file(&mut self, file: InboxFile<'_>, who: Claimant<'_>) -> Result<ClaimResult> {
+        claims::claim(&mut self.client, file, who).map_err(|e| self.db.err(e))
+    }
+
+    fn renew_claim(&mut self, claim: &ClaimToken, lease: Duration) -> Result<bool> {
+        claims::renew(&mut self.client, claim, lease).map_err(|e| self.db.err(e))
+    }
+
+    fn release_claim(&mut self, claim: &ClaimToken, release: Release<'_>) -> Result<bool> {
+        claims::release(&mut self.client, claim, release).map_err(|e| self.db.err(e))
+    }
+
+    fn processed_by(&mut self, sha256: &str) -> Result<Option<i64>> {
+        claims::processed_by(&mut self.client, sha256).map_err(|e| self.db.err(e))
     }
 }
 

@@ -31,6 +31,16 @@ pub(super) fn products(c: &mut impl GenericClient, db: &Db) -> Result<Vec<Produc
         .collect())
 }
 
+pub(super) fn catalog_version(c: &mut impl GenericClient, db: &Db) -> Result<i64> {
+    let row = c
+        .query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM catalog_version",
+            &[],
+        )
+        .map_err(|e| db.err(e))?;
+    Ok(row.get(0))
+}
+
 pub(super) const FAILURE_COLUMNS: &str =
     "id, run_id, state, order_id, error_code, error_detail, source_file, source_line, body, run_seq";
 

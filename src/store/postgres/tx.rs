@@ -10,8 +10,8 @@ use postgres::types::{ToSql, Type};
 use postgres::Transaction;
 
 use super::super::{
-    Applied, Claim, Committed, FailureFilter, LedgerReason, NewOrder, Result, StoreError,
-    StoredFailure, Tx, Writes,
+    Applied, Claim, ClaimEnd, ClaimToken, Committed, FailureFilter, LedgerReason, NewOrder, Result,
+    StoreError, StoredFailure, Tx, Writes,
 };
 use super::{queries, Db};
 use crate::model::failure::FailureState;
@@ -353,6 +353,8 @@ impl Tx for PgTx<'_> {
              SELECT s, $3, $4, d, $5, $6 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(s, d, n) ORDER BY n",
             &[&l_skus, &deltas, &run_id, &LedgerReason::Load.as_str(), &at, &source],
         )?;
+        // Workers that keep the catalog in memory see that it changed.
+        self.execute("UPDATE catalog_version SET version = version + 1", &[])?;
         Ok(())
     }
 
@@ -570,6 +572,16 @@ impl Tx for PgTx<'_> {
             &[&failure_ids, &FailureState::Closed.as_str(), &by, &reason, &at],
         )?;
         Ok(())
+    }
+
+    fn fence(&mut self, claim: &ClaimToken, run_id: Option<i64>) -> Result<bool> {
+        self.sent += 1 + u64::from(run_id.is_some());
+        super::claims::fence(&mut self.tx, claim, run_id).map_err(|e| self.db.err(e))
+    }
+
+    fn end_claim(&mut self, claim: &ClaimToken, end: ClaimEnd<'_>) -> Result<()> {
+        self.sent += 2;
+        super::claims::end(&mut self.tx, claim, end).map_err(|e| self.db.err(e))
     }
 
     /// A rehearsal claims as a run does: the inserted ids make it wait for

@@ -2,6 +2,7 @@
 //! run holds the database from its start to its commit), busy waits with
 //! backoff and jitter, the schema from `schema/sqlite/`.
 
+mod claims;
 mod open;
 mod prune;
 mod queries;
@@ -12,20 +13,22 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    Backoff, Concurrency, Fault, OldRun, PruneBatch, Pruned, Reclaimed, Resolutions, Result,
-    RunFilter, Store, StoreError, Tx,
+    Backoff, ClaimResult, ClaimToken, Claimant, Concurrency, Fault, InboxFile, OldRun, PruneBatch,
+    Pruned, Reclaimed, Release, Resolutions, Result, RunFilter, Store, StoreError, Tx,
 };
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
-/// Version files, in order: a database at version N runs those above N.
-const MIGRATIONS: [&str; 4] = [
-    include_str!("../../../schema/sqlite/v1.sql"),
-    include_str!("../../../schema/sqlite/v2.sql"),
-    include_str!("../../../schema/sqlite/v3.sql"),
-    include_str!("../../../schema/sqlite/v4.sql"),
+/// Version files by version, in order: a database at version N runs those
+/// above N.
+const MIGRATIONS: [(i64, &str); 5] = [
+    (1, include_str!("../../../schema/sqlite/v1.sql")),
+    (2, include_str!("../../../schema/sqlite/v2.sql")),
+    (3, include_str!("../../../schema/sqlite/v3.sql")),
+    (4, include_str!("../../../schema/sqlite/v4.sql")),
+    (5, include_str!("../../../schema/sqlite/v5.sql")),
 ];
-const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+const SCHEMA_VERSION: i64 = 5;
 
 /// `PRAGMA auto_vacuum` of a database whose freed pages are given back on
 /// request (`PRAGMA incremental_vacuum`).
@@ -169,9 +172,9 @@ impl SqliteStore {
         self.write(|c| {
             // Another process may have migrated while we waited for the lock.
             let now = version(c)?;
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(now.max(0) as usize) {
+            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > now) {
                 c.execute_batch(sql)?;
-                c.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+                c.execute_batch(&format!("PRAGMA user_version = {version}"))?;
             }
             Ok(())
         })
@@ -430,6 +433,22 @@ impl Store for SqliteStore {
             how,
             secs: start.elapsed().as_secs_f64(),
         }))
+    }
+
+    fn claim_file(&mut self, file: InboxFile<'_>, who: Claimant<'_>) -> Result<ClaimResult> {
+        self.write(|c| claims::claim(c, file, who))
+    }
+
+    fn renew_claim(&mut self, claim: &ClaimToken, lease: Duration) -> Result<bool> {
+        self.write(|c| claims::renew(c, claim, lease))
+    }
+
+    fn release_claim(&mut self, claim: &ClaimToken, release: Release<'_>) -> Result<bool> {
+        self.write(|c| claims::release(c, claim, release))
+    }
+
+    fn processed_by(&mut self, sha256: &str) -> Result<Option<i64>> {
+        claims::processed_by(&self.conn, sha256).map_err(|e| self.err(e))
     }
 }
 

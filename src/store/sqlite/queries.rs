@@ -44,6 +44,15 @@ pub(super) fn products(c: &Connection, db: &str) -> Result<Vec<Product>> {
     )
 }
 
+pub(super) fn catalog_version(c: &Connection, db: &str) -> Result<i64> {
+    c.query_row(
+        "SELECT coalesce(max(version), 0) FROM catalog_version",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(|e| store_err(db, e))
+}
+
 pub(super) const FAILURE_COLUMNS: &str =
     "id, run_id, state, order_id, error_code, error_detail, source_file, source_line, body, run_seq";
 

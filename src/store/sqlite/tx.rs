@@ -6,8 +6,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::{
-    Applied, Claim, Committed, FailureFilter, LedgerReason, NewOrder, Result, StoreError,
-    StoredFailure, Tx, Writes,
+    Applied, Claim, ClaimEnd, ClaimToken, Committed, FailureFilter, LedgerReason, NewOrder, Result,
+    StoreError, StoredFailure, Tx, Writes,
 };
 use super::{queries, store_err};
 use crate::model::failure::FailureState;
@@ -260,6 +260,8 @@ impl Tx for SqliteTx<'_> {
                     ledger.execute(params![p.sku, run_id, reason, p.on_hand - before, at, source])?;
                 }
             }
+            // Workers that keep the catalog in memory see that it changed.
+            c.execute("UPDATE catalog_version SET version = version + 1", [])?;
             Ok(())
         })
     }
@@ -503,6 +505,16 @@ impl Tx for SqliteTx<'_> {
             }
             Ok(())
         })
+    }
+
+    /// The transaction holds the whole database: no worker can take the
+    /// claim over before it ends, whatever its lease says (see `claims`).
+    fn fence(&mut self, claim: &ClaimToken, run_id: Option<i64>) -> Result<bool> {
+        self.run(|c| super::claims::fence(c, claim, run_id))
+    }
+
+    fn end_claim(&mut self, claim: &ClaimToken, end: ClaimEnd<'_>) -> Result<()> {
+        self.run(|c| super::claims::end(c, claim, end))
     }
 
     /// The claimed ids go to a table of their own instead, created inside
