@@ -1066,6 +1066,7 @@ fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
             .unwrap();
         }
         drop(other);
+        wait_until_not_running(&mut s, dead);
         let alive = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
         let ids_of = |s: &mut Box<dyn Store>, status, limit| -> Vec<i64> {
             s.runs(&RunFilter { status, limit })
@@ -1106,6 +1107,18 @@ fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
     }
 }
 
+/// A closed PostgreSQL session is ended by the server on its own schedule, so
+/// its run's liveness lock goes a moment after the client lets go: wait
+/// (bounded) for that before judging what the run reads as.
+fn wait_until_not_running(s: &mut Box<dyn Store>, id: i64) {
+    for _ in 0..400 {
+        if s.run(id).unwrap().unwrap().summary.status != RunStatus::Running {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 #[test]
 fn a_run_whose_process_is_gone_reads_as_interrupted_and_is_reaped() {
     for (b, db, _dir) in databases() {
@@ -1132,6 +1145,7 @@ fn a_run_whose_process_is_gone_reads_as_interrupted_and_is_reaped() {
                     RunStatus::Running
                 );
                 drop(other);
+                wait_until_not_running(&mut s, id);
                 id
             }
         };
