@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use orderbatch::{cli, exit};
+
 // Orders are allocated on one thread and freed on another; mimalloc handles
 // that far better than the system allocator.
 #[global_allocator]
@@ -40,7 +42,7 @@ static RETURN_FREED_MEMORY: extern "C" fn() = return_freed_memory;
 fn main() -> ExitCode {
     // A panic is a bug; still, say it in one line instead of a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        if orderbatch::panic_is_expected() {
+        if exit::panic_is_expected() {
             return;
         }
         let at = info
@@ -53,17 +55,26 @@ fn main() -> ExitCode {
             101,
         );
     }));
-    orderbatch::keep_files_private();
-    let cfg = orderbatch::cli::parse();
+    keep_files_private();
+    let (cfg, command) = cli::parse();
     orderbatch::log::init(cfg.log_format);
     orderbatch::interrupt::install();
-    match orderbatch::run(&cfg) {
+    match command.run(&cfg, cli::command) {
         Ok(exit) => ExitCode::from(exit.code()),
-        Err(e) if orderbatch::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if exit::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = orderbatch::exit_code_of(&e);
+            let code = orderbatch::run::exit_code_of(&e);
             orderbatch::log::error(&format!("{e:#}"), code);
             ExitCode::from(code)
         }
     }
+}
+
+/// Files orderbatch creates (database, WAL, reports, temporary files) are
+/// never readable by everyone: whatever the umask, the bits for others are
+/// cleared. The metrics file is made world-readable on purpose, where it is written.
+fn keep_files_private() {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_raw_mode(0o077));
+    rustix::process::umask(old | Mode::from_raw_mode(0o007));
 }

@@ -55,7 +55,7 @@ fn order(id: &str, sku: &str, quantity: i64, hash: u8) -> ValidOrder {
         placed_at: "2026-11-25T22:14:03Z".into(),
         customer_email: "a@b.co".into(),
         currency: "EUR".into(),
-        payment_method: "card".into(),
+        payment_method: orderbatch::model::PaymentMethod::Card,
         payment_ref: "ref".into(),
         payment_amount: 100 * quantity,
         lines: vec![Line {

@@ -6,12 +6,13 @@
 //! order take stock twice.
 
 use crate::model::failure::failure_label;
+use crate::model::fields;
 use crate::model::order::{Field, Problem};
 use crate::model::spreadsheet::{mangling, KEEP_AS_TEXT};
+use crate::model::text::show;
 use crate::model::ErrorCode;
 use crate::read::{RawBody, RawOrder};
 use crate::store::StoredFailure;
-use crate::validate::{fields, show};
 
 /// The problem of a fed-back order with the failure it names, if any.
 pub fn problem(raw: &RawOrder, stored: &StoredFailure) -> Option<Problem> {

@@ -14,10 +14,11 @@ use rustc_hash::FxHashMap;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, FailedOrder, Problem, Status, ValidOrder};
 use crate::model::run::Counts;
+use crate::model::text::show;
 use crate::model::ErrorCode;
 use crate::read::RawOrder;
 use crate::store::{self, Applied, Claim, LedgerReason, NewOrder, StoredFailure, Tx, Writes};
-use crate::validate::{failed_order_of, show, Checked, Verdict};
+use crate::validate::{failed_order_of, Checked, Verdict};
 pub use held::{Held, HeldLog};
 pub use seen::SeenIds;
 

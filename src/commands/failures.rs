@@ -6,13 +6,113 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::config::{CloseTarget, Config, ListFormat};
+use crate::config::Config;
+use crate::exit::{Exit, UsageError};
 use crate::model::escape::escape_cell;
 use crate::model::failure::{failure_label, parse_failure_label, FailureKey, FailureState};
 use crate::model::run::Counts;
 use crate::model::text::for_terminal;
+use crate::model::ErrorCode;
 use crate::store::{CloseResult, CloseSelection, Closing, FailureFilter, Store, StoredFailure};
-use crate::{Exit, UsageError};
+
+use super::args::parse_code;
+
+/// The stored failed orders still open, and closing those that will never be fixed
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// The open failed orders (those `reprocess` retries), oldest first, a header row first
+    List {
+        /// Only the failures of this run
+        #[arg(long, value_name = "ID")]
+        run: Option<i64>,
+        /// Only the failures of this error code (repeatable)
+        #[arg(long = "code", value_name = "CODE", value_parser = parse_code)]
+        codes: Vec<ErrorCode>,
+        /// Print the failures as a JSON array (the whole detail, and the source file and line)
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print the failures as CSV with the table's columns (the whole detail)
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Close open failures that will not be retried (kept, with the reason and who closed them): by id, by code, or by order id
+    Close {
+        /// Failure ids, as the failed report and `failures list` show them (F12-345)
+        #[arg(
+            value_name = "ID",
+            required_unless_present_any = ["codes", "orders"],
+            conflicts_with_all = ["codes", "orders"]
+        )]
+        ids: Vec<String>,
+        /// Every open failure of this error code (repeatable)
+        #[arg(long = "code", value_name = "CODE", value_parser = parse_code, conflicts_with = "orders")]
+        codes: Vec<ErrorCode>,
+        /// With --code: only the failures of this run
+        #[arg(long, value_name = "ID", requires = "codes")]
+        run: Option<i64>,
+        /// The open failure of this order id, whichever run holds it now (repeatable)
+        #[arg(long = "order", value_name = "ORDER_ID")]
+        orders: Vec<String>,
+        /// Why they are closed (kept in the history; `runs show` prints it)
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+}
+
+/// Which failures `failures close` closes, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseTarget {
+    /// Failure ids as the reports show them (`F12-345`).
+    Ids(Vec<String>),
+    /// Every open failure of these codes, of one run or of all.
+    Codes {
+        codes: Vec<ErrorCode>,
+        run: Option<i64>,
+    },
+    /// The open failure of each of these order ids.
+    Orders(Vec<String>),
+}
+
+/// How a list is printed: an aligned table for people, or whole values as
+/// JSON or CSV for programs and spreadsheets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+pub fn run(cfg: &Config, cmd: Command) -> Result<Exit> {
+    match cmd {
+        Command::List {
+            run,
+            codes,
+            json,
+            csv,
+        } => {
+            let format = match (json, csv) {
+                (true, _) => ListFormat::Json,
+                (_, true) => ListFormat::Csv,
+                _ => ListFormat::Table,
+            };
+            list(cfg, &FailureFilter { run, codes }, format)
+        }
+        Command::Close {
+            ids,
+            codes,
+            run,
+            orders,
+            reason,
+        } => {
+            let target = match (codes.is_empty(), orders.is_empty()) {
+                (false, _) => CloseTarget::Codes { codes, run },
+                (_, false) => CloseTarget::Orders(orders),
+                _ => CloseTarget::Ids(ids),
+            };
+            close(cfg, &target, &reason)
+        }
+    }
+}
 
 const PAGE: usize = 1000;
 
@@ -53,7 +153,7 @@ fn read_all(store: &mut dyn Store, filter: &FailureFilter) -> Result<Vec<StoredF
     }
 }
 
-pub fn list(cfg: &Config, filter: &FailureFilter, format: ListFormat) -> Result<Exit> {
+fn list(cfg: &Config, filter: &FailureFilter, format: ListFormat) -> Result<Exit> {
     let mut store = super::open_existing(cfg)?;
     if let Some(id) = filter.run {
         if store.run(id)?.is_none() {
@@ -172,13 +272,14 @@ fn table_width() -> Option<usize> {
 
 /// The user closing failures, as the history records it.
 fn who() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| format!("uid {}", rustix::process::getuid().as_raw()));
-    format!("{user}@{}", crate::store::host_name())
+    format!(
+        "{}@{}",
+        crate::identity::user_name(),
+        crate::identity::host_name()
+    )
 }
 
-pub fn close(cfg: &Config, target: &CloseTarget, reason: &str) -> Result<Exit> {
+fn close(cfg: &Config, target: &CloseTarget, reason: &str) -> Result<Exit> {
     if reason.trim().is_empty() {
         return Err(UsageError("--reason must say why these failures are closed".into()).into());
     }

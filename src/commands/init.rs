@@ -3,11 +3,15 @@
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::exit::Exit;
 use crate::store::{Fault, StoreError};
-use crate::Exit;
+
+/// Create or migrate the database (idempotent)
+#[derive(Debug, clap::Args)]
+pub struct Args {}
 
 /// Create or migrate the database, and check that it is sound.
-pub fn run(cfg: &Config) -> Result<Exit> {
+pub fn run(cfg: &Config, _args: Args) -> Result<Exit> {
     let mut store = super::open(cfg)?;
     let damaged: Vec<String> = store
         .check()?

@@ -2,19 +2,73 @@
 //! its stock, each change all-or-nothing with its ledger entries.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::config::Config;
+use crate::exit::{Exit, UsageError};
 use crate::model::escape::escape_cell;
 use crate::model::money::{currency_exponent, format_amount};
 use crate::model::text::for_terminal;
-use crate::read::catalog::{read_catalog, read_deliveries, CATALOG_COLUMNS};
+use crate::read::catalog::{read_catalog, read_deliveries, CATALOG_COLUMNS, DELIVERY_COLUMNS};
 use crate::read::ReadOptions;
-use crate::Exit;
 
-pub fn load(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
+use super::args::TableArgs;
+
+/// Load, receive or export the catalog and stock levels
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Upsert products and set their stock levels from FILE (all or nothing)
+    Load {
+        /// Catalog file (.csv, .tsv or .jsonl, each also as .gz): sku, name, unit_price, currency, on_hand ('-' reads standard input)
+        #[arg(value_name = "FILE")]
+        file: String,
+        #[command(flatten)]
+        input: TableArgs,
+    },
+    /// Add delivered units to the stock on hand at commit time (all or nothing)
+    Receive {
+        /// Delivery file (.csv, .tsv or .jsonl, each also as .gz): sku, quantity (units delivered; a sku may appear on several lines)
+        #[arg(value_name = "FILE")]
+        file: String,
+        #[command(flatten)]
+        input: TableArgs,
+    },
+    /// Write the catalog and stock as CSV (loads back as is)
+    Export {
+        /// Output file (default: standard output)
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+impl Command {
+    /// How the file is read, checked against the columns of its kind.
+    fn read_options(&self) -> Option<Result<ReadOptions, String>> {
+        match self {
+            Command::Load { input, .. } => Some(input.clone().into_read(&CATALOG_COLUMNS)),
+            Command::Receive { input, .. } => Some(input.clone().into_read(&DELIVERY_COLUMNS)),
+            Command::Export { .. } => None,
+        }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        self.read_options().transpose().map(drop)
+    }
+}
+
+pub fn run(cfg: &Config, cmd: Command) -> Result<Exit> {
+    let read = cmd.read_options().transpose().map_err(UsageError)?;
+    match (cmd, read) {
+        (Command::Load { file, .. }, Some(read)) => load(cfg, &file, &read),
+        (Command::Receive { file, .. }, Some(read)) => receive(cfg, &file, &read),
+        (Command::Export { out }, _) => export(cfg, out.as_deref()),
+        (_, None) => unreachable!("a file of the catalog is read with options"),
+    }
+}
+
+fn load(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
     let products = read_catalog(file, read)?;
     let mut store = super::open(cfg)?;
     // Prices change: runs that validated against the old ones finish first.
@@ -34,7 +88,7 @@ pub fn load(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub fn receive(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
+fn receive(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
     // The file is read and checked before the database is opened; its skus
     // are then checked against the catalog, and every problem named at once.
     let deliveries = read_deliveries(file, read)?;
@@ -62,7 +116,7 @@ pub fn receive(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub fn export(cfg: &Config, out: Option<&Path>) -> Result<Exit> {
+fn export(cfg: &Config, out: Option<&Path>) -> Result<Exit> {
     let products = super::open_existing(cfg)?.products()?;
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))

@@ -1,23 +1,83 @@
-//! The commands other than a run, one small file each: init, inventory, run
-//! history and its pruning, reports from the database, failures, verification;
-//! and the inbox, which runs `process` on each file as it arrives (a
-//! directory of its own).
+//! The commands, one module each owning its options, its help and its
+//! `run`; `Command` lists them for the command line and sends each to its
+//! module. Adding a command is its module plus a variant and an arm here.
 
+pub mod args;
 pub mod failures;
 pub mod inbox;
 pub mod init;
 pub mod inventory;
+pub mod manual;
+pub mod process;
 pub mod prune;
 pub mod report;
+pub mod reprocess;
 pub mod runs;
 pub mod verify;
 
 use std::io::{self, Write};
 
 use anyhow::Result;
+use clap::Subcommand;
 
 use crate::config::Config;
+use crate::exit::Exit;
 use crate::store::{self, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::Args),
+    #[command(subcommand)]
+    Inventory(inventory::Command),
+    Process(process::Args),
+    Reprocess(reprocess::Args),
+    #[command(mut_arg("catalog", |a| a.hide(true)))]
+    Inbox(inbox::Args),
+    #[command(subcommand)]
+    Runs(runs::Command),
+    #[command(subcommand)]
+    Failures(failures::Command),
+    Report(report::Args),
+    Verify(verify::Args),
+    Completions(manual::CompletionsArgs),
+    Man(manual::ManArgs),
+}
+
+impl Command {
+    /// What is wrong with options that clap checks one by one but that must
+    /// also agree with each other or with the command (`--map`): found while
+    /// the command line is parsed, so it is a usage error like any other.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        match self {
+            Command::Process(a) => a.check(),
+            Command::Inbox(a) => a.check(),
+            Command::Inventory(c) => c.check(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Run the command. `definition` is the whole command line, for the
+    /// commands that print it (completions, the manual).
+    pub fn run(self, cfg: &Config, definition: fn() -> clap::Command) -> Result<Exit> {
+        // A --db that cannot be used is refused before any file is read or created.
+        if !matches!(self, Command::Completions(_) | Command::Man(_)) {
+            store::check(&cfg.db)?;
+        }
+        match self {
+            Command::Init(a) => init::run(cfg, a),
+            Command::Inventory(c) => inventory::run(cfg, c),
+            Command::Process(a) => process::run(cfg, a),
+            Command::Reprocess(a) => reprocess::run(cfg, a),
+            Command::Inbox(a) => inbox::run(cfg, a),
+            Command::Runs(c) => runs::run(cfg, c),
+            Command::Failures(c) => failures::run(cfg, c),
+            Command::Report(a) => report::run(cfg, a),
+            Command::Verify(a) => verify::run(cfg, a),
+            Command::Completions(a) => manual::completions(a, definition),
+            Command::Man(a) => manual::man(cfg, a, definition),
+        }
+    }
+}
 
 /// The database of the command line, for a command that writes (created
 /// when missing).
@@ -33,8 +93,13 @@ fn open_existing(cfg: &Config) -> Result<Box<dyn Store>> {
 
 /// Text on standard output, all at once.
 fn print(text: &str) -> Result<()> {
+    print_bytes(text.as_bytes())
+}
+
+/// Bytes on standard output, all at once.
+fn print_bytes(bytes: &[u8]) -> Result<()> {
     let mut o = io::stdout().lock();
-    o.write_all(text.as_bytes())?;
+    o.write_all(bytes)?;
     o.flush()?;
     Ok(())
 }

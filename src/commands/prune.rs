@@ -4,28 +4,53 @@
 //! directories under `--out` go, and SQLite gives the space back. It says
 //! what went (with `--dry-run`, what would).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::config::Config;
+use crate::exit::{Exit, UsageError};
 use crate::report::dir::{remove_pruned, PrunedDir};
 use crate::store::{OldRun, PruneBatch, Pruned, Reclaimed, Store};
-use crate::{Exit, UsageError};
 
 /// A batch: at most this many runs, and about this many of their orders, so
 /// that each transaction stays short whatever the size of the nights.
 const BATCH_RUNS: usize = 32;
 const BATCH_ORDERS: u64 = 50_000;
 
-/// What the operator asked.
-pub struct Request<'a> {
-    pub before: &'a str,
-    pub out: &'a Path,
-    pub dry_run: bool,
+/// Forget the runs that finished before DATE: their reports, skip records and settled failures; ledger compacted, orders reduced to what a re-run needs
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Runs that finished before this: a date (2026-01-01, midnight UTC) or an RFC 3339 time with its offset
+    #[arg(long, value_name = "DATE")]
+    before: String,
+    /// The reports directory the runs wrote into (DIR/run-ID/...)
+    #[arg(long, default_value = "reports", value_name = "DIR")]
+    out: PathBuf,
+    /// Say what would be removed; change nothing
+    #[arg(long)]
+    dry_run: bool,
 }
 
-pub fn run(cfg: &Config, req: &Request<'_>) -> Result<Exit> {
+/// What the operator asked.
+struct Request<'a> {
+    before: &'a str,
+    out: &'a Path,
+    dry_run: bool,
+}
+
+pub fn run(cfg: &Config, args: Args) -> Result<Exit> {
+    prune(
+        cfg,
+        &Request {
+            before: &args.before,
+            out: &args.out,
+            dry_run: args.dry_run,
+        },
+    )
+}
+
+fn prune(cfg: &Config, req: &Request<'_>) -> Result<Exit> {
     let before = parse_before(req.before)?;
     // A dry run writes nothing, so it creates no database either.
     let mut store = if req.dry_run {

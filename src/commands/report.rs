@@ -8,15 +8,39 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 
-use crate::config::{Config, ReportKind};
+use crate::config::Config;
+use crate::exit::{Exit, UsageError};
 use crate::model::order::AcceptedRow;
 use crate::model::run::{RunRecord, RunStatus};
 use crate::model::Format;
 use crate::report::AcceptedWriter;
 use crate::store::Store;
-use crate::{Exit, UsageError};
 
-pub fn run(cfg: &Config, kind: ReportKind, id: i64, format: Option<Format>) -> Result<Exit> {
+use super::args::ReportArg;
+
+/// Write a run's report to standard output, from the database
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which report: the accepted (and skipped) orders, or the failed ones
+    #[arg(value_enum)]
+    kind: ReportKind,
+    /// The run whose report to write (see `runs list`)
+    #[arg(long, value_name = "ID")]
+    run: i64,
+    /// Report format (default: the format the run wrote)
+    #[arg(long, value_enum)]
+    format: Option<ReportArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportKind {
+    Accepted,
+    Failed,
+}
+
+pub fn run(cfg: &Config, args: Args) -> Result<Exit> {
+    let (kind, id) = (args.kind, args.run);
+    let format: Option<Format> = args.format.map(Into::into);
     let mut store = super::open_existing(cfg)?;
     let run = store
         .run(id)?

@@ -8,10 +8,53 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::model::run::RunRecord;
+use crate::exit::{Exit, UsageError};
+use crate::model::run::{RunRecord, RunStatus};
 use crate::model::text::for_terminal;
 use crate::store::{Resolutions, RunFilter};
-use crate::{Exit, UsageError};
+
+use super::args::parse_status;
+
+/// Run history
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// The runs, newest first, with the host each ran on
+    List {
+        /// Only the newest N runs (of the status asked)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Only runs of this status: running, completed, dry_run, aborted, failed, interrupted
+        #[arg(long, value_name = "S", value_parser = parse_status)]
+        status: Option<RunStatus>,
+        /// Print the runs as a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    Prune(super::prune::Args),
+    /// One run in detail, with what became of its failed orders
+    Show {
+        /// The run (see `runs list`)
+        id: i64,
+        /// Print the run as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cfg: &Config, cmd: Command) -> Result<Exit> {
+    match cmd {
+        Command::List {
+            limit,
+            status,
+            json,
+        } => {
+            let limit = limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+            list(cfg, &RunFilter { status, limit }, json)
+        }
+        Command::Prune(args) => super::prune::run(cfg, args),
+        Command::Show { id, json } => show(cfg, id, json),
+    }
+}
 
 fn run_json(r: &RunRecord, detail: bool) -> Value {
     let s = &r.summary;
@@ -53,7 +96,7 @@ fn duration(r: &RunRecord) -> String {
     }
 }
 
-pub fn list(cfg: &Config, filter: &RunFilter, json_out: bool) -> Result<Exit> {
+fn list(cfg: &Config, filter: &RunFilter, json_out: bool) -> Result<Exit> {
     let runs = super::open_existing(cfg)?.runs(filter)?;
     if json_out {
         let v: Vec<Value> = runs.iter().map(|r| run_json(r, false)).collect();
@@ -117,7 +160,7 @@ fn closed_json(res: &Resolutions) -> Value {
         .collect()
 }
 
-pub fn show(cfg: &Config, id: i64, json_out: bool) -> Result<Exit> {
+fn show(cfg: &Config, id: i64, json_out: bool) -> Result<Exit> {
     let mut store = super::open_existing(cfg)?;
     let run = store
         .run(id)?

@@ -4,9 +4,9 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::config::Config;
+use crate::exit::Exit;
 use crate::model::text::for_terminal;
 use crate::store::Fault;
-use crate::Exit;
 
 fn describe(f: &Fault) -> String {
     match f {
@@ -33,7 +33,16 @@ fn describe(f: &Fault) -> String {
     }
 }
 
-pub fn run(cfg: &Config, json_out: bool) -> Result<Exit> {
+/// Check the database's integrity and the stock ledger: exit 0 when they hold, 1 listing the faults
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print {"ok":..,"faults":[..]} on standard output
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cfg: &Config, args: Args) -> Result<Exit> {
+    let json_out = args.json;
     let mut store = super::open_existing(cfg)?;
     let faults = store.check()?;
     if json_out {

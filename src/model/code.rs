@@ -5,8 +5,21 @@ use std::fmt;
 /// Why an order failed. The declaration order is the precedence order of the
 /// checks: when several apply, the smallest one is the order's `error_code`.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
 )]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     MalformedRecord,
     MissingField,
@@ -23,6 +36,8 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in precedence order (the declaration order: a test holds
+    /// it to the derived list).
     pub const ALL: [ErrorCode; 12] = [
         ErrorCode::MalformedRecord,
         ErrorCode::MissingField,
@@ -39,24 +54,11 @@ impl ErrorCode {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::MalformedRecord => "MALFORMED_RECORD",
-            ErrorCode::MissingField => "MISSING_FIELD",
-            ErrorCode::InvalidField => "INVALID_FIELD",
-            ErrorCode::InconsistentOrder => "INCONSISTENT_ORDER",
-            ErrorCode::DuplicateInInput => "DUPLICATE_IN_INPUT",
-            ErrorCode::PanDetected => "PAN_DETECTED",
-            ErrorCode::UnknownSku => "UNKNOWN_SKU",
-            ErrorCode::CurrencyMismatch => "CURRENCY_MISMATCH",
-            ErrorCode::PriceMismatch => "PRICE_MISMATCH",
-            ErrorCode::PaymentMismatch => "PAYMENT_MISMATCH",
-            ErrorCode::OrderIdConflict => "ORDER_ID_CONFLICT",
-            ErrorCode::InsufficientStock => "INSUFFICIENT_STOCK",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+        s.parse().ok()
     }
 
     /// Catalog checks are the last ones whose failures all go into `error_detail`.
@@ -86,6 +88,12 @@ mod tests {
         let mut sorted = ErrorCode::ALL;
         sorted.sort();
         assert_eq!(sorted, ErrorCode::ALL);
+        assert_eq!(
+            &ErrorCode::ALL[..],
+            <ErrorCode as strum::VariantArray>::VARIANTS
+        );
+        assert_eq!(ErrorCode::PanDetected.as_str(), "PAN_DETECTED");
+        assert_eq!(ErrorCode::parse("pan_detected"), None);
         assert!(ErrorCode::MalformedRecord < ErrorCode::MissingField);
         assert!(ErrorCode::PanDetected < ErrorCode::UnknownSku);
         assert!(ErrorCode::OrderIdConflict < ErrorCode::InsufficientStock);

@@ -5,7 +5,18 @@
 use super::ErrorCode;
 
 /// Where a stored failure stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum FailureState {
     /// Waiting to be fixed or retried.
     Open,
@@ -42,17 +53,11 @@ impl FailureState {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            FailureState::Open => "open",
-            FailureState::Resolved => "resolved",
-            FailureState::Superseded => "superseded",
-            FailureState::Closed => "closed",
-            FailureState::Final => "final",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<FailureState> {
-        FailureState::ALL.into_iter().find(|f| f.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -107,6 +112,11 @@ mod tests {
         for s in FailureState::ALL {
             assert_eq!(FailureState::parse(s.as_str()), Some(s));
         }
+        assert_eq!(
+            &FailureState::ALL[..],
+            <FailureState as strum::VariantArray>::VARIANTS
+        );
+        assert_eq!(FailureState::Superseded.as_str(), "superseded");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod code;
 pub mod escape;
 pub mod failure;
+pub mod fields;
 pub mod format;
 pub mod local_time;
 pub mod money;

@@ -20,7 +20,10 @@ pub enum Field {
 }
 
 impl Field {
-    pub const ALL: [Field; 10] = [
+    /// How many fields an order row has.
+    pub const COUNT: usize = 10;
+
+    pub const ALL: [Field; Field::COUNT] = [
         Field::OrderId,
         Field::PlacedAt,
         Field::CustomerEmail,
@@ -103,6 +106,10 @@ pub enum Message {
     /// (kept in the failure's body) follows it.
     #[serde(rename = "m")]
     Unparsed(String),
+    /// INVALID_FIELD: a JSONL order's `items` is there but is not an array
+    /// (which also stands for its missing items: one problem, not two).
+    #[serde(rename = "i")]
+    ItemsNotArray,
 }
 
 impl From<String> for Message {
@@ -166,6 +173,7 @@ impl Problem {
                 Some(raw) => format!("{reason}: {raw}").into(),
                 None => reason.into(),
             },
+            Message::ItemsNotArray => "items is not an array".into(),
         }
     }
 
@@ -214,13 +222,36 @@ pub const REPORT_COLUMNS: [&str; 5] = [
     "failure_id",
 ];
 
-pub const PAYMENT_METHODS: [&str; 5] = [
-    "card",
-    "paypal",
-    "bank_transfer",
-    "gift_card",
-    "cash_on_delivery",
-];
+/// How an order was paid: the methods an order may name, as written
+/// (`bank_transfer`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum PaymentMethod {
+    Card,
+    Paypal,
+    BankTransfer,
+    GiftCard,
+    CashOnDelivery,
+}
+
+impl PaymentMethod {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
@@ -238,7 +269,7 @@ pub struct ValidOrder {
     pub placed_at: String,
     pub customer_email: String,
     pub currency: String,
-    pub payment_method: String,
+    pub payment_method: PaymentMethod,
     pub payment_ref: String,
     pub payment_amount: i64,
     pub lines: Vec<Line>,
@@ -296,7 +327,7 @@ impl<'a> AcceptedRow<&'a str> {
             lines: o.lines.len() as u64,
             units: o.units,
             total: o.total,
-            payment_method: &o.payment_method,
+            payment_method: o.payment_method.as_str(),
         }
     }
 }
@@ -440,8 +471,8 @@ impl Serialize for FailedBody {
                     let same = |k: usize| {
                         !ITEM_INDEXES.contains(&k) && first.values.get(k) == row.values.get(k)
                     };
-                    if row.values.len() == 10
-                        && (0..10).all(|k| ITEM_INDEXES.contains(&k) || same(k))
+                    if row.values.len() == Field::COUNT
+                        && (0..Field::COUNT).all(|k| ITEM_INDEXES.contains(&k) || same(k))
                     {
                         ITEM_INDEXES
                             .iter()

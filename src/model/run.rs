@@ -7,7 +7,8 @@ use serde::Serialize;
 use super::{ErrorCode, Format};
 
 /// Which command a run was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum RunKind {
     Process,
     Reprocess,
@@ -15,23 +16,19 @@ pub enum RunKind {
 
 impl RunKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunKind::Process => "process",
-            RunKind::Reprocess => "reprocess",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<RunKind> {
-        match s {
-            "process" => Some(RunKind::Process),
-            "reprocess" => Some(RunKind::Reprocess),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
 /// How a run stands or ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum RunStatus {
     /// Started and still going (its process is alive).
     Running,
@@ -58,18 +55,11 @@ impl RunStatus {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Completed => "completed",
-            RunStatus::DryRun => "dry_run",
-            RunStatus::Aborted => "aborted",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<RunStatus> {
-        RunStatus::ALL.into_iter().find(|r| r.as_str() == s)
+        s.parse().ok()
     }
 
     /// Whether the run committed its work.
@@ -377,7 +367,13 @@ mod tests {
         for s in RunStatus::ALL {
             assert_eq!(RunStatus::parse(s.as_str()), Some(s));
         }
+        assert_eq!(
+            &RunStatus::ALL[..],
+            <RunStatus as strum::VariantArray>::VARIANTS
+        );
+        assert_eq!(RunStatus::DryRun.as_str(), "dry_run");
         assert_eq!(RunKind::parse("reprocess"), Some(RunKind::Reprocess));
+        assert_eq!(RunKind::Process.as_str(), "process");
         assert_eq!(RunStatus::parse("unfinished"), None);
     }
 }

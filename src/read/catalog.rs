@@ -12,10 +12,11 @@ use serde_json::Value;
 
 use super::{header, open_text, resolve_format, HeaderAt, InputError, ReadOptions};
 use crate::model::escape::unescape_cell;
+use crate::model::fields;
 use crate::model::money::currency_exponent;
 use crate::model::order::Product;
+use crate::model::text::show;
 use crate::model::Format;
-use crate::validate::{fields, show};
 
 pub const CATALOG_COLUMNS: [&str; 5] = ["sku", "name", "unit_price", "currency", "on_hand"];
 
@@ -45,6 +46,13 @@ pub enum CatalogError {
         path: String,
         problems: Problems,
     },
+}
+
+impl crate::exit::ExitStatus for CatalogError {
+    /// A catalog or delivery file that is refused is the caller's to fix.
+    fn exit_code(&self) -> Option<u8> {
+        Some(crate::exit::USAGE)
+    }
 }
 
 /// Bad lines listed in a message; past them, only how many more.

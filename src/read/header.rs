@@ -178,7 +178,7 @@ pub(super) fn order_columns(
     opts: &ReadOptions,
 ) -> Result<Columns, InputError> {
     let names = names(cells.iter().copied(), opts);
-    let mut index: [Option<usize>; 10] = [None; 10];
+    let mut index: [Option<usize>; Field::COUNT] = [None; Field::COUNT];
     let mut extras = Vec::new();
     let mut failure = None;
     let mut seen = HashSet::new();

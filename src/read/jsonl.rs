@@ -9,12 +9,9 @@ use std::borrow::Cow;
 use serde_json::value::RawValue;
 
 use super::{BoundedLine, Columns, InputError, RawBody, RawOrder, RawRow, ReadOptions, Source};
-use crate::model::order::{Field, Problem, REPORT_COLUMNS};
+use crate::model::order::{Field, Message, Problem, REPORT_COLUMNS};
 use crate::model::pan::mask_pans;
 use crate::model::ErrorCode;
-
-/// The note for `items` that is not an array.
-pub const ITEMS_NOT_ARRAY: &str = "items is not an array";
 
 pub(super) struct JsonlOrders {
     source: Source,
@@ -140,7 +137,7 @@ pub(super) fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrd
         Err(e) => return RawOrder::malformed(line, text, format!("invalid JSON: {e}")),
     };
     let mut notes = Vec::new();
-    let mut order: [Cow<str>; 10] = Default::default();
+    let mut order: [Cow<str>; Field::COUNT] = Default::default();
     for f in ORDER_FIELDS {
         order[f.index()] = scalar(object.get(f.name()), &|| f.name().to_string(), &mut notes);
     }
@@ -200,7 +197,10 @@ pub(super) fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrd
         },
         Some(_) => {
             no_items = true;
-            notes.push(Problem::new(ErrorCode::InvalidField, ITEMS_NOT_ARRAY));
+            notes.push(Problem::new(
+                ErrorCode::InvalidField,
+                Message::ItemsNotArray,
+            ));
         }
     }
     if no_items {

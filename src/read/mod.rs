@@ -193,6 +193,13 @@ pub fn resolve_format(path: &str, explicit: Option<Format>) -> Result<Format, In
     })
 }
 
+impl crate::exit::ExitStatus for InputError {
+    /// A file that cannot be read as orders is the caller's to fix.
+    fn exit_code(&self) -> Option<u8> {
+        Some(crate::exit::USAGE)
+    }
+}
+
 /// Problems with an input file itself (as opposed to one of its records).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -273,7 +280,7 @@ fn found_arg(c: char) -> &'static str {
 /// Where each of the ten fields and each extra column sits in a record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Columns {
-    pub index: [usize; 10],
+    pub index: [usize; Field::COUNT],
     /// Extra columns: record position and name.
     pub extras: Vec<(usize, String)>,
     /// CSV input drops the formula-escape quote our reports add.

@@ -39,8 +39,8 @@ use self::value::Issue;
 use super::{Columns, HeaderAt, InputError, RawBody, RawOrder, RawRow, ReadOptions, Source};
 use crate::model::failure::parse_failure_label;
 use crate::model::order::{Field, Problem};
+use crate::model::text::show;
 use crate::model::ErrorCode;
-use crate::validate::show;
 
 /// The most columns a sheet has (`XFD`).
 const MAX_COLUMNS: u32 = 16_384;

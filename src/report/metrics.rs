@@ -33,7 +33,7 @@ pub struct RunMetrics<'a> {
 pub fn check_dir(path: &Path) -> Result<()> {
     let dir = parent(path);
     if !dir.is_dir() {
-        return Err(crate::UsageError(format!(
+        return Err(crate::exit::UsageError(format!(
             "the directory of --metrics-file {} does not exist: create it or fix the path",
             crate::model::text::for_terminal(&path.display().to_string())
         ))

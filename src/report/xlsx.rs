@@ -108,7 +108,7 @@ impl XlsxSheet {
             sheet: 0,
             row: 0,
         };
-        crate::catching_panics(|| s.add_sheet()).map_err(temp_file_err)?;
+        crate::exit::catching_panics(|| s.add_sheet()).map_err(temp_file_err)?;
         Ok(s)
     }
 
@@ -141,7 +141,7 @@ impl XlsxSheet {
     /// One row of text cells. (The writer panics when its temporary file
     /// cannot be written: that becomes an error here.)
     pub fn row(&mut self, cells: &[&str]) -> io::Result<()> {
-        crate::catching_panics(|| self.row_unguarded(cells)).map_err(|e| {
+        crate::exit::catching_panics(|| self.row_unguarded(cells)).map_err(|e| {
             if e.kind() == io::ErrorKind::InvalidInput {
                 e
             } else {
@@ -172,7 +172,7 @@ impl XlsxSheet {
     /// `out` need not be seekable).
     pub fn finish<W: Write>(mut self, mut out: W) -> io::Result<W> {
         let mut tmp = tempfile::tempfile()?;
-        crate::catching_panics(|| self.workbook.save_to_writer(&mut tmp).map_err(io_err))
+        crate::exit::catching_panics(|| self.workbook.save_to_writer(&mut tmp).map_err(io_err))
             .map_err(temp_file_err)?;
         tmp.seek(io::SeekFrom::Start(0))?;
         let mut buf = io::BufReader::new(tmp);

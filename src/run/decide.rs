@@ -26,7 +26,7 @@ pub(super) fn report_error(
 ) -> anyhow::Error {
     let e = e.into();
     if let Some(too) = crate::report::TooLarge::in_chain(&e) {
-        return crate::UsageError(format!(
+        return crate::exit::UsageError(format!(
             "the {name} report cannot be written: {too}; nothing of this run was committed"
         ))
         .into();
@@ -270,7 +270,7 @@ mod tests {
             &reports,
             "failed.xlsx",
         );
-        assert!(e.is::<crate::UsageError>(), "{e:#}");
+        assert!(e.is::<crate::exit::UsageError>(), "{e:#}");
         reports.discard();
     }
 }

@@ -10,11 +10,11 @@ use anyhow::Result;
 
 use super::inputs::{self, InputMeta};
 use super::{Decided, Ending, RetriedRuns, Run, Started};
+use crate::exit::Exit;
 use crate::model::failure::{failure_label, FailureKey, FailureState};
 use crate::model::run::{Counts, RunRecord, RunStatus, RunSummary, Timings};
 use crate::report::{metrics, ReportDir};
 use crate::store::Store;
-use crate::Exit;
 
 impl Run<'_> {
     pub(super) fn record(
@@ -182,7 +182,7 @@ impl Run<'_> {
         let (exit_code, summary, timings) = match res {
             Ok((exit, Some(d))) => (exit.code(), d.record.summary.clone(), d.timings),
             Ok((exit, None)) => (exit.code(), failed(), Timings::default()),
-            Err(e) => (crate::exit_code_of(e), failed(), Timings::default()),
+            Err(e) => (super::exit_code_of(e), failed(), Timings::default()),
         };
         let last_success = crate::store::open(&self.cfg.db, std::time::Duration::from_secs(1))
             .ok()

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 
 use super::stages::Orders;
-use crate::config::RunOptions;
+use super::RunOptions;
 use crate::model::local_time::Zone;
-use crate::model::order::Product;
+use crate::model::order::{Field, Product};
 use crate::model::run::RunInput;
 use crate::model::Format;
 use crate::read::{
@@ -185,7 +185,7 @@ pub fn retry_order(f: &StoredFailure, zone: Option<Zone>) -> RawOrder {
                 .iter()
                 .map(|r| {
                     let mut record = csv::StringRecord::new();
-                    for i in 0..10 {
+                    for i in 0..Field::COUNT {
                         record.push_field(r.values.get(i).map(String::as_str).unwrap_or(""));
                     }
                     for (_, v) in &r.extra {

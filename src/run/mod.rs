@@ -18,6 +18,7 @@ mod decide;
 mod fence;
 mod finish;
 mod inputs;
+mod options;
 mod serial;
 mod shared;
 mod spool;
@@ -29,17 +30,37 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::config::{Config, RunOptions};
+use crate::config::Config;
+use crate::exit::{Exit, UsageError};
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::Product;
 use crate::model::run::{RunKind, RunRecord, RunStatus, Timings};
 use crate::read::catalog::read_catalog;
 use crate::report::ReportDir;
 use crate::store::{self, Concurrency, Store};
-use crate::{Exit, UsageError};
 use inputs::{InputMeta, Opened};
 
 pub use fence::{CatalogCache, Fence, Stopped};
+pub use options::RunOptions;
+
+/// The exit code of a fatal error of a run or a command: each error type
+/// says its own (`exit::ExitStatus`), in the order of the chain; a report too
+/// large for xlsx travels inside an I/O error, so it is looked for there.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    use crate::exit::{code_of, says, USAGE};
+    if crate::report::TooLarge::in_chain(e).is_some() {
+        return USAGE;
+    }
+    code_of(
+        e,
+        &[
+            says::<UsageError>,
+            says::<store::StoreError>,
+            says::<crate::read::InputError>,
+            says::<crate::read::catalog::CatalogError>,
+        ],
+    )
+}
 
 /// Where a run's orders come from.
 enum Plan {
@@ -332,7 +353,7 @@ impl<'a> Run<'a> {
         // written after a lock timeout either: waiting a second time would
         // only double the wait (the row reads as interrupted later). Where
         // runs share it, the row is free to write.
-        if crate::exit_code_of(e) == 75 && !shared {
+        if exit_code_of(e) == 75 && !shared {
             return;
         }
         // A fenced run stopped before its commit (its claim lost, or a

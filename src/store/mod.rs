@@ -67,6 +67,18 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl crate::exit::ExitStatus for StoreError {
+    /// A `--db` that cannot be used is a usage error; a lock held past the
+    /// timeout or a conflict is "try again later"; the rest is no opinion.
+    fn exit_code(&self) -> Option<u8> {
+        match self {
+            StoreError::BadUrl(_) => Some(crate::exit::USAGE),
+            StoreError::Locked { .. } | StoreError::Contention { .. } => Some(crate::exit::BUSY),
+            _ => None,
+        }
+    }
+}
+
 impl From<UrlError> for StoreError {
     fn from(e: UrlError) -> Self {
         StoreError::BadUrl(e)
@@ -697,15 +709,8 @@ pub fn seed() -> u64 {
         | 1
 }
 
-/// The machine's name, as the history records where a run ran.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
-}
+// The machine's name, as the history records where a run ran.
+pub use crate::identity::host_name;
 
 #[cfg(test)]
 mod backoff_tests {

@@ -2,13 +2,12 @@
 //! parallel with rayon; results keep input order. Checks that need the order
 //! history or the stock belong to `apply`.
 
-pub mod fields;
-
 use rustc_hash::FxHashMap;
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::model::fields;
 use crate::model::money::currency_exponent;
 use crate::model::order::{
     FailedBody, FailedOrder, FailedRow, Field, Line, Message, Problem, Product, ValidOrder,
@@ -228,7 +227,7 @@ struct OrderCheck<'a> {
     cols: &'a Columns,
     rows: &'a [RawRow],
     /// Each row's ten values, trimmed and unescaped once.
-    values: Vec<[&'a str; 10]>,
+    values: Vec<[&'a str; Field::COUNT]>,
     /// Each row's unit_price as parsed (None when it did not parse), for the price check.
     prices: Vec<Option<i64>>,
     no_items: bool,
@@ -251,9 +250,10 @@ impl<'a> OrderCheck<'a> {
 
     /// Run every check up to the catalog checks; the parsed order when all values parsed.
     fn run(&mut self, catalog: &Catalog) -> Option<ValidOrder> {
-        let not_array = self.problems.iter().any(
-            |p| matches!(&p.message, Message::Text(t) if t == crate::read::jsonl::ITEMS_NOT_ARRAY),
-        );
+        let not_array = self
+            .problems
+            .iter()
+            .any(|p| p.message == Message::ItemsNotArray);
         if self.no_items && !not_array {
             self.push(ErrorCode::MissingField, None, "items is missing or empty");
         }
@@ -316,12 +316,8 @@ impl<'a> OrderCheck<'a> {
             Field::Currency,
             s(fields::currency(self.get(0, Field::Currency))),
         );
-        check(
-            self,
-            0,
-            Field::PaymentMethod,
-            s(fields::payment_method(self.get(0, Field::PaymentMethod))),
-        );
+        let method = fields::payment_method(self.get(0, Field::PaymentMethod));
+        check(self, 0, Field::PaymentMethod, s(method.map(drop)));
         check(
             self,
             0,
@@ -387,7 +383,7 @@ impl<'a> OrderCheck<'a> {
                 .unwrap_or_else(|| self.get(0, Field::PlacedAt).to_string()),
             customer_email: self.get(0, Field::CustomerEmail).to_string(),
             currency: self.get(0, Field::Currency).to_string(),
-            payment_method: self.get(0, Field::PaymentMethod).to_string(),
+            payment_method: method.ok()?,
             payment_ref: self.get(0, Field::PaymentRef).to_string(),
             payment_amount: amount.ok()?,
             total: total?,
@@ -502,7 +498,7 @@ impl<'a> OrderCheck<'a> {
     }
 }
 
-pub use crate::model::text::show;
+use crate::model::text::show;
 
 /// The raw text of a record that could not be parsed, as the failure keeps
 /// it: card numbers masked, cut at `MAX_RAW`, NUL bytes shown as U+FFFD (no
@@ -541,9 +537,9 @@ fn content_hash(o: &ValidOrder, placed: (i64, u32)) -> [u8; 16] {
     h.update(placed.1.to_le_bytes());
     h.update([0x1f]);
     for part in [
-        &o.customer_email,
+        o.customer_email.as_str(),
         &o.currency,
-        &o.payment_method,
+        o.payment_method.as_str(),
         &o.payment_ref,
     ] {
         h.update(part.as_bytes());

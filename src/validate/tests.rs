@@ -190,7 +190,7 @@ fn good_single_line_order_is_valid() {
     assert_eq!(o.placed_at, "2026-11-25T22:14:03Z");
     assert_eq!(o.customer_email, "a@b.co");
     assert_eq!(o.currency, "EUR");
-    assert_eq!(o.payment_method, "card");
+    assert_eq!(o.payment_method, crate::model::order::PaymentMethod::Card);
     assert_eq!(o.payment_ref, "ref-1");
     assert_eq!(o.payment_amount, 1000);
     assert_eq!(o.total, 1000);

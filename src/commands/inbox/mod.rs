@@ -24,12 +24,90 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
-use crate::config::{Config, InboxOptions};
+use crate::config::Config;
+use crate::exit::{Exit, UsageError};
 use crate::report::metrics::{self, InboxMetrics};
 use crate::run::CatalogCache;
 use crate::store::{self, Backoff, Store, StoreError};
-use crate::{Exit, UsageError};
 use take::Taken;
+
+use super::args::{parse_lease, parse_seconds, InputArgs, RunArgs};
+
+/// Process order files as they arrive in DIR, one run each, shared by any number of workers
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The directory the order files arrive in (only files directly in it)
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Where processed files go (default: DIR/done; on the same file system)
+    #[arg(long, value_name = "DIR")]
+    done: Option<PathBuf>,
+    /// Where refused files go, each with NAME.error (default: DIR/failed; on the same file system)
+    #[arg(long, value_name = "DIR")]
+    failed: Option<PathBuf>,
+    /// Keep watching for files until SIGTERM or SIGINT (default: take the files present, then exit)
+    #[arg(long)]
+    watch: bool,
+    /// Seconds a file's size and modification time must stay unchanged before it is taken
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_seconds)]
+    settle: Duration,
+    /// Seconds a claim on a file lasts unless its worker renews it (another worker takes the file over after it)
+    #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_lease)]
+    lease: Duration,
+    /// Tries of a file for temporary problems before it goes to the failed directory
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_attempts: u32,
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    args: RunArgs,
+}
+
+impl Args {
+    fn options(self) -> std::result::Result<InboxOptions, String> {
+        Ok(InboxOptions {
+            run: self.input.into_options(Vec::new(), self.args)?,
+            dir: self.dir,
+            done: self.done,
+            failed: self.failed,
+            watch: self.watch,
+            settle: self.settle,
+            lease: self.lease,
+            max_attempts: self.max_attempts,
+        })
+    }
+
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.input
+            .clone()
+            .into_options(Vec::new(), self.args.clone())
+            .map(drop)
+    }
+}
+
+/// Options of `inbox`.
+#[derive(Debug, Clone)]
+pub struct InboxOptions {
+    pub dir: PathBuf,
+    /// Where processed files go (default: DIR/done).
+    pub done: Option<PathBuf>,
+    /// Where refused files go, with their `.error` (default: DIR/failed).
+    pub failed: Option<PathBuf>,
+    /// Keep watching until a signal, instead of ending once the files present are taken.
+    pub watch: bool,
+    /// How long a file's size and modification time must stay as they are before it is taken.
+    pub settle: Duration,
+    /// How long a claim lasts unless its worker renews it.
+    pub lease: Duration,
+    /// Tries of a file for temporary problems before it goes to the failed directory.
+    pub max_attempts: u32,
+    /// The options of each file's run (`files` empty).
+    pub run: crate::run::RunOptions,
+}
+
+pub fn run(cfg: &Config, args: Args) -> Result<Exit> {
+    work(cfg, &args.options().map_err(UsageError)?)
+}
 
 /// The delay between tries of a file, and between tries to reach the
 /// database: 1 s at first, doubling, at most 5 min, full jitter.
@@ -42,7 +120,7 @@ const RETRY: Backoff = Backoff {
 /// The shortest time between two periodic looks (`--settle 0` included).
 const MIN_LOOK: Duration = Duration::from_millis(200);
 
-pub fn run(cfg: &Config, opts: &InboxOptions) -> Result<Exit> {
+fn work(cfg: &Config, opts: &InboxOptions) -> Result<Exit> {
     if opts.run.catalog.is_some() {
         return Err(UsageError(
             "--catalog is not an inbox option: it would set the stock levels again with every file; \

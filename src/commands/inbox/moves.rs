@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::config::InboxOptions;
+use super::InboxOptions;
+use crate::exit::UsageError;
 use crate::model::text::for_terminal;
-use crate::UsageError;
 
 /// The inbox and where its files go.
 #[derive(Debug, Clone)]

@@ -12,9 +12,9 @@ use anyhow::{Context, Result};
 
 use super::scan::Entry;
 use super::{heartbeat, moves, Worker, RETRY};
+use crate::exit::Exit;
 use crate::run::{Fence, Stopped};
 use crate::store::{AttemptOutcome, ClaimEnd, ClaimResult, Claimant, Claimed, InboxFile, Release};
-use crate::Exit;
 
 /// What became of a file the worker tried to take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +219,9 @@ impl Worker<'_> {
                     file: entry.path_str(),
                     run: run_id.unwrap_or_default(),
                 }),
-                None if crate::exit_code_of(&e) == 2 => RunEnd::Refused(format!("{e:#}; {again}")),
+                None if crate::run::exit_code_of(&e) == 2 => {
+                    RunEnd::Refused(format!("{e:#}; {again}"))
+                }
                 None => RunEnd::Temporary(format!("{e:#}")),
             },
         }

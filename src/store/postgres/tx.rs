@@ -90,7 +90,7 @@ impl<'c> PgTx<'c> {
         let placed = text(|n| &n.order.placed_at);
         let emails = text(|n| &n.order.customer_email);
         let currencies = text(|n| &n.order.currency);
-        let methods = text(|n| &n.order.payment_method);
+        let methods = text(|n| n.order.payment_method.as_str());
         let refs = text(|n| &n.order.payment_ref);
         let amounts = int(|n| n.order.payment_amount);
         let totals = int(|n| n.order.total);

@@ -335,7 +335,7 @@ impl Tx for SqliteTx<'_> {
                     o.placed_at,
                     o.customer_email,
                     o.currency,
-                    o.payment_method,
+                    o.payment_method.as_str(),
                     o.payment_ref,
                     o.payment_amount,
                     o.total,

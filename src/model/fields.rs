@@ -3,7 +3,7 @@
 
 use crate::model::local_time::{LocalTimeError, Zone};
 use crate::model::money::{self, AmountError};
-use crate::model::order::PAYMENT_METHODS;
+use crate::model::order::PaymentMethod;
 use crate::model::rfc3339;
 
 pub const ORDER_ID_RULE: &str =
@@ -126,11 +126,8 @@ pub fn currency(v: &str) -> Result<(), &'static str> {
         .ok_or(CURRENCY_RULE)
 }
 
-pub fn payment_method(v: &str) -> Result<(), &'static str> {
-    PAYMENT_METHODS
-        .contains(&v)
-        .then_some(())
-        .ok_or(METHOD_RULE)
+pub fn payment_method(v: &str) -> Result<PaymentMethod, &'static str> {
+    v.parse().map_err(|_| METHOD_RULE)
 }
 
 pub fn payment_ref(v: &str) -> Result<(), &'static str> {
@@ -264,6 +261,14 @@ mod tests {
         }
         assert!(payment_method("gift_card").is_ok());
         assert!(payment_method("Card").is_err());
+        assert_eq!(
+            payment_method("bank_transfer"),
+            Ok(PaymentMethod::BankTransfer)
+        );
+        // The rule names every method there is.
+        for m in <PaymentMethod as strum::VariantArray>::VARIANTS {
+            assert!(METHOD_RULE.contains(m.as_str()), "{m:?}");
+        }
         assert!(payment_ref(&"r".repeat(128)).is_ok());
         assert!(payment_ref(&"r".repeat(129)).is_err());
         assert!(payment_ref("").is_err());
