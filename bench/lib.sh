@@ -1,4 +1,4 @@
-# What bench/run.sh and bench/pg.sh share, sourced by them once they set
+# What bench/run.sh, bench/pg.sh and bench/prune.sh share, sourced by them once they set
 # `here` (this directory); `orders` and `work` are set by the caller before use.
 #
 #   bench_needs TOOL...   exit 2 naming the Debian package of a missing tool
@@ -6,6 +6,10 @@
 #                         another to time instead), generate and
 #                         cache the 1x data ($data) with the generator
 #   time_cmd LABEL CMD... append "LABEL wall_s rss_kb" to $work/times
+#
+# The order generator ($gen) is not part of this repository: it is taken from
+# shared/bench/gen_orders.py beside the repository's directory, and
+# bench_needs stops (exit 2) naming that path when it is missing.
 
 root=$(dirname "$here")
 gen="$root/../shared/bench/gen_orders.py"

@@ -6,9 +6,10 @@
 #   incremental: a database made with auto_vacuum=INCREMENTAL: `runs prune`
 #                runs `PRAGMA incremental_vacuum` in steps
 # Both databases get the same nights (N files of M orders, cut from one
-# file of ../shared/bench/gen_orders.py, a reprocess every 7th night), with
-# their run times then spread over the last 365 days. Prints, for each: the
-# time the nights took, the database and reports before and after, the
+# file of the order generator, a reprocess every 7th night; bench/lib.sh
+# takes the generator from outside this repository), with their run times
+# then spread over the last 365 days. Prints, for each: the time the nights
+# took, the database and reports before and after, the
 # prune's wall time and peak RSS, and how long the space took to give back.
 # With --index-cost, it also times one file of 100 nights (M x 100 orders) into a fresh
 # database with and without the orders_unpruned index (P pairs, alternating).

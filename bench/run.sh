@@ -4,9 +4,11 @@
 #   bench/run.sh [--orders N] [--pairs P] [--scale] [--peers] [--sweep] [--out FILE]
 #
 # Generates (and caches under bench/data/) a catalog and order files with
-# ../shared/bench/gen_orders.py (--skus 20000 --bad-rate 0.02 --stock ample),
-# and from its catalog two more for the same order file: tight (each sku
-# stocked at 60 % of what the file asks: a flash sale that sells out) and
+# the order generator (--skus 20000 --bad-rate 0.02 --stock ample; not part of
+# this repository: bench/lib.sh takes it from shared/bench/gen_orders.py beside
+# the repository's directory), and from its catalog two more for the same
+# order file: tight (each sku stocked at 60 % of what the file asks: a flash
+# sale that sells out) and
 # price (every price one cent off: every order fails). Then times,
 # alternating, P rounds of:
 #   import : sqlite3 fresh.db '.mode csv' '.import orders.csv t'   (the floor)
