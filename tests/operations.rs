@@ -8,6 +8,9 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use chrono::{Duration, SecondsFormat, Utc};
 
 use common::procs::{poll, spawn, waiting, PgSession, HANG};
@@ -1305,5 +1308,233 @@ fn a_prune_beside_a_run_on_postgres_loses_nothing_of_either() {
     assert_eq!(
         again["skipped"], 6,
         "every order of tonight applied once: {again}"
+    );
+}
+
+// ---------------------------------------------------------------- the schema
+
+/// SQL made comparable: no comments, one space between words, none after an
+/// opening or before a closing parenthesis, one after a comma and none
+/// before it, no quotes around names, no `IF NOT EXISTS`, no closing `;`.
+/// SQLite keeps a statement's text in sqlite_master as it was written (its
+/// comments included), adds a column by splicing `, column` in before the
+/// closing parenthesis, and quotes a renamed table's name.
+fn normalised_sql(sql: &str) -> String {
+    let mut text = String::new();
+    let mut chars = sql.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            in_string = !in_string;
+        }
+        if !in_string && c == '-' && chars.peek() == Some(&'-') {
+            while chars.peek().is_some_and(|&n| n != '\n') {
+                chars.next();
+            }
+            continue;
+        }
+        text.push(c);
+    }
+    let text = text
+        .replace('"', "")
+        .replace(',', " , ")
+        .replace('(', "( ")
+        .replace(')', " )");
+    text.split_whitespace()
+        .filter(|w| *w != ";")
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" , ", ", ")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace("IF NOT EXISTS ", "")
+        .trim_end_matches(';')
+        .to_string()
+}
+
+/// The statements of a SQL file, normalised, split at each `;` outside a
+/// string and a comment.
+fn sql_statements(file: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut in_string = false;
+    for line in file.lines() {
+        for (i, c) in line.char_indices() {
+            if c == '\'' {
+                in_string = !in_string;
+            }
+            if !in_string && line[i..].starts_with("--") {
+                break;
+            }
+            if !in_string && c == ';' {
+                statements.push(normalised_sql(&current));
+                current.clear();
+            } else {
+                current.push(c);
+            }
+        }
+        current.push('\n');
+    }
+    assert!(
+        normalised_sql(&current).is_empty(),
+        "a statement without its closing `;`: {current}"
+    );
+    statements.retain(|s| !s.is_empty());
+    statements
+}
+
+/// ("table" or "index" ..., name) of a normalised CREATE statement.
+fn created(statement: &str) -> (String, String) {
+    let words: Vec<&str> = statement.split(' ').collect();
+    let (kind, name) = match words.as_slice() {
+        ["CREATE", "UNIQUE", "INDEX", name, ..] => ("index", *name),
+        ["CREATE", kind, name, ..] => (*kind, *name),
+        _ => panic!("not a CREATE statement: {statement}"),
+    };
+    let name = name.split('(').next().unwrap();
+    (kind.to_lowercase(), name.to_string())
+}
+
+/// (type, name) -> normalised SQL of every object in sqlite_master that has
+/// SQL (the indexes SQLite makes for a primary key have none).
+fn sqlite_master(db: &rusqlite::Connection) -> BTreeMap<(String, String), String> {
+    let mut st = db
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name",
+        )
+        .unwrap();
+    st.query_map([], |r| {
+        Ok((
+            (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+            normalised_sql(&r.get::<_, String>(2)?),
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// table -> its rows, each as the debug text of its values.
+fn table_rows(db: &rusqlite::Connection) -> BTreeMap<String, Vec<String>> {
+    let tables: Vec<String> = sqlite_master(db)
+        .into_keys()
+        .filter(|(kind, _)| kind == "table")
+        .map(|(_, name)| name)
+        .collect();
+    tables
+        .into_iter()
+        .map(|t| {
+            let mut st = db
+                .prepare(&format!("SELECT * FROM {t} ORDER BY 1"))
+                .unwrap();
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| {
+                    Ok((0..n)
+                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            (t, rows)
+        })
+        .collect()
+}
+
+fn user_version(db: &rusqlite::Connection) -> i64 {
+    db.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// What differs between the CREATE statements of schema.sql and those of a
+/// database, object by object, each with where its text first differs.
+fn schema_diff(
+    file: &BTreeMap<(String, String), String>,
+    db: &BTreeMap<(String, String), String>,
+) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&(String, String)> =
+        file.keys().chain(db.keys()).collect();
+    let mut diff = Vec::new();
+    for key @ (kind, name) in keys {
+        match (file.get(key), db.get(key)) {
+            (Some(f), None) => diff.push(format!(
+                "{kind} {name}: only in schema.sql\n  schema.sql: {f}"
+            )),
+            (None, Some(d)) => diff.push(format!(
+                "{kind} {name}: only in the database init made\n  database:   {d}"
+            )),
+            (Some(f), Some(d)) if f != d => {
+                let at = f.chars().zip(d.chars()).take_while(|(a, b)| a == b).count();
+                let from = at.saturating_sub(30);
+                let around = |s: &str| s.chars().skip(from).take(70).collect::<String>();
+                diff.push(format!(
+                    "{kind} {name}: differs from character {at}: schema.sql has …{}…, the database …{}…\n  schema.sql: {f}\n  database:   {d}",
+                    around(f),
+                    around(d)
+                ));
+            }
+            _ => {}
+        }
+    }
+    diff
+}
+
+/// `init` on a new SQLite database creates exactly the schema schema.sql
+/// describes: the same tables and indexes, statement by statement (comments,
+/// whitespace and quotes aside), the same schema version and the same rows;
+/// and schema.sql itself runs on an empty database and makes the same.
+#[test]
+fn init_creates_exactly_the_schema_of_schema_sql() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.sql");
+    let file = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let statements = sql_statements(&file);
+    let mut from_file = BTreeMap::new();
+    for s in statements.iter().filter(|s| s.starts_with("CREATE ")) {
+        let previous = from_file.insert(created(s), s.clone());
+        assert!(
+            previous.is_none(),
+            "schema.sql creates {:?} twice",
+            created(s)
+        );
+    }
+    let version: Vec<i64> = statements
+        .iter()
+        .filter_map(|s| s.strip_prefix("PRAGMA user_version = "))
+        .map(|v| v.parse().unwrap())
+        .collect();
+
+    let env = Env::new();
+    env.ok(&["init"], 0);
+    let db = env.db();
+    let from_init = sqlite_master(&db);
+    let diff = schema_diff(&from_file, &from_init);
+    assert!(
+        diff.is_empty(),
+        "schema.sql is not the schema `orderbatch init` makes from the migrations \
+         (schema/sqlite/): bring schema.sql up to date with them.\n\n{}\n",
+        diff.join("\n\n")
+    );
+    assert_eq!(
+        version,
+        [user_version(&db)],
+        "schema.sql's `PRAGMA user_version` and the version `init` leaves"
+    );
+
+    let scratch = rusqlite::Connection::open_in_memory().unwrap();
+    scratch
+        .execute_batch(&file)
+        .unwrap_or_else(|e| panic!("schema.sql does not run on an empty database: {e}"));
+    assert_eq!(
+        schema_diff(&sqlite_master(&scratch), &from_init),
+        Vec::<String>::new(),
+        "schema.sql, run, makes another schema than `init`"
+    );
+    assert_eq!(user_version(&scratch), user_version(&db));
+    assert_eq!(
+        table_rows(&scratch),
+        table_rows(&db),
+        "the rows schema.sql stores and those `init` stores"
     );
 }
