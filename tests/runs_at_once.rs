@@ -786,6 +786,15 @@ fn eight_runs_at_once_on_tight_shared_stock_equal_a_serial_replay() {
     procs::poll("the four runs needing SKU-0 to wait for a lock", || {
         (waiting_for_stock(&mut probe) == 4).then_some(())
     });
+    // The four others, which need no SKU-0, commit meanwhile and use up
+    // SKU-1 to SKU-3: whichever of the four waiting runs goes first then
+    // finds its stock tight too (shared-half's orders, all in shared.csv,
+    // would otherwise all be taken or skipped when it follows host-a or
+    // host-b before the others took their stock).
+    procs::poll("the four runs not needing SKU-0 to commit", || {
+        (probe.exec("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL") == ["4"])
+            .then_some(())
+    });
     gate.exec("ROLLBACK;");
     let runs = finish_all(&env, &hosts, kids);
     let all = [shared, half, overlap, p, q, r, disjoint];
