@@ -6,15 +6,14 @@
 //! `--settle`.
 
 mod common;
-mod procs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::procs::{poll, signal, waiting_in, Kid, PgSession, HANG};
 use common::*;
-use procs::{poll, Kid, PgSession, HANG};
 
 /// A worker process: its JSON log (stderr) and its `--json` lines (stdout) go to files.
 struct Worker {
@@ -95,12 +94,6 @@ fn json_lines(out: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(json)
         .collect()
-}
-
-fn signal(kid: &Kid, sig: i32) {
-    // SAFETY: sending a signal to a child this test started and has not reaped.
-    let rc = unsafe { libc::kill(kid.pid() as i32, sig) };
-    assert_eq!(rc, 0, "kill({}, {sig})", kid.pid());
 }
 
 /// An environment with the inbox `in/` and a catalog of `skus` skus.
@@ -198,13 +191,6 @@ fn metrics(env: &Env, name: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 // ---------------------------------------------------------------- one worker
 
 /// A file written in place is left alone while it is written: the worker
@@ -222,7 +208,7 @@ fn a_file_still_being_written_is_left_alone_until_it_is_complete() {
         "w",
         &["--watch", "--settle", "3", "--metrics-file", "w.prom"],
     );
-    let written = now_unix();
+    let written = unix_now();
     env.write("in/slow.csv", head);
     // The worker looked at the directory after the first half was written
     // and left the file alone.
@@ -420,18 +406,6 @@ fn while_the_database_cannot_be_reached_nothing_is_claimed() {
 }
 
 // ---------------------------------------------------------------- stopped, killed, cut off
-
-/// The orderbatch sessions of the env's database waiting for a lock in a
-/// statement that contains `stmt`.
-fn waiting_in(probe: &mut PgSession, stmt: &str) -> usize {
-    probe.exec(&format!(
-        "SELECT count(*) FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name = 'orderbatch'
-           AND wait_event_type = 'Lock' AND query LIKE '%{stmt}%'"
-    ))[0]
-        .parse()
-        .unwrap()
-}
 
 /// How many orders a file given to a run that must still be going when
 /// the test acts: on SQLite, where nothing else can hold it up, so many

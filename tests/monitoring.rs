@@ -1,4 +1,7 @@
-//! Monitoring with the real tools: the metrics files of real runs pass
+//! What a run tells those who watch it: on stderr (nothing with `-q` but
+//! failures, stage timings with `-v`, control characters of its input
+//! escaped, one JSON object per event with `--log-format json`), and in its
+//! metrics file, with the real tools: the metrics files of real runs pass
 //! `promtool check metrics`, the alert rules pass `promtool check rules` and
 //! their unit tests, and a real node_exporter (textfile collector only) and
 //! a real Prometheus loading deploy/prometheus/orderbatch-alerts.yml serve
@@ -9,7 +12,7 @@
 //! The tools come from the Debian packages prometheus (prometheus, promtool),
 //! prometheus-node-exporter, curl and systemd (systemd-analyze). A missing
 //! tool fails the test with the package to install;
-//! ORDERBATCH_SKIP_MONITORING=1 skips these tests loudly.
+//! ORDERBATCH_SKIP_MONITORING=1 skips the tests that need them, loudly.
 
 mod common;
 
@@ -24,12 +27,358 @@ use serde_json::Value;
 
 use common::*;
 
+// ---------------------------------------------------------------- what a run says on stderr
+
+#[test]
+fn quiet_success_prints_nothing_and_failures_still_speak() {
+    for b in backends() {
+        let env = env_for(b);
+        load_catalog(&env, 10);
+        env.write("orders.csv", csv_file(&[order_rows("A-1", &[(0, 1)])]));
+        let out = env.run(&["process", "orders.csv", "-q"]);
+        assert_eq!(out.status.code(), Some(0), "{b:?}: {out:?}");
+        assert!(
+            out.stdout.is_empty() && out.stderr.is_empty(),
+            "{b:?}: {out:?}"
+        );
+        env.write("bad.csv", csv_file(&[order_rows("B-1", &[(9, 1)])]));
+        let out = env.run(&["-q", "process", "bad.csv"]);
+        assert_eq!(out.status.code(), Some(3), "{b:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(
+                "run 2 completed: 1 orders: 0 accepted, 0 skipped, 1 failed (UNKNOWN_SKU 1);"
+            ) && err.lines().count() == 1,
+            "{b:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn verbose_prints_stage_timings() {
+    for b in backends() {
+        let env = env_for(b);
+        load_catalog(&env, 10);
+        env.write("orders.csv", csv_file(&[order_rows("A-1", &[(0, 1)])]));
+        let out = env.run(&["-v", "process", "orders.csv"]);
+        assert_eq!(out.status.code(), Some(0), "{b:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines.len(),
+            2,
+            "{b:?}: the timings, then the summary: {err}"
+        );
+        assert!(
+            lines[1].starts_with("run 1 completed: 1 orders: 1 accepted,"),
+            "{b:?}: {err}"
+        );
+        for stage in ["read", "validate", "apply", "report", "commit"] {
+            let secs = lines[0]
+                .split_once(&format!(" {stage} "))
+                .and_then(|(_, rest)| rest.split(' ').next())
+                .and_then(|n| n.parse::<f64>().ok());
+            assert!(
+                secs.is_some_and(|s| s >= 0.0),
+                "{b:?}: seconds of {stage}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn input_text_echoed_to_the_terminal_has_its_control_characters_escaped() {
+    let env = Env::new();
+    load_catalog(&env, 10);
+    let evil = "order_id,placed_at\x1b]0;owned\x07,\x1b[2Jcustomer_email\n";
+    env.write("evil.csv", evil);
+    let out = env.run(&["process", "evil.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
+    assert!(err.contains("\\x1b]0;owned\\x07"), "{err}");
+    // A file name with an escape and a newline, in runs list and runs show.
+    let name = "in\x1b[31m\nred.csv";
+    env.write(name, csv_file(&[order_rows("T-1", &[(0, 1)])]));
+    env.ok(&["process", name], 0);
+    for args in [&["runs", "list"][..], &["runs", "show", "1"]] {
+        let text = env.ok(args, 0);
+        assert!(!text.contains('\x1b'), "{args:?}: {text:?}");
+        assert!(text.contains("in\\x1b[31m\\nred.csv"), "{text}");
+    }
+    let list = env.ok(&["runs", "list"], 0);
+    assert_eq!(
+        list.lines().count(),
+        2,
+        "the header and one line per run: {list}"
+    );
+}
+
+/// Every stderr line as a JSON object.
+fn events(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8(out.stderr.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn a_run_logs_its_start_its_end_and_its_problems_as_json() {
+    let env = Env::new();
+    env.write("catalog.csv", catalog(3, 10));
+    env.write(
+        "orders.csv",
+        csv_file(&[order_rows("J-1", &[(0, 1)]), order_rows("J-2", &[(9, 1)])]),
+    );
+    let out = env.run(&[
+        "--log-format",
+        "json",
+        "process",
+        "orders.csv",
+        "--catalog",
+        "catalog.csv",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let ev = events(&out);
+    let names: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names, ["run_started", "run_finished"]);
+    assert_eq!(ev[0]["run_id"], 1);
+    assert_eq!(ev[0]["inputs"], serde_json::json!(["orders.csv"]));
+    let end = &ev[1];
+    assert_eq!(
+        (end["level"].as_str(), end["exit_code"].as_u64()),
+        (Some("info"), Some(3))
+    );
+    assert_eq!(
+        (end["accepted"].as_u64(), end["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(end["errors_by_code"]["UNKNOWN_SKU"], 1);
+    assert_eq!(end["reports"], "reports/run-1");
+    assert!(end["stage_seconds"]["apply"].as_f64().is_some());
+    assert!(end["ts"].as_str().unwrap().ends_with('Z'));
+    assert!(end["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("run 1 completed"));
+    // --quiet keeps the events: a collector wants them all.
+    let out = env.run(&["--log-format", "json", "-q", "process", "orders.csv"]);
+    assert_eq!(events(&out).len(), 2);
+}
+
+#[test]
+fn errors_and_warnings_are_json_with_card_numbers_masked_and_controls_escaped() {
+    let env = Env::new();
+    // A file name with a control character and a card number.
+    let name = "in\x1b[2J4111111111111111.csv";
+    let out = env.run(&["--log-format", "json", "process", name]);
+    assert_eq!(out.status.code(), Some(2));
+    let raw = String::from_utf8_lossy(&out.stderr);
+    assert!(!raw.contains('\x1b'), "{raw:?}");
+    assert!(!raw.contains("4111111111111111"), "{raw}");
+    let ev = events(&out);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0]["event"].as_str(), ev[0]["level"].as_str()),
+        (Some("error"), Some("error"))
+    );
+    assert_eq!(ev[0]["exit_code"], 2);
+    assert!(
+        ev[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("************1111"),
+        "{}",
+        ev[0]
+    );
+    // verify's faults are events too.
+    env.write("catalog.csv", catalog(2, 5));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+    env.db()
+        .execute_batch("UPDATE products SET on_hand = 9 WHERE sku = 'SKU-0'")
+        .unwrap();
+    let out = env.run(&["--log-format", "json", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let ev = events(&out);
+    assert_eq!(ev[0]["event"], "fault");
+    assert!(ev[0]["message"].as_str().unwrap().contains("SKU-0"));
+}
+
+// ---------------------------------------------------------------- the metrics file
+
+/// A minimal check of the Prometheus text format: comments are HELP/TYPE,
+/// samples are `name{label="v",...} number`, and every sample has a TYPE.
+fn parse_prometheus(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = std::collections::BTreeMap::new();
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let kind = parts.next().unwrap();
+            let name = parts.next().unwrap();
+            assert!(name_ok(name), "{line}");
+            match kind {
+                "TYPE" => {
+                    assert!(matches!(parts.next(), Some("gauge" | "counter")), "{line}");
+                    typed.insert(name.to_string());
+                }
+                "HELP" => assert!(parts.next().is_some_and(|h| !h.is_empty())),
+                _ => panic!("unknown comment: {line}"),
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(name_ok(name) && typed.contains(name), "{line}");
+        if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .expect(line);
+            for pair in inner.split(',') {
+                let (k, v) = pair.split_once('=').expect(line);
+                assert!(
+                    name_ok(k) && v.starts_with('"') && v.ends_with('"'),
+                    "{line}"
+                );
+            }
+        }
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+/// An RFC 3339 time of the history in Unix milliseconds.
+fn unix_ms(rfc3339: &serde_json::Value) -> i64 {
+    let text = rfc3339
+        .as_str()
+        .unwrap_or_else(|| panic!("a time: {rfc3339}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+        .timestamp_millis()
+}
+
+#[test]
+fn metrics_parse_and_a_failed_run_keeps_the_last_success_time() {
+    for b in backends() {
+        let env = env_for(b);
+        load_catalog(&env, 10);
+        env.write(
+            "orders.csv",
+            csv_file(&[order_rows("A-1", &[(0, 1)]), order_rows("A-2", &[(9, 1)])]),
+        );
+        let before = unix_now();
+        env.ok(&["process", "orders.csv", "--metrics-file", "m.prom"], 3);
+        let after = unix_now();
+        let m = parse_prometheus(&env.read("m.prom"));
+        assert_eq!(
+            m["orderbatch_last_run_orders{status=\"accepted\"}"], 1.0,
+            "{b:?}"
+        );
+        assert_eq!(
+            m["orderbatch_last_run_orders{status=\"skipped\"}"], 0.0,
+            "{b:?}"
+        );
+        assert_eq!(
+            m["orderbatch_last_run_orders{status=\"failed\"}"], 1.0,
+            "{b:?}"
+        );
+        assert_eq!(
+            m["orderbatch_last_run_order_errors{code=\"UNKNOWN_SKU\"}"], 1.0,
+            "{b:?}"
+        );
+        assert_eq!(m["orderbatch_last_run_exit_code"], 3.0, "{b:?}");
+        assert_eq!(
+            m["orderbatch_last_run_input_bytes"],
+            std::fs::metadata(env.path("orders.csv")).unwrap().len() as f64,
+            "{b:?}: the bytes of the input file"
+        );
+        assert!(m["orderbatch_last_run_peak_rss_bytes"] > 1e6, "{b:?}");
+        assert!(m["orderbatch_last_run_cpu_seconds"] >= 0.0, "{b:?}");
+        for stage in ["read", "validate", "apply", "report", "commit"] {
+            let key = format!("orderbatch_last_run_stage_seconds{{stage=\"{stage}\"}}");
+            assert!(m.contains_key(&key), "{b:?}: {key}");
+        }
+        // The run's duration and the last success are the history's, to the
+        // millisecond; the run's own timestamp is when it ended.
+        let list = json(&env.ok(&["runs", "list", "--json"], 0));
+        assert_eq!(list[0]["id"], 1, "{b:?}: {list}");
+        let ms = |v: f64| (v * 1000.0).round() as i64;
+        assert_eq!(
+            Some(ms(m["orderbatch_last_run_duration_seconds"])),
+            list[0]["duration_ms"].as_i64(),
+            "{b:?}: {list}"
+        );
+        let success = m["orderbatch_last_success_timestamp_seconds"];
+        assert_eq!(
+            ms(success),
+            unix_ms(&list[0]["finished_at"]),
+            "{b:?}: {list}"
+        );
+        let ended = m["orderbatch_last_run_timestamp_seconds"];
+        assert!(
+            before - 0.001 <= ended && ended <= after + 0.001,
+            "{b:?}: {before} <= {ended} <= {after}"
+        );
+
+        env.write(
+            "more.csv",
+            csv_file(&[order_rows("B-1", &[(9, 1)]), order_rows("B-2", &[(9, 1)])]),
+        );
+        let before = unix_now();
+        env.ok(
+            &[
+                "process",
+                "more.csv",
+                "--max-errors",
+                "1",
+                "--metrics-file",
+                "m.prom",
+            ],
+            4,
+        );
+        let after = unix_now();
+        let m2 = parse_prometheus(&env.read("m.prom"));
+        assert_eq!(
+            m2["orderbatch_last_success_timestamp_seconds"], success,
+            "{b:?}"
+        );
+        let ended = m2["orderbatch_last_run_timestamp_seconds"];
+        assert!(
+            before - 0.001 <= ended && ended <= after + 0.001,
+            "{b:?}: {before} <= {ended} <= {after}"
+        );
+        assert_eq!(m2["orderbatch_last_run_exit_code"], 4.0, "{b:?}");
+        let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "{b:?}: no temporary metrics file left behind: {leftovers:?}"
+        );
+    }
+}
+
+// ------------------------- the real tools: promtool, node_exporter and Prometheus, systemd-analyze
+
 const SKIP_ENV: &str = "ORDERBATCH_SKIP_MONITORING";
+
 const INSTALL: &str = "apt-get install prometheus prometheus-node-exporter curl systemd";
 
 /// How long the end-to-end test may wait, in all, for the servers to come
 /// up and for Prometheus to show what the runs wrote.
 const DEADLINE: Duration = Duration::from_secs(60);
+
 /// The pause between two polls.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
@@ -43,18 +392,22 @@ const PROMTOOL: Tool = Tool {
     name: "promtool",
     package: "prometheus",
 };
+
 const PROMETHEUS: Tool = Tool {
     name: "prometheus",
     package: "prometheus",
 };
+
 const NODE_EXPORTER: Tool = Tool {
     name: "prometheus-node-exporter",
     package: "prometheus-node-exporter",
 };
+
 const CURL: Tool = Tool {
     name: "curl",
     package: "curl",
 };
+
 const SYSTEMD_ANALYZE: Tool = Tool {
     name: "systemd-analyze",
     package: "systemd",
@@ -109,11 +462,6 @@ fn shown(out: &Output) -> String {
     )
 }
 
-fn setup(env: &Env, stock: i64) {
-    env.write("catalog.csv", catalog(5, stock));
-    env.ok(&["inventory", "load", "catalog.csv"], 0);
-}
-
 /// `n` orders of one line each; every `bad_every`-th (if any) names the
 /// unknown SKU-9.
 fn orders(prefix: &str, n: usize, bad_every: Option<usize>) -> String {
@@ -162,107 +510,6 @@ fn series_key(name: &str, mut labels: Vec<(String, String)>) -> String {
     let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     format!("{name}{{{}}}", inner.join(","))
 }
-
-// ---------------------------------------------------------------------------
-// promtool
-// ---------------------------------------------------------------------------
-
-#[test]
-fn promtool_check_metrics_is_silent_on_the_metrics_of_real_runs() {
-    let Some(paths) = tools("promtool check metrics", &[PROMTOOL]) else {
-        return;
-    };
-    let promtool = &paths[0];
-    let env = Env::new();
-    setup(&env, 10);
-    env.write(
-        "orders.csv",
-        csv_file(&[order_rows("A-1", &[(0, 1)]), order_rows("A-2", &[(9, 1)])]),
-    );
-    env.write(
-        "more.csv",
-        csv_file(&[order_rows("B-1", &[(9, 1)]), order_rows("B-2", &[(9, 1)])]),
-    );
-    env.write("good.csv", csv_file(&[order_rows("C-1", &[(1, 2)])]));
-    // An inbox whose last file is refused: the last run's metrics and the inbox's.
-    env.write("in/a-good.csv", csv_file(&[order_rows("I-1", &[(1, 1)])]));
-    env.write("in/b-bad.csv", "order_id,sku\nX,SKU-1\n");
-    let runs: [(&[&str], i32, &str); 6] = [
-        (&["process", "orders.csv"], 3, "some orders failed"),
-        (&["reprocess"], 3, "a reprocess whose order fails again"),
-        (
-            &["process", "more.csv", "--max-errors", "1"],
-            4,
-            "aborted by --max-errors",
-        ),
-        (&["process", "missing.csv"], 2, "input file missing"),
-        (&["process", "good.csv"], 0, "every order accepted"),
-        (
-            &["inbox", "in", "--settle", "0"],
-            2,
-            "an inbox that moved a file to failed",
-        ),
-    ];
-    for (i, (args, code, what)) in runs.iter().enumerate() {
-        let name = format!("run-{i}.prom");
-        let mut all = args.to_vec();
-        all.extend(["--metrics-file", &name]);
-        env.ok(&all, *code);
-        let content = env.read(&name);
-        assert!(
-            content.contains(&format!("\norderbatch_last_run_exit_code {code}\n")),
-            "{what}: the metrics file records exit code {code}:\n{content}"
-        );
-        if args[0] == "inbox" {
-            assert!(
-                content.contains("\norderbatch_inbox_files{state=\"failed\"} 1\n"),
-                "{what}: {content}"
-            );
-        }
-        let out = Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(File::open(env.path(&name)).unwrap())
-            .output()
-            .unwrap();
-        assert_eq!(
-            (out.status.code(), text(&out.stdout), text(&out.stderr)),
-            (Some(0), String::new(), String::new()),
-            "promtool check metrics on the metrics of a run that exits {code} ({what}):\n{content}"
-        );
-    }
-}
-
-#[test]
-fn the_alert_rules_pass_promtool_check_rules_and_their_unit_tests() {
-    let Some(paths) = tools("promtool test rules", &[PROMTOOL]) else {
-        return;
-    };
-    let promtool = &paths[0];
-    let check = Command::new(promtool)
-        .args(["check", "rules", "deploy/prometheus/orderbatch-alerts.yml"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert_eq!(check.status.code(), Some(0), "{}", shown(&check));
-    assert!(text(&check.stdout).contains("SUCCESS"), "{}", shown(&check));
-
-    let test = Command::new(promtool)
-        .args([
-            "test",
-            "rules",
-            "deploy/prometheus/orderbatch-alerts.test.yml",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert_eq!(test.status.code(), Some(0), "{}", shown(&test));
-    assert!(text(&test.stdout).contains("SUCCESS"), "{}", shown(&test));
-    assert!(!text(&test.stdout).contains("FAILED"), "{}", shown(&test));
-}
-
-// ---------------------------------------------------------------------------
-// node_exporter + Prometheus
-// ---------------------------------------------------------------------------
 
 /// A server started by the test: killed and reaped when dropped, also when
 /// the test fails.
@@ -512,6 +759,99 @@ fn scraped(stack: &Stack, file: &BTreeMap<String, f64>, instance: &str) -> Resul
     stack.one("max(timestamp(orderbatch_last_run_exit_code))")
 }
 
+#[test]
+fn promtool_check_metrics_is_silent_on_the_metrics_of_real_runs() {
+    let Some(paths) = tools("promtool check metrics", &[PROMTOOL]) else {
+        return;
+    };
+    let promtool = &paths[0];
+    let env = Env::new();
+    load_catalog(&env, 10);
+    env.write(
+        "orders.csv",
+        csv_file(&[order_rows("A-1", &[(0, 1)]), order_rows("A-2", &[(9, 1)])]),
+    );
+    env.write(
+        "more.csv",
+        csv_file(&[order_rows("B-1", &[(9, 1)]), order_rows("B-2", &[(9, 1)])]),
+    );
+    env.write("good.csv", csv_file(&[order_rows("C-1", &[(1, 2)])]));
+    // An inbox whose last file is refused: the last run's metrics and the inbox's.
+    env.write("in/a-good.csv", csv_file(&[order_rows("I-1", &[(1, 1)])]));
+    env.write("in/b-bad.csv", "order_id,sku\nX,SKU-1\n");
+    let runs: [(&[&str], i32, &str); 6] = [
+        (&["process", "orders.csv"], 3, "some orders failed"),
+        (&["reprocess"], 3, "a reprocess whose order fails again"),
+        (
+            &["process", "more.csv", "--max-errors", "1"],
+            4,
+            "aborted by --max-errors",
+        ),
+        (&["process", "missing.csv"], 2, "input file missing"),
+        (&["process", "good.csv"], 0, "every order accepted"),
+        (
+            &["inbox", "in", "--settle", "0"],
+            2,
+            "an inbox that moved a file to failed",
+        ),
+    ];
+    for (i, (args, code, what)) in runs.iter().enumerate() {
+        let name = format!("run-{i}.prom");
+        let mut all = args.to_vec();
+        all.extend(["--metrics-file", &name]);
+        env.ok(&all, *code);
+        let content = env.read(&name);
+        assert!(
+            content.contains(&format!("\norderbatch_last_run_exit_code {code}\n")),
+            "{what}: the metrics file records exit code {code}:\n{content}"
+        );
+        if args[0] == "inbox" {
+            assert!(
+                content.contains("\norderbatch_inbox_files{state=\"failed\"} 1\n"),
+                "{what}: {content}"
+            );
+        }
+        let out = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(File::open(env.path(&name)).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(
+            (out.status.code(), text(&out.stdout), text(&out.stderr)),
+            (Some(0), String::new(), String::new()),
+            "promtool check metrics on the metrics of a run that exits {code} ({what}):\n{content}"
+        );
+    }
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_rules_and_their_unit_tests() {
+    let Some(paths) = tools("promtool test rules", &[PROMTOOL]) else {
+        return;
+    };
+    let promtool = &paths[0];
+    let check = Command::new(promtool)
+        .args(["check", "rules", "deploy/prometheus/orderbatch-alerts.yml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", shown(&check));
+    assert!(text(&check.stdout).contains("SUCCESS"), "{}", shown(&check));
+
+    let test = Command::new(promtool)
+        .args([
+            "test",
+            "rules",
+            "deploy/prometheus/orderbatch-alerts.test.yml",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(test.status.code(), Some(0), "{}", shown(&test));
+    assert!(text(&test.stdout).contains("SUCCESS"), "{}", shown(&test));
+    assert!(!text(&test.stdout).contains("FAILED"), "{}", shown(&test));
+}
+
 /// node_exporter (textfile collector only) and Prometheus (scraping it every
 /// second, evaluating deploy/prometheus/orderbatch-alerts.yml every second),
 /// both on 127.0.0.1. After a successful run (of a file an inbox took, so
@@ -541,7 +881,7 @@ fn node_exporter_and_prometheus_serve_the_dashboard_and_alert_on_a_failed_run() 
     assert!(queries.len() >= 10, "dashboard queries: {queries:?}");
 
     let env = Env::new();
-    setup(&env, 1000);
+    load_catalog(&env, 1000);
     let textfile = env.path("textfile");
     std::fs::create_dir(&textfile).unwrap();
     let metrics = textfile.join("orderbatch.prom");
@@ -743,10 +1083,6 @@ fn node_exporter_and_prometheus_serve_the_dashboard_and_alert_on_a_failed_run() 
         "{alert}"
     );
 }
-
-// ---------------------------------------------------------------------------
-// systemd
-// ---------------------------------------------------------------------------
 
 /// deploy/systemd/orderbatch-inbox.service: `systemd-analyze verify` finds
 /// nothing to say about it (its ExecStart pointed at the built binary), it

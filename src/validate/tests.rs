@@ -861,7 +861,7 @@ fn inconsistent_card_numbers_are_masked_in_the_detail() {
 
 // ---------------------------------------------------------------- DUPLICATE_IN_INPUT
 
-// DUPLICATE_IN_INPUT is decided in input order by apply (see tests/pipeline.rs).
+// DUPLICATE_IN_INPUT is decided in input order by apply (see tests/decisions.rs).
 
 // ---------------------------------------------------------------- PAN_DETECTED
 

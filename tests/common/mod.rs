@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod procs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -198,7 +199,7 @@ pub fn file_bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
 
-// Helpers added for tests/hostile.rs and tests/faults.rs.
+// Helpers that run the binary as a process of its own and look at what it left.
 
 /// The built binary, for running it through a shell or spawning it.
 pub fn bin_path() -> PathBuf {
@@ -420,13 +421,42 @@ pub fn env_for(backend: Backend) -> Env {
 
 /// `catalog(5, stock)` loaded with `inventory load`: SKU-0..SKU-4, `stock` each.
 pub fn load_catalog(env: &Env, stock: i64) {
-    env.write("catalog.csv", catalog(5, stock));
+    load_catalog_of(env, 5, stock);
+}
+
+/// `catalog(n, stock)` loaded with `inventory load`: SKU-0..SKU-n, `stock` each.
+pub fn load_catalog_of(env: &Env, n: usize, stock: i64) {
+    env.write("catalog.csv", catalog(n, stock));
     env.ok(&["inventory", "load", "catalog.csv"], 0);
 }
 
 /// A JSON document (a summary, `--json` output), or a panic showing the text.
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The `summary.json` of run `run` in the default report directory.
+pub fn summary(env: &Env, run: impl std::fmt::Display) -> serde_json::Value {
+    json(&env.read(&format!("reports/run-{run}/summary.json")))
+}
+
+/// order_id -> status of run `run`'s accepted report, in the default report
+/// directory.
+pub fn accepted_report(env: &Env, run: impl std::fmt::Display) -> BTreeMap<String, String> {
+    parse_csv(&file_bytes(
+        &env.path(&format!("reports/run-{run}/accepted.csv")),
+    ))
+    .into_iter()
+    .map(|r| (r["order_id"].clone(), r["status"].clone()))
+    .collect()
+}
+
+/// Unix time now, in seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// The counts of a run summary that say what the run did (its timings and
@@ -442,4 +472,65 @@ pub fn summary_counts(s: &serde_json::Value) -> serde_json::Value {
         s["units"],
         s["errors_by_code"]
     ])
+}
+
+/// A CSV file of `n` one-line orders, M-0..M-n, over SKU-0..SKU-4.
+pub fn numbered_orders(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| order_rows(&format!("M-{i}"), &[(i % 5, 1)]))
+        .collect();
+    csv_file(&rows)
+}
+
+/// Nothing of a run was committed on a catalog loaded with 1,000,000 of each
+/// sku: no order, the stock untouched, and `verify` passes.
+pub fn nothing_committed(env: &Env) {
+    assert_eq!(env.count("SELECT count(*) FROM orders"), 0);
+    assert!(env.stock().values().all(|n| *n == 1_000_000));
+    env.verify_ok();
+}
+
+/// A night's file on a catalog of SKU-0..SKU-2 with 2 units each: four good
+/// orders (one unit of SKU-0 or SKU-1 each), three INSUFFICIENT_STOCK
+/// (SKU-2, 5 units), two UNKNOWN_SKU and one INVALID_FIELD.
+pub fn night(env: &Env) {
+    env.write("catalog.csv", catalog(3, 2));
+    env.ok(&["inventory", "load", "catalog.csv"], 0);
+    let mut orders: Vec<String> = (0..4)
+        .map(|i| order_rows(&format!("OK-{i}"), &[(i % 2, 1)]))
+        .collect();
+    orders.extend((0..3).map(|i| order_rows(&format!("STOCK-{i}"), &[(2, 5)])));
+    orders.extend(
+        (0..2).map(|i| order_rows(&format!("SKU-{i}"), &[(0, 1)]).replace("SKU-0", "GONE-1")),
+    );
+    orders.push(order_rows("BAD-1", &[(1, 1)]).replace("buyer@example.com", "not an email"));
+    env.write("night.csv", csv_file(&orders));
+}
+
+/// The binary run in `env` with a file-size limit of `bytes` (past it, writes
+/// fail with EFBIG instead of killing the process) and a umask.
+pub fn run_with_limits(env: &Env, bytes: Option<u64>, umask: u32, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut c = env.spawnable();
+    c.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            libc::umask(umask as libc::mode_t);
+            if let Some(b) = bytes {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let lim = libc::rlimit {
+                    rlim_cur: b as libc::rlim_t,
+                    rlim_max: b as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    c.output().unwrap()
 }

@@ -1,24 +1,168 @@
-//! Runs at once against one database, as from several hosts: no oversell,
-//! every order applied at most once (exactly once when two runs are given
-//! the same file), no deadlock, and a final state equal to the runs replayed
-//! one after another in the order they committed, on PostgreSQL and on SQLite.
+//! Runs at once against one database's stock, as from several hosts: no
+//! oversell, every order applied at most once (exactly once when two runs
+//! are given the same file), no deadlock, and a final state equal to the
+//! runs replayed one after another in the order they committed, on
+//! PostgreSQL and on SQLite; a locked section that does not grow with the
+//! orders; and a run that cannot get its lock exits 75 having changed
+//! nothing.
 
 mod common;
-mod procs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::procs::{Kid, PgSession, HANG};
 use common::*;
-use procs::{Kid, PgSession, HANG};
+
+#[test]
+fn two_runs_at_once_never_oversell_and_the_ledger_holds() {
+    for b in backends() {
+        let env = env_for(b);
+        load_catalog(&env, 25);
+        for name in ["a", "b"] {
+            let orders: Vec<String> = (0..120)
+                .map(|i| order_rows(&format!("{name}-{i}"), &[(i % 3, 1), ((i + 1) % 3, 1)]))
+                .collect();
+            env.write(&format!("{name}.csv"), csv_file(&orders));
+        }
+        let spawn = |name: &str| {
+            env.spawnable()
+                .args(["process", &format!("{name}.csv"), "--json", "--out", name])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (first, second) = (spawn("a"), spawn("b"));
+        let mut units = 0;
+        for child in [first, second] {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(3),
+                "{b:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let s = json(&String::from_utf8_lossy(&out.stdout));
+            assert!(
+                s["failed"].as_u64().unwrap() > 0,
+                "{b:?}: stock is tight on purpose: {s}"
+            );
+            units += s["units"].as_i64().unwrap();
+        }
+        let stock = env.stock();
+        assert!(stock.values().all(|n| *n >= 0), "{b:?}: {stock:?}");
+        let moved: i64 = (0..5).map(|i| 25 - stock[&format!("SKU-{i}")]).sum();
+        assert_eq!(
+            moved, units,
+            "{b:?}: stock moved equals the units both runs report"
+        );
+        // Orders pair the skus (0,1), (1,2), (2,0): selling stops only when at
+        // least two of the three are sold out, whatever the interleaving.
+        let sold_out = (0..3).filter(|i| stock[&format!("SKU-{i}")] == 0).count();
+        assert!(sold_out >= 2, "{b:?}: {stock:?}");
+        env.ok(&["verify"], 0);
+    }
+}
+
+/// Another session holding what a run needs until it is released: SQLite's
+/// write lock, or on PostgreSQL the stock row of SKU-0, locked FOR UPDATE as
+/// a concurrent run locks the stock it takes.
+enum LockHolder {
+    Sqlite(rusqlite::Connection),
+    Postgres(Child, ChildStdin),
+}
+
+impl LockHolder {
+    /// Returns once the lock is held.
+    fn take(env: &Env) -> LockHolder {
+        match env.backend {
+            Backend::Sqlite => {
+                let c = env.db();
+                c.execute_batch("BEGIN IMMEDIATE").unwrap();
+                LockHolder::Sqlite(c)
+            }
+            Backend::Postgres => {
+                let mut psql = std::process::Command::new(format!("{}/psql", pg::PG_BIN));
+                for (k, _) in std::env::vars_os() {
+                    if k.to_string_lossy().starts_with("PG") {
+                        psql.env_remove(k);
+                    }
+                }
+                let mut child = psql
+                    .args([
+                        "-X",
+                        "-q",
+                        "-A",
+                        "-t",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-d",
+                        &env.db,
+                    ])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut stdin = child.stdin.take().unwrap();
+                stdin
+                    .write_all(
+                        b"BEGIN;\nSELECT sku FROM products WHERE sku = 'SKU-0' FOR UPDATE;\n",
+                    )
+                    .unwrap();
+                stdin.flush().unwrap();
+                // The row comes back once it is locked.
+                let mut line = String::new();
+                BufReader::new(child.stdout.take().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
+                assert_eq!(line, "SKU-0\n", "the lock holder's answer");
+                LockHolder::Postgres(child, stdin)
+            }
+        }
+    }
+
+    fn release(self) {
+        match self {
+            LockHolder::Sqlite(c) => c.execute_batch("ROLLBACK").unwrap(),
+            LockHolder::Postgres(mut child, mut stdin) => {
+                stdin.write_all(b"ROLLBACK;\n").unwrap();
+                drop(stdin);
+                assert!(child.wait().unwrap().success());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_held_lock_makes_a_run_exit_75_having_changed_nothing() {
+    for b in backends() {
+        let env = env_for(b);
+        load_catalog(&env, 10);
+        env.write("orders.csv", csv_file(&[order_rows("A-1", &[(0, 1)])]));
+        let holder = LockHolder::take(&env);
+        let out = env.run(&["process", "orders.csv", "--lock-timeout", "1"]);
+        holder.release();
+        assert_eq!(out.status.code(), Some(75), "{b:?}: {out:?}");
+        assert_one_error_line(&out, &["locked", "--lock-timeout", "try again later"]);
+        assert!(!env.exists("reports/run-1"), "{b:?}");
+        assert_eq!(env.stock()["SKU-0"], 10, "{b:?}");
+        assert_eq!(env.count("SELECT count(*) FROM orders"), 0, "{b:?}");
+        // Once the lock is free, the same command does the work.
+        env.ok(&["process", "orders.csv"], 0);
+        assert_eq!(env.stock()["SKU-0"], 9, "{b:?}");
+    }
+}
 
 /// Products SKU-0..SKU-7, this many units each: far fewer than the files ask for.
 const SKUS: usize = 8;
+
 const STOCK: i64 = 2_000;
 
 /// One generated input file: its orders, with their lines (sku index, quantity).
@@ -641,6 +785,15 @@ fn eight_runs_at_once_on_tight_shared_stock_equal_a_serial_replay() {
     let kids = start_all(&env, &hosts);
     procs::poll("the four runs needing SKU-0 to wait for a lock", || {
         (waiting_for_stock(&mut probe) == 4).then_some(())
+    });
+    // The four others, which need no SKU-0, commit meanwhile and use up
+    // SKU-1 to SKU-3: whichever of the four waiting runs goes first then
+    // finds its stock tight too (shared-half's orders, all in shared.csv,
+    // would otherwise all be taken or skipped when it follows host-a or
+    // host-b before the others took their stock).
+    procs::poll("the four runs not needing SKU-0 to commit", || {
+        (probe.exec("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL") == ["4"])
+            .then_some(())
     });
     gate.exec("ROLLBACK;");
     let runs = finish_all(&env, &hosts, kids);

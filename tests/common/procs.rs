@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::Env;
+
 /// How long any one wait of these tests may take before it counts as a hang.
 pub const HANG: Duration = Duration::from_secs(120);
 
@@ -269,4 +271,41 @@ pub fn wait_backends_gone(session: &mut PgSession) {
     poll("the killed run's server session to end", || {
         (orderbatch_backends(session) == 0).then_some(())
     });
+}
+
+/// The binary run in `env` with `args`, its stdout and stderr piped.
+pub fn spawn(env: &Env, args: &[&str], what: &str) -> Kid {
+    let mut cmd = env.spawnable();
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    Kid::spawn(&mut cmd, what)
+}
+
+/// Sends `sig` to a child this test started and has not reaped.
+pub fn signal(kid: &Kid, sig: i32) {
+    // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+    let rc = unsafe { libc::kill(kid.pid() as i32, sig) };
+    assert_eq!(rc, 0, "kill({}, {sig})", kid.pid());
+}
+
+/// The orderbatch sessions of `probe`'s database waiting for a lock.
+pub fn waiting(probe: &mut PgSession) -> usize {
+    probe.exec(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'orderbatch'
+           AND wait_event_type = 'Lock'",
+    )[0]
+    .parse()
+    .unwrap()
+}
+
+/// The orderbatch sessions of `probe`'s database waiting for a lock in a
+/// statement that contains `stmt`.
+pub fn waiting_in(probe: &mut PgSession, stmt: &str) -> usize {
+    probe.exec(&format!(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'orderbatch'
+           AND wait_event_type = 'Lock' AND query LIKE '%{stmt}%'"
+    ))[0]
+        .parse()
+        .unwrap()
 }
