@@ -114,10 +114,6 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// Files orderbatch creates (database, WAL, reports, temporary files) are
 /// never readable by everyone: whatever the umask, the bits for others are
 /// cleared. The metrics file is made world-readable on purpose, where it is written.

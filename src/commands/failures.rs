@@ -191,7 +191,12 @@ pub fn close(cfg: &Config, target: &CloseTarget, reason: &str) -> Result<Exit> {
     }
     // All or nothing, decided by the store while it holds the failures: a
     // run that settled one while this command waited for it wins.
-    let closing = store.close_failures(&sel, reason.trim(), &who(), &crate::now_rfc3339())?;
+    let closing = store.close_failures(
+        &sel,
+        reason.trim(),
+        &who(),
+        &crate::model::clock::now_rfc3339(),
+    )?;
     if !closing.closed() {
         return Err(UsageError(format!(
             "nothing was closed: {} (only open failures can be closed; see `orderbatch failures list`)",

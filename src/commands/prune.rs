@@ -39,7 +39,7 @@ pub fn run(cfg: &Config, req: &Request<'_>) -> Result<Exit> {
     }
     let old = store.old_runs(&before)?;
     let todo: Vec<&OldRun> = old.iter().filter(|r| !r.pruned).collect();
-    let at = crate::now_rfc3339();
+    let at = crate::model::clock::now_rfc3339();
     let mut total = Pruned::default();
     let mut sweep = true;
     for runs in batches(&todo) {

@@ -30,7 +30,7 @@ impl Run<'_> {
                 run_id,
                 status,
                 started_at: self.started_at.clone(),
-                finished_at: crate::now_rfc3339(),
+                finished_at: crate::model::clock::now_rfc3339(),
                 duration_ms: self.clock.elapsed().as_millis() as u64,
                 inputs: inputs::summaries(inputs),
                 counts,

@@ -114,7 +114,7 @@ impl<'a> Run<'a> {
             cfg,
             opts,
             kind,
-            started_at: crate::now_rfc3339(),
+            started_at: crate::model::clock::now_rfc3339(),
             clock: Instant::now(),
             progress: crate::progress::Progress::new(false, None, ""),
         }
@@ -307,7 +307,12 @@ impl<'a> Run<'a> {
         run_id: i64,
     ) -> Result<()> {
         if let Some((path, products)) = catalog {
-            tx.load_products(products, Some(run_id), path, &crate::now_rfc3339())?;
+            tx.load_products(
+                products,
+                Some(run_id),
+                path,
+                &crate::model::clock::now_rfc3339(),
+            )?;
         }
         Ok(())
     }
