@@ -16,7 +16,7 @@ use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
 use orderbatch::store::{
     self, Applied, AttemptOutcome, Claim, ClaimEnd, ClaimResult, ClaimToken, Claimant, Claimed,
-    CloseResult, CloseSelection, FailureFilter, Fault, InboxFile, LedgerReason, NewOrder,
+    CloseResult, CloseSelection, FailureFilter, Failures, Fault, InboxFile, LedgerReason, NewOrder,
     PruneBatch, Pruned, Release, RunFilter, Store, StoreError, Writes,
 };
 

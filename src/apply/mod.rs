@@ -205,7 +205,7 @@ impl Applier {
     }
 
     /// The stored failures the chunk's retried or fed-back orders name, by
-    /// key, held until the commit (see `Tx::hold_failures`).
+    /// key, held until the commit (see `FailureRecords::hold_failures`).
     fn named_failures(
         tx: &mut dyn Tx,
         chunk: &[Checked],

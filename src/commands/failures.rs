@@ -11,7 +11,9 @@ use crate::model::escape::escape_cell;
 use crate::model::failure::{failure_label, parse_failure_label, FailureKey, FailureState};
 use crate::model::run::Counts;
 use crate::model::text::for_terminal;
-use crate::store::{CloseResult, CloseSelection, Closing, FailureFilter, Store, StoredFailure};
+use crate::store::{
+    CloseResult, CloseSelection, Closing, FailureFilter, Failures, Store, StoredFailure,
+};
 use crate::{Exit, UsageError};
 
 const PAGE: usize = 1000;

@@ -41,7 +41,7 @@ fn claim_row(r: &Row) -> ClaimRow {
     }
 }
 
-/// The claim on a file's content, as [`decide`] rules (see `Store::claim_file`).
+/// The claim on a file's content, as [`decide`] rules (see `InboxClaims::claim_file`).
 pub(super) fn claim(
     client: &mut Client,
     file: InboxFile<'_>,

@@ -44,7 +44,7 @@ fn claim_row(r: &Row<'_>) -> rusqlite::Result<ClaimRow> {
     })
 }
 
-/// The claim on a file's content, as [`decide`] rules (see `Store::claim_file`).
+/// The claim on a file's content, as [`decide`] rules (see `InboxClaims::claim_file`).
 pub(super) fn claim(
     c: &Connection,
     file: InboxFile<'_>,
