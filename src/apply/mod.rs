@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use rustc_hash::FxHashMap;
 
+use crate::model::clock::Timestamp;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, FailedOrder, Problem, Status, ValidOrder};
 use crate::model::run::Counts;
@@ -678,7 +679,12 @@ impl Applier {
     }
 
     /// The stock the run took: one change and one ledger entry per sku.
-    pub fn finish(&self, tx: &mut dyn Tx, reason: LedgerReason, at: &str) -> store::Result<()> {
+    pub fn finish(
+        &self,
+        tx: &mut dyn Tx,
+        reason: LedgerReason,
+        at: Timestamp,
+    ) -> store::Result<()> {
         let mut deltas: Vec<(String, i64)> = self
             .levels
             .iter()

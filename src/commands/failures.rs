@@ -197,7 +197,7 @@ pub fn close(cfg: &Config, target: &CloseTarget, reason: &str) -> Result<Exit> {
         &sel,
         reason.trim(),
         &who(),
-        &crate::model::clock::now_rfc3339(),
+        crate::model::clock::Timestamp::now(),
     )?;
     if !closing.closed() {
         return Err(UsageError(format!(

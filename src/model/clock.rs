@@ -45,6 +45,13 @@ impl From<DateTime<Utc>> for Timestamp {
     }
 }
 
+/// A timestamp is its stored text.
+impl PartialEq<&str> for Timestamp {
+    fn eq(&self, text: &&str) -> bool {
+        self.to_rfc3339() == *text
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())

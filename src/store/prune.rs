@@ -3,6 +3,8 @@
 //! `postgres/prune.rs`); the command batches them, removes their report
 //! directories and says what went.
 
+use crate::model::clock::Timestamp;
+
 /// A run `runs prune --before DATE` may forget: it finished before DATE (a
 /// run that never finished, interrupted: it started before DATE), and it is
 /// not running.
@@ -23,10 +25,11 @@ pub struct OldRun {
 pub struct PruneBatch<'a> {
     /// Runs not pruned yet; each is checked again under the lock.
     pub runs: &'a [i64],
-    /// The date given, as stored times are written (RFC 3339, UTC, ms).
-    pub before: &'a str,
+    /// The date given (stored times before it compare as text, see
+    /// [`Timestamp`]).
+    pub before: Timestamp,
     /// Now: when these runs are marked pruned, and the carried entries' time.
-    pub at: &'a str,
+    pub at: Timestamp,
     /// Also what earlier prunes left: the failure records of runs pruned
     /// before that were settled since, and the ledger entries made outside
     /// any run (`inventory load`, `inventory receive`) before `before`.

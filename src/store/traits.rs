@@ -4,7 +4,8 @@
 //! claims, stock, order claims, failure records...). A caller names the
 //! capabilities it uses (`use crate::store::prelude::*` brings them all);
 //! `Box<dyn Store>` and `Box<dyn Tx>` carry every one of them. Logic that
-//! is the same on every backend lives here, as default methods.
+//! is the same on every backend lives here, as default methods. Times come
+//! in as [`Timestamp`]s and are stored as their text.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use super::{
     Committed, Concurrency, FailureFilter, Fault, InboxFile, LedgerReason, NewOrder, OldRun,
     PruneBatch, Pruned, Reclaimed, Release, Resolutions, Result, RunFilter, StoredFailure, Writes,
 };
+use crate::model::clock::Timestamp;
 use crate::model::failure::FailureKey;
 use crate::model::order::{AcceptedRow, Product};
 use crate::model::run::{RunKind, RunRecord};
@@ -114,7 +116,12 @@ pub trait History {
     /// Record a run as started, in a transaction of its own (so that a run
     /// killed later still shows in the history), and mark it alive for as
     /// long as this store is open.
-    fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64>;
+    fn start_run(
+        &mut self,
+        kind: RunKind,
+        started_at: Timestamp,
+        report_format: Format,
+    ) -> Result<i64>;
     /// Record the outcome of a run that committed nothing (dry run, aborted,
     /// failed).
     fn end_run(&mut self, record: &RunRecord) -> Result<()>;
@@ -143,7 +150,7 @@ pub trait History {
 pub trait Pruning {
     /// The runs `runs prune --before` may forget (see [`OldRun`]), oldest
     /// first; never one still running.
-    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>>;
+    fn old_runs(&mut self, before: Timestamp) -> Result<Vec<OldRun>>;
     /// Forget what `runs prune` forgets of a batch of runs, in one short
     /// transaction (see [`PruneBatch`], [`Pruned`]): their skip records and
     /// settled failure records go, their ledger entries become one
@@ -204,7 +211,7 @@ pub trait Failures: Store {
         sel: &CloseSelection,
         reason: &str,
         by: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<Closing> {
         closing::close_in(self.begin()?, sel, reason, by, at)
     }
@@ -251,7 +258,7 @@ pub trait Stock {
         products: &[Product],
         run_id: Option<i64>,
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<()>;
     /// Add delivered units to the stock on hand as it is at commit, one
     /// ledger entry per line; returns each sku's new level. Unknown skus are
@@ -260,7 +267,7 @@ pub trait Stock {
         &mut self,
         lines: &[(String, i64)],
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<Vec<(String, i64)>>;
     /// Add each delta to its sku's stock, with one ledger entry per sku.
     fn move_stock(
@@ -268,7 +275,7 @@ pub trait Stock {
         deltas: &[(String, i64)],
         run_id: i64,
         reason: LedgerReason,
-        at: &str,
+        at: Timestamp,
     ) -> Result<()>;
 }
 
@@ -315,7 +322,7 @@ pub trait FailureRecords: Queries {
     /// (duplicates) left out.
     fn newest_failures(&mut self, order_ids: &[String]) -> Result<Vec<StoredFailure>>;
     /// Mark these failure records closed by hand, with who and why.
-    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()>;
+    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: Timestamp) -> Result<()>;
 }
 
 /// An inbox claim, held by the transaction that commits its file's run.

@@ -25,6 +25,7 @@ use super::{
     InboxFile, Integrity, Locking, OldRun, PruneBatch, Pruned, Pruning, Reclaimed, Release,
     Resolutions, Result, RunFilter, Store, StoreError, Tx,
 };
+use crate::model::clock::Timestamp;
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -213,7 +214,13 @@ impl Store for PgStore {
 }
 
 impl History for PgStore {
-    fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64> {
+    fn start_run(
+        &mut self,
+        kind: RunKind,
+        started_at: Timestamp,
+        report_format: Format,
+    ) -> Result<i64> {
+        let started_at = started_at.to_rfc3339();
         let db = self.db.clone();
         let id: i64 = self
             .client
@@ -326,7 +333,7 @@ impl Integrity for PgStore {
 }
 
 impl Pruning for PgStore {
-    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>> {
+    fn old_runs(&mut self, before: Timestamp) -> Result<Vec<OldRun>> {
         prune::old_runs(&mut self.client, &self.db, before)
     }
 

@@ -17,6 +17,7 @@ use postgres::{Client, GenericClient, Transaction};
 
 use super::super::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Result};
 use super::Db;
+use crate::model::clock::Timestamp;
 use crate::model::failure::FailureState;
 
 /// One prune at a time (a transaction-level advisory lock).
@@ -46,7 +47,8 @@ const REDUCE_ORDERS: &str = "UPDATE orders SET source_file = '', source_line = 0
 const SETTLED_OF_PRUNED: &str =
     "state <> 'open' AND run_id IN (SELECT id FROM runs WHERE pruned_at IS NOT NULL)";
 
-pub(super) fn old_runs(c: &mut Client, db: &Db, before: &str) -> Result<Vec<OldRun>> {
+pub(super) fn old_runs(c: &mut Client, db: &Db, before: Timestamp) -> Result<Vec<OldRun>> {
+    let before = before.to_rfc3339();
     let rows = c
         .query(
             "SELECT id, started_at, pruned_at IS NOT NULL, orders FROM runs
@@ -91,7 +93,7 @@ fn entries(
     b: &PruneBatch<'_>,
 ) -> Result<Vec<Compacted>> {
     let rows = tx
-        .query(sql, &[&ids, &b.sweep, &b.before])
+        .query(sql, &[&ids, &b.sweep, &b.before.to_rfc3339()])
         .map_err(|e| db.err(e))?;
     Ok(rows
         .iter()
@@ -176,7 +178,7 @@ fn apply(tx: &mut Transaction<'_>, db: &Db, b: &PruneBatch<'_>) -> Result<Pruned
         tx,
         db,
         "UPDATE runs SET pruned_at = $2 WHERE id = ANY($1)",
-        &[&ids, &b.at],
+        &[&ids, &b.at.to_rfc3339()],
     )?;
     Ok(p)
 }

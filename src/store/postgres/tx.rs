@@ -14,6 +14,7 @@ use super::super::{
     LedgerReason, NewOrder, OrderClaims, Result, Stock, StoreError, StoredFailure, Tx, Writes,
 };
 use super::{queries, Db};
+use crate::model::clock::Timestamp;
 use crate::model::failure::FailureState;
 use crate::model::order::{AcceptedRow, Product};
 use crate::model::run::RunRecord;
@@ -327,8 +328,9 @@ impl Stock for PgTx<'_> {
         products: &[Product],
         run_id: Option<i64>,
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<()> {
+        let at = at.to_rfc3339();
         let mut sorted: Vec<&Product> = products.iter().collect();
         sorted.sort_by(|a, b| a.sku.cmp(&b.sku));
         let skus: Vec<&str> = sorted.iter().map(|p| p.sku.as_str()).collect();
@@ -374,8 +376,9 @@ impl Stock for PgTx<'_> {
         &mut self,
         lines: &[(String, i64)],
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<Vec<(String, i64)>> {
+        let at = at.to_rfc3339();
         let mut total: std::collections::BTreeMap<&str, i64> = Default::default();
         for (sku, n) in lines {
             *total.entry(sku).or_default() += n;
@@ -421,8 +424,9 @@ impl Stock for PgTx<'_> {
         deltas: &[(String, i64)],
         run_id: i64,
         reason: LedgerReason,
-        at: &str,
+        at: Timestamp,
     ) -> Result<()> {
+        let at = at.to_rfc3339();
         let moved: Vec<&(String, i64)> = deltas.iter().filter(|(_, d)| *d != 0).collect();
         let skus: Vec<&str> = moved.iter().map(|(s, _)| s.as_str()).collect();
         let ds: Vec<i64> = moved.iter().map(|(_, d)| *d).collect();
@@ -577,7 +581,8 @@ impl FailureRecords for PgTx<'_> {
         queries::newest_failures(&mut self.tx, &self.db, order_ids)
     }
 
-    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()> {
+    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: Timestamp) -> Result<()> {
+        let at = at.to_rfc3339();
         self.execute(
             "UPDATE failed_orders SET state = $2, closed_by = $3, closed_reason = $4, closed_at = $5 WHERE id = ANY($1)",
             &[&failure_ids, &FailureState::Closed.as_str(), &by, &reason, &at],

@@ -17,6 +17,7 @@ use super::{
     InboxFile, Integrity, Locking, OldRun, PruneBatch, Pruned, Pruning, Reclaimed, Release,
     Resolutions, Result, RunFilter, Store, StoreError, Tx,
 };
+use crate::model::clock::Timestamp;
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -279,7 +280,13 @@ impl Store for SqliteStore {
 }
 
 impl History for SqliteStore {
-    fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64> {
+    fn start_run(
+        &mut self,
+        kind: RunKind,
+        started_at: Timestamp,
+        report_format: Format,
+    ) -> Result<i64> {
+        let started_at = started_at.to_rfc3339();
         let host = super::host_name();
         let id = self.write(|c| {
             c.execute(
@@ -372,7 +379,7 @@ impl Integrity for SqliteStore {
 }
 
 impl Pruning for SqliteStore {
-    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>> {
+    fn old_runs(&mut self, before: Timestamp) -> Result<Vec<OldRun>> {
         prune::old_runs(&self.conn, &self.path, before)
     }
 

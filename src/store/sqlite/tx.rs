@@ -10,6 +10,7 @@ use super::super::{
     LedgerReason, NewOrder, OrderClaims, Result, Stock, StoreError, StoredFailure, Tx, Writes,
 };
 use super::{queries, store_err};
+use crate::model::clock::Timestamp;
 use crate::model::failure::FailureState;
 use crate::model::order::{AcceptedRow, FailedOrder, Product};
 use crate::model::run::RunRecord;
@@ -252,8 +253,9 @@ impl Stock for SqliteTx<'_> {
         products: &[Product],
         run_id: Option<i64>,
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<()> {
+        let at = at.to_rfc3339();
         self.run(|c| {
             let mut old = c.prepare_cached("SELECT on_hand FROM products WHERE sku = ?1")?;
             let mut up = c.prepare_cached(
@@ -282,8 +284,9 @@ impl Stock for SqliteTx<'_> {
         &mut self,
         lines: &[(String, i64)],
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<Vec<(String, i64)>> {
+        let at = at.to_rfc3339();
         let mut levels = std::collections::BTreeMap::new();
         let mut unknown = Vec::new();
         self.run(|c| {
@@ -318,8 +321,9 @@ impl Stock for SqliteTx<'_> {
         deltas: &[(String, i64)],
         run_id: i64,
         reason: LedgerReason,
-        at: &str,
+        at: Timestamp,
     ) -> Result<()> {
+        let at = at.to_rfc3339();
         self.run(|c| {
             let mut up = c.prepare_cached("UPDATE products SET on_hand = on_hand + ?2 WHERE sku = ?1")?;
             let mut ledger = c.prepare_cached(
@@ -506,7 +510,8 @@ impl FailureRecords for SqliteTx<'_> {
         queries::newest_failures(self.conn, &self.path, order_ids)
     }
 
-    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()> {
+    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: Timestamp) -> Result<()> {
+        let at = at.to_rfc3339();
         self.run(|c| {
             let mut st = c.prepare_cached(
                 "UPDATE failed_orders SET state = ?2, closed_by = ?3, closed_reason = ?4, closed_at = ?5
