@@ -17,8 +17,8 @@ use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
 use orderbatch::store::{
     self, Applied, AttemptOutcome, Claim, ClaimEnd, ClaimResult, ClaimToken, Claimant, Claimed,
-    CloseResult, CloseSelection, FailureFilter, Failures, Fault, InboxFile, LedgerReason, NewOrder,
-    PruneBatch, Pruned, Release, RunFilter, Store, StoreError, Writes,
+    CloseResult, CloseSelection, ClosedBy, FailureFilter, Failures, Fault, InboxFile, LedgerReason,
+    NewOrder, PruneBatch, Pruned, Release, RunFilter, Store, StoreError, Writes,
 };
 
 /// A fresh database of each backend: (backend, --db, the temp dir that holds it).
@@ -141,6 +141,14 @@ fn of_run(run: i64) -> FailureFilter {
     FailureFilter {
         run: Some(run),
         codes: Vec::new(),
+    }
+}
+
+fn closed_by(by: &str, reason: &str, orders: i64) -> ClosedBy {
+    ClosedBy {
+        by: by.into(),
+        reason: reason.into(),
+        orders,
     }
 }
 
@@ -612,10 +620,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         );
         assert_eq!(s.open_failures(&all_open(), None, 10).unwrap().len(), 4);
         let r = s.resolutions(1).unwrap();
-        assert_eq!(
-            r.closed,
-            [("ops@h".to_string(), "never coming".to_string(), 2)]
-        );
+        assert_eq!(r.closed, [closed_by("ops@h", "never coming", 2)]);
         assert_eq!(r.open, 3);
         let keys = [page1[1].key(), page1[0].key()];
         let by_id = s.failures_by_key(&keys).unwrap();
@@ -807,7 +812,7 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
         );
         assert_eq!(
             s.resolutions(1).unwrap().closed,
-            [("ops@h".to_string(), "gone".to_string(), 2)],
+            [closed_by("ops@h", "gone", 2)],
             "{b:?}"
         );
     }

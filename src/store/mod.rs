@@ -29,7 +29,7 @@ pub use claims::{
 };
 pub use closing::{CloseResult, CloseSelection, Closing};
 pub use postgres::UrlError;
-pub use prune::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Reclaimed};
+pub use prune::{carried_sums, Carried, Compacted, OldRun, PruneBatch, Pruned, Reclaimed};
 pub(crate) use traits::ReadThrough;
 pub use traits::{
     FailureRecords, Failures, History, InboxClaims, InboxFence, Integrity, Locking, OrderClaims,
@@ -271,8 +271,19 @@ pub struct Resolutions {
     pub superseded_by: Vec<(i64, i64)>,
     /// Failures of earlier runs that this run resolved: (failed run, count).
     pub resolved_here: Vec<(i64, i64)>,
-    /// This run's failures closed by hand: (who, why, count).
-    pub closed: Vec<(String, String, i64)>,
+    /// This run's failures closed by hand, by who and why, in the order
+    /// they were first closed.
+    pub closed: Vec<ClosedBy>,
+}
+
+/// Failures of a run closed by hand by one person for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedBy {
+    /// Who closed them (`user@host`).
+    pub by: String,
+    pub reason: String,
+    /// How many.
+    pub orders: i64,
 }
 
 /// Which runs of the history to read: of one status (as the history shows

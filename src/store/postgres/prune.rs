@@ -97,7 +97,12 @@ fn entries(
         .map_err(|e| db.err(e))?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .map(|r| Compacted {
+            sku: r.get(0),
+            delta: r.get(1),
+            at: r.get(2),
+            carried: r.get(3),
+        })
         .collect())
 }
 
@@ -162,9 +167,9 @@ fn apply(tx: &mut Transaction<'_>, db: &Db, b: &PruneBatch<'_>) -> Result<Pruned
     let gone = entries(tx, db, &sql, &ids, b)?;
     p.count_ledger(&gone);
     let sums = carried_sums(&gone);
-    let skus: Vec<&str> = sums.iter().map(|(s, _, _)| s.as_str()).collect();
-    let deltas: Vec<i64> = sums.iter().map(|(_, d, _)| *d).collect();
-    let ats: Vec<&str> = sums.iter().map(|(_, _, a)| a.as_str()).collect();
+    let skus: Vec<&str> = sums.iter().map(|c| c.sku.as_str()).collect();
+    let deltas: Vec<i64> = sums.iter().map(|c| c.sum).collect();
+    let ats: Vec<&str> = sums.iter().map(|c| c.at.as_str()).collect();
     let source = format!("runs prune --before {}", b.before);
     execute(
         tx,

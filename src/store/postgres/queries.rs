@@ -6,7 +6,9 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{FailureFilter, Fault, Queries, Resolutions, Result, RunFilter, StoredFailure};
+use super::super::{
+    ClosedBy, FailureFilter, Fault, Queries, Resolutions, Result, RunFilter, StoredFailure,
+};
 use super::Db;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
@@ -407,7 +409,11 @@ pub(super) fn resolutions(c: &mut impl GenericClient, db: &Db, run_id: i64) -> R
         )
         .map_err(|e| db.err(e))?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .map(|r| ClosedBy {
+            by: r.get(0),
+            reason: r.get(1),
+            orders: r.get(2),
+        })
         .collect();
     Ok(Resolutions {
         open,

@@ -81,7 +81,12 @@ fn entries(
 ) -> rusqlite::Result<Vec<Compacted>> {
     let mut st = c.prepare(sql)?;
     let rows = st.query_map(params![ids, b.sweep, b.before.to_rfc3339()], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        Ok(Compacted {
+            sku: r.get(0)?,
+            delta: r.get(1)?,
+            at: r.get(2)?,
+            carried: r.get(3)?,
+        })
     })?;
     rows.collect()
 }
@@ -128,8 +133,8 @@ pub(super) fn apply(c: &Connection, b: &PruneBatch<'_>) -> rusqlite::Result<Prun
         "INSERT INTO stock_ledger (sku, run_id, reason, delta, at, source) VALUES (?1, NULL, 'carried', ?2, ?3, ?4)",
     )?;
     let source = format!("runs prune --before {}", b.before);
-    for (sku, sum, at) in &sums {
-        add.execute(params![sku, sum, at, source])?;
+    for c in &sums {
+        add.execute(params![c.sku, c.sum, c.at, source])?;
     }
     p.orders = c.execute(REDUCE_ORDERS, [&ids])? as u64;
     c.execute(

@@ -4,7 +4,9 @@
 use rusqlite::{params, Connection, Params, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{FailureFilter, Fault, Queries, Resolutions, Result, RunFilter, StoredFailure};
+use super::super::{
+    ClosedBy, FailureFilter, Fault, Queries, Resolutions, Result, RunFilter, StoredFailure,
+};
 use super::store_err;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
@@ -450,7 +452,13 @@ pub(super) fn resolutions(c: &Connection, db: &str, run_id: i64) -> Result<Resol
             "SELECT closed_by, closed_reason, count(*) FROM failed_orders WHERE run_id = ?1 AND state = ?2
              GROUP BY closed_by, closed_reason ORDER BY min(closed_at), closed_by, closed_reason",
             params![run_id, FailureState::Closed.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok(ClosedBy {
+                    by: r.get(0)?,
+                    reason: r.get(1)?,
+                    orders: r.get(2)?,
+                })
+            },
         )?,
     })
 }
