@@ -90,6 +90,17 @@ impl From<UrlError> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Stock received for skus that no product has (nothing was changed).
+    fn unknown_skus<S: AsRef<str>>(db: &str, skus: &[S]) -> StoreError {
+        let skus: Vec<&str> = skus.iter().map(AsRef::as_ref).collect();
+        StoreError::Other {
+            db: db.to_string(),
+            what: format!("unknown sku(s) {}: load them first", skus.join(", ")),
+        }
+    }
+}
+
 /// The refusal to commit a rehearsal (a dry run's transaction): a bug, never
 /// an operator's doing.
 fn rehearsal_committed(db: &str) -> StoreError {

@@ -397,10 +397,7 @@ impl Stock for PgTx<'_> {
                 .copied()
                 .filter(|s| !known.contains(*s))
                 .collect();
-            return Err(StoreError::Other {
-                db: self.db.name.clone(),
-                what: format!("unknown sku(s) {}: load them first", unknown.join(", ")),
-            });
+            return Err(StoreError::unknown_skus(&self.db.name, &unknown));
         }
         let rows = self.query(
             "UPDATE products p SET on_hand = p.on_hand + u.n FROM unnest($1::text[], $2::bigint[]) AS u(sku, n)

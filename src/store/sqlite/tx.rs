@@ -308,10 +308,7 @@ impl Stock for SqliteTx<'_> {
             Ok(())
         })?;
         if !unknown.is_empty() {
-            return Err(StoreError::Other {
-                db: self.path.clone(),
-                what: format!("unknown sku(s) {}: load them first", unknown.join(", ")),
-            });
+            return Err(StoreError::unknown_skus(&self.path, &unknown));
         }
         Ok(levels.into_iter().collect())
     }
