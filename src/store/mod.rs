@@ -10,6 +10,8 @@
 
 mod claims;
 mod closing;
+#[cfg(test)]
+pub(crate) mod memory;
 mod postgres;
 mod prune;
 mod rows;
