@@ -6,6 +6,8 @@
 mod fed_back;
 mod held;
 mod seen;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 
