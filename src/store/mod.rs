@@ -39,8 +39,9 @@ pub use traits::{
 };
 
 /// Every capability of a store and a transaction, for a caller's one
-/// `use crate::store::prelude::*`: a method of `Box<dyn Store>` or
-/// `Box<dyn Tx>` can be called only where its trait is in scope.
+/// `use crate::store::prelude::*`: `Failures::close_failures`, and the
+/// methods of a concrete store or transaction (a test's), can be called
+/// only where their trait is in scope.
 pub mod prelude {
     pub use super::traits::{
         FailureRecords, Failures, History, InboxClaims, InboxFence, Integrity, Locking,

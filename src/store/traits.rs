@@ -1,11 +1,12 @@
 //! The store's boundary: what the rest of the program may ask of a database
 //! ([`Store`]) and of a transaction ([`Tx`]), each split into capabilities
 //! named after what the callers do with them (the history, pruning, inbox
-//! claims, stock, order claims, failure records...). A caller names the
-//! capabilities it uses (`use crate::store::prelude::*` brings them all);
-//! `Box<dyn Store>` and `Box<dyn Tx>` carry every one of them. Logic that
-//! is the same on every backend lives here, as default methods. Times come
-//! in as [`Timestamp`]s and are stored as their text.
+//! claims, stock, order claims, failure records...). `Box<dyn Store>` and
+//! `Box<dyn Tx>` carry every one of them, and their methods need no import;
+//! [`Failures`] (for any store) and a concrete store or transaction want
+//! their traits in scope: `use crate::store::prelude::*` brings them all.
+//! Logic that is the same on every backend lives here, as default methods.
+//! Times come in as [`Timestamp`]s and are stored as their text.
 
 use std::time::Duration;
 
