@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use orderbatch::apply::{Applier, Outcome};
+use orderbatch::model::clock::Timestamp;
 use orderbatch::model::order::{AcceptedRow, Product, Status};
 use orderbatch::model::Format;
 use orderbatch::read::{open_orders, InputMeter, RawOrder, ReadOptions, Source};
@@ -93,7 +94,8 @@ fn stages(c: &mut Criterion) {
                 let mut store =
                     store::open(path.to_str().unwrap(), Duration::from_secs(5)).unwrap();
                 let mut tx = store.begin().unwrap();
-                tx.load_products(&products(), None, "bench", "now").unwrap();
+                tx.load_products(&products(), None, "bench", Timestamp::now())
+                    .unwrap();
                 tx.commit().unwrap();
                 let checked = validate_chunk(raws.clone(), &catalog);
                 (dir, store, checked)
@@ -114,7 +116,7 @@ fn stages(c: &mut Criterion) {
                     }
                 }
                 applier
-                    .finish(&mut *tx, LedgerReason::Order, "now")
+                    .finish(&mut *tx, LedgerReason::Order, Timestamp::now())
                     .unwrap();
                 drop(tx);
                 drop(dir);

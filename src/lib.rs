@@ -18,7 +18,3 @@ pub mod run;
 pub mod store;
 pub mod usage;
 pub mod validate;
-
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}

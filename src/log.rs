@@ -35,7 +35,7 @@ fn emit(level: &str, event: &str, message: &str, fields: Value) {
         LogFormat::Human => writeln!(err, "{}", for_terminal(&message)),
         LogFormat::Json => {
             let mut obj = Map::new();
-            obj.insert("ts".into(), crate::now_rfc3339().into());
+            obj.insert("ts".into(), crate::model::clock::now_rfc3339().into());
             obj.insert("level".into(), level.into());
             obj.insert("event".into(), event.into());
             obj.insert("message".into(), message.as_ref().into());

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{backends, pg, Backend};
+use orderbatch::model::clock::Timestamp;
 use orderbatch::model::failure::{FailureKey, FailureState};
 use orderbatch::model::order::{
     AcceptedRow, FailedBody, FailedOrder, FailedRow, Line, Problem, Product, Status, ValidOrder,
@@ -16,8 +17,8 @@ use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
 use orderbatch::model::{ErrorCode, Format};
 use orderbatch::store::{
     self, Applied, AttemptOutcome, Claim, ClaimEnd, ClaimResult, ClaimToken, Claimant, Claimed,
-    CloseResult, CloseSelection, FailureFilter, Fault, InboxFile, LedgerReason, NewOrder,
-    PruneBatch, Pruned, Release, RunFilter, Store, StoreError, Writes,
+    CloseResult, CloseSelection, ClosedBy, FailureFilter, Failures, Fault, InboxFile, LedgerReason,
+    NewOrder, PruneBatch, Pruned, Release, RunFilter, Store, StoreError, Writes,
 };
 
 /// A fresh database of each backend: (backend, --db, the temp dir that holds it).
@@ -121,6 +122,17 @@ fn record(run_id: i64, status: RunStatus) -> RunRecord {
     }
 }
 
+/// A time the database stores as given.
+fn ts(text: &str) -> Timestamp {
+    Timestamp::parse(text).unwrap()
+}
+
+/// A time for records whose time a test does not look at: later than every
+/// date the tests give.
+fn t() -> Timestamp {
+    ts("2099-01-01T00:00:00.000Z")
+}
+
 fn all_open() -> FailureFilter {
     FailureFilter::default()
 }
@@ -129,6 +141,14 @@ fn of_run(run: i64) -> FailureFilter {
     FailureFilter {
         run: Some(run),
         codes: Vec::new(),
+    }
+}
+
+fn closed_by(by: &str, reason: &str, orders: i64) -> ClosedBy {
+    ClosedBy {
+        by: by.into(),
+        reason: reason.into(),
+        orders,
     }
 }
 
@@ -153,7 +173,7 @@ fn opening_migrates_once_and_again_changes_nothing() {
         // Opened again: the schema is there; nothing is lost.
         let mut s = open(&db);
         let mut tx = s.begin().unwrap();
-        tx.load_products(&[product("A", 100, 5)], None, "cat.csv", "t")
+        tx.load_products(&[product("A", 100, 5)], None, "cat.csv", t())
             .unwrap();
         tx.commit().unwrap();
         drop(s);
@@ -199,7 +219,7 @@ fn a_version_2_database_is_migrated_keeping_its_data() {
             RunStatus::Completed
         );
         let mut tx = s.begin().unwrap();
-        tx.move_stock(&[("A".into(), 1)], 2, LedgerReason::Carried, "t")
+        tx.move_stock(&[("A".into(), 1)], 2, LedgerReason::Carried, t())
             .unwrap();
         tx.commit().unwrap();
         drop(s);
@@ -243,7 +263,7 @@ fn a_transaction_dropped_without_commit_leaves_nothing() {
         let mut s = open(&db);
         {
             let mut tx = s.begin().unwrap();
-            tx.load_products(&[product("A", 100, 5)], None, "cat.csv", "t")
+            tx.load_products(&[product("A", 100, 5)], None, "cat.csv", t())
                 .unwrap();
             assert_eq!(tx.products().unwrap().len(), 1, "{b:?}: seen inside");
         }
@@ -261,19 +281,19 @@ fn loads_set_stock_receives_add_and_the_ledger_follows() {
             &[product("A", 100, 5), product("B", 200, 0)],
             None,
             "c",
-            "t",
+            t(),
         )
         .unwrap();
         tx.commit().unwrap();
         let mut tx = s.begin().unwrap();
         // A second load sets the level (one ledger entry for the change only).
-        tx.load_products(&[product("A", 150, 7)], None, "c2", "t")
+        tx.load_products(&[product("A", 150, 7)], None, "c2", t())
             .unwrap();
         let levels = tx
             .receive(
                 &[("B".into(), 3), ("A".into(), 1), ("B".into(), 2)],
                 "d",
-                "t",
+                t(),
             )
             .unwrap();
         assert_eq!(
@@ -291,7 +311,7 @@ fn loads_set_stock_receives_add_and_the_ledger_follows() {
         assert!(s.check().unwrap().is_empty(), "{b:?}: ledger matches stock");
         // An unknown sku changes nothing.
         let mut tx = s.begin().unwrap();
-        assert!(tx.receive(&[("Z".into(), 1)], "d", "t").is_err(), "{b:?}");
+        assert!(tx.receive(&[("Z".into(), 1)], "d", t()).is_err(), "{b:?}");
         drop(tx);
         assert_eq!(stock_of(&mut *s)[0].1, 8);
     }
@@ -306,7 +326,7 @@ fn stock_is_read_for_the_skus_asked_or_all() {
             &[product("C", 1, 3), product("A", 1, 1), product("B", 1, 2)],
             None,
             "c",
-            "t",
+            t(),
         )
         .unwrap();
         let mut all = tx.stock(None).unwrap();
@@ -318,7 +338,7 @@ fn stock_is_read_for_the_skus_asked_or_all() {
             &[("A".into(), -1), ("C".into(), 2)],
             1,
             LedgerReason::Order,
-            "t",
+            t(),
         )
         .unwrap();
         tx.commit().unwrap();
@@ -567,7 +587,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         assert_eq!(s.open_failures(&of_run(2), None, 10).unwrap().len(), 1);
         let ids = [page1[0].key(), page1[1].key()];
         let res = s
-            .close_failures(&keys(&ids), "never coming", "ops@h", "t")
+            .close_failures(&keys(&ids), "never coming", "ops@h", t())
             .unwrap()
             .results;
         assert_eq!(
@@ -576,7 +596,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         );
         let missing = FailureKey { run: 99, seq: 9 };
         let again = s
-            .close_failures(&keys(&[ids[0], missing]), "x", "ops@h", "t")
+            .close_failures(&keys(&[ids[0], missing]), "x", "ops@h", t())
             .unwrap()
             .results;
         assert_eq!(
@@ -590,7 +610,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         // All or nothing: an open one beside one that cannot be closed stays open.
         let open = page1[2].key();
         let mixed = s
-            .close_failures(&keys(&[open, ids[0]]), "x", "ops@h", "t")
+            .close_failures(&keys(&[open, ids[0]]), "x", "ops@h", t())
             .unwrap()
             .results;
         assert_eq!(mixed[0], (open, CloseResult::Closed), "{b:?}");
@@ -600,10 +620,7 @@ fn open_failures_come_in_pages_of_one_run_or_all_and_can_be_closed() {
         );
         assert_eq!(s.open_failures(&all_open(), None, 10).unwrap().len(), 4);
         let r = s.resolutions(1).unwrap();
-        assert_eq!(
-            r.closed,
-            [("ops@h".to_string(), "never coming".to_string(), 2)]
-        );
+        assert_eq!(r.closed, [closed_by("ops@h", "never coming", 2)]);
         assert_eq!(r.open, 3);
         let keys = [page1[1].key(), page1[0].key()];
         let by_id = s.failures_by_key(&keys).unwrap();
@@ -730,7 +747,7 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
         let mut s = open(&db);
         failures_to_close(&mut s);
         let (f1_1, f2_1) = (FailureKey { run: 1, seq: 1 }, FailureKey { run: 2, seq: 1 });
-        let c = s.close_failures(&keys(&[f1_1]), "x", "ops@h", "t").unwrap();
+        let c = s.close_failures(&keys(&[f1_1]), "x", "ops@h", t()).unwrap();
         assert!(!c.closed(), "{b:?}");
         assert_eq!(
             c.results,
@@ -741,7 +758,7 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
         let by_order =
             |ids: &[&str]| CloseSelection::Orders(ids.iter().map(|i| i.to_string()).collect());
         let c = s
-            .close_failures(&by_order(&["O-1", "O-9"]), "x", "ops@h", "t")
+            .close_failures(&by_order(&["O-1", "O-9"]), "x", "ops@h", t())
             .unwrap();
         assert_eq!(c.without_open, [("O-9".to_string(), None)], "{b:?}");
         assert!(!c.closed());
@@ -750,7 +767,7 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
             FailureState::Open
         );
         let c = s
-            .close_failures(&by_order(&["O-1"]), "refunded", "ops@h", "t")
+            .close_failures(&by_order(&["O-1"]), "refunded", "ops@h", t())
             .unwrap();
         assert!(c.closed(), "{b:?}: {c:?}");
         assert_eq!(
@@ -759,7 +776,7 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
             "{b:?}: the open one"
         );
         let c = s
-            .close_failures(&by_order(&["O-1"]), "x", "ops@h", "t")
+            .close_failures(&by_order(&["O-1"]), "x", "ops@h", t())
             .unwrap();
         assert_eq!(
             c.without_open,
@@ -774,7 +791,7 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
             })
         };
         let c = s
-            .close_failures(&unknown(Some(1)), "gone", "ops@h", "t")
+            .close_failures(&unknown(Some(1)), "gone", "ops@h", t())
             .unwrap();
         assert!(c.closed(), "{b:?}");
         assert_eq!(
@@ -783,7 +800,7 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
             "{b:?}"
         );
         let c = s
-            .close_failures(&unknown(None), "gone", "ops@h", "t")
+            .close_failures(&unknown(None), "gone", "ops@h", t())
             .unwrap();
         assert!(
             c.closed() && c.results.is_empty(),
@@ -795,7 +812,7 @@ fn failures_close_by_code_and_by_order_and_name_what_superseded_them() {
         );
         assert_eq!(
             s.resolutions(1).unwrap().closed,
-            [("ops@h".to_string(), "gone".to_string(), 2)],
+            [closed_by("ops@h", "gone", 2)],
             "{b:?}"
         );
     }
@@ -812,7 +829,7 @@ fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
         &[product("A", 100, 10)],
         None,
         "c",
-        "2026-01-01T00:00:00.000Z",
+        ts("2026-01-01T00:00:00.000Z"),
     )
     .unwrap();
     tx.commit().unwrap();
@@ -823,7 +840,7 @@ fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
         failure(None, ErrorCode::MalformedRecord),
     );
     // Run 1: O-1 applied, O-9 skipped, three failures; finished on 1 February.
-    let r1 = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+    let r1 = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
     let mut tx = s.begin().unwrap();
     let n1 = NewOrder {
         order: &o1,
@@ -842,14 +859,14 @@ fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
         ..Writes::default()
     };
     tx.record(r1, &w).unwrap();
-    tx.move_stock(&[("A".into(), -2)], r1, LedgerReason::Order, "t")
+    tx.move_stock(&[("A".into(), -2)], r1, LedgerReason::Order, t())
         .unwrap();
     let mut done = record(r1, RunStatus::Completed);
     done.summary.finished_at = "2026-02-01T00:00:00.000Z".into();
     tx.finish_run(&done).unwrap();
     tx.commit().unwrap();
     // Run 2 resolves O-4 and takes one more unit; finished on 1 March.
-    let r2 = s.start_run(RunKind::Reprocess, "t", Format::Csv).unwrap();
+    let r2 = s.start_run(RunKind::Reprocess, t(), Format::Csv).unwrap();
     let mut tx = s.begin().unwrap();
     tx.record(
         r2,
@@ -859,7 +876,7 @@ fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
         },
     )
     .unwrap();
-    tx.move_stock(&[("A".into(), -1)], r2, LedgerReason::Reprocess, "t")
+    tx.move_stock(&[("A".into(), -1)], r2, LedgerReason::Reprocess, t())
         .unwrap();
     let mut done = record(r2, RunStatus::Completed);
     done.summary.finished_at = "2026-03-01T00:00:00.000Z".into();
@@ -874,10 +891,14 @@ fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
         let mut s = open(&db);
         let (r1, r2) = two_runs(&mut s);
 
-        let before = "2026-02-15T00:00:00.000Z";
+        let before = ts("2026-02-15T00:00:00.000Z");
         // A run still running, started long before the date, is never one.
-        s.start_run(RunKind::Process, "2026-01-02T00:00:00.000Z", Format::Csv)
-            .unwrap();
+        s.start_run(
+            RunKind::Process,
+            ts("2026-01-02T00:00:00.000Z"),
+            Format::Csv,
+        )
+        .unwrap();
         let old = s.old_runs(before).unwrap();
         assert_eq!(
             old.iter().map(|r| (r.id, r.pruned)).collect::<Vec<_>>(),
@@ -888,7 +909,7 @@ fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
         let batch = |dry| PruneBatch {
             runs: &runs,
             before,
-            at: "2026-04-01T00:00:00.000Z",
+            at: ts("2026-04-01T00:00:00.000Z"),
             sweep: true,
             dry,
         };
@@ -943,7 +964,7 @@ fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
         assert_eq!(open[0].order.order_id.as_deref(), Some("O-3"));
         // Pruned once: a second prune of it does nothing; the sweep takes
         // what was settled since.
-        s.close_failures(&keys(&[open[0].key()]), "gone", "ops@h", "t")
+        s.close_failures(&keys(&[open[0].key()]), "gone", "ops@h", t())
             .unwrap();
         let again = s.prune(&batch(false)).unwrap();
         assert_eq!(
@@ -994,7 +1015,11 @@ fn the_history_records_runs_and_the_last_success() {
         let mut s = open(&db);
         assert_eq!(s.last_success().unwrap(), None, "{b:?}");
         let id = s
-            .start_run(RunKind::Process, "2026-11-25T22:00:00.000Z", Format::Jsonl)
+            .start_run(
+                RunKind::Process,
+                ts("2026-11-25T22:00:00.000Z"),
+                Format::Jsonl,
+            )
             .unwrap();
         let run = s.run(id).unwrap().unwrap();
         assert_eq!(
@@ -1017,7 +1042,11 @@ fn the_history_records_runs_and_the_last_success() {
             Some("2026-11-25T22:00:01.500Z")
         );
         let id2 = s
-            .start_run(RunKind::Reprocess, "2026-11-25T23:00:00.000Z", Format::Csv)
+            .start_run(
+                RunKind::Reprocess,
+                ts("2026-11-25T23:00:00.000Z"),
+                Format::Csv,
+            )
             .unwrap();
         let mut failed = record(id2, RunStatus::Failed);
         failed.message = Some("why".into());
@@ -1049,13 +1078,13 @@ fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
             RunStatus::Failed,
             RunStatus::Completed,
         ] {
-            let id = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+            let id = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
             s.end_run(&record(id, status)).unwrap();
             ids.push(id);
         }
         // A run left running by a session that is gone, and one alive.
         let mut other = open(&db);
-        let dead = other.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let dead = other.start_run(RunKind::Process, t(), Format::Csv).unwrap();
         if b == Backend::Sqlite {
             // Its process is gone from this host.
             let c = rusqlite::Connection::open(&db).unwrap();
@@ -1067,7 +1096,7 @@ fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
         }
         drop(other);
         wait_until_not_running(&mut s, dead);
-        let alive = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let alive = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
         let ids_of = |s: &mut Box<dyn Store>, status, limit| -> Vec<i64> {
             s.runs(&RunFilter { status, limit })
                 .unwrap()
@@ -1139,7 +1168,7 @@ fn a_run_whose_process_is_gone_reads_as_interrupted_and_is_reaped() {
                 // A run whose session ended (as when its process is killed):
                 // the server released its liveness lock.
                 let mut other = open(&db);
-                let id = other.start_run(RunKind::Process, "x", Format::Csv).unwrap();
+                let id = other.start_run(RunKind::Process, t(), Format::Csv).unwrap();
                 assert_eq!(
                     s.run(id).unwrap().unwrap().summary.status,
                     RunStatus::Running
@@ -1154,7 +1183,7 @@ fn a_run_whose_process_is_gone_reads_as_interrupted_and_is_reaped() {
             RunStatus::Interrupted,
             "{b:?}"
         );
-        let alive = s.start_run(RunKind::Process, "y", Format::Csv).unwrap();
+        let alive = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
         let reaped = s.reap_interrupted().unwrap();
         if b == Backend::Postgres {
             assert_eq!(reaped, [dead], "{b:?}: the live run is left alone");
@@ -1185,7 +1214,7 @@ fn verify_finds_a_ledger_that_does_not_match_the_stock() {
     for (b, db, _dir) in databases() {
         let mut s = open(&db);
         let mut tx = s.begin().unwrap();
-        tx.load_products(&[product("A", 1, 5), product("B", 1, 2)], None, "c", "t")
+        tx.load_products(&[product("A", 1, 5), product("B", 1, 2)], None, "c", t())
             .unwrap();
         tx.commit().unwrap();
         assert!(s.check().unwrap().is_empty(), "{b:?}");
@@ -1218,7 +1247,7 @@ fn a_writer_waits_for_another_up_to_the_lock_timeout() {
     for (b, db, _dir) in databases() {
         let mut s = open(&db);
         let mut tx = s.begin().unwrap();
-        tx.load_products(&[product("A", 1, 5)], None, "c", "t")
+        tx.load_products(&[product("A", 1, 5)], None, "c", t())
             .unwrap();
         tx.commit().unwrap();
         let mut holder = open(&db);
@@ -1252,7 +1281,7 @@ fn on_postgres_disjoint_stock_does_not_wait_and_a_catalog_load_waits_for_runs() 
     let db = pg::cluster().new_database();
     let mut s = open(&db);
     let mut tx = s.begin().unwrap();
-    tx.load_products(&[product("A", 1, 5), product("B", 1, 5)], None, "c", "t")
+    tx.load_products(&[product("A", 1, 5), product("B", 1, 5)], None, "c", t())
         .unwrap();
     tx.commit().unwrap();
     let mut one = open(&db);
@@ -1288,7 +1317,7 @@ fn on_postgres_verify_runs_amcheck_where_it_is_installed() {
     let db = pg::cluster().new_database();
     let mut s = open(&db);
     let mut tx = s.begin().unwrap();
-    tx.load_products(&[product("A", 1, 5)], None, "c", "t")
+    tx.load_products(&[product("A", 1, 5)], None, "c", t())
         .unwrap();
     tx.commit().unwrap();
     pg::cluster().psql(&db, "CREATE EXTENSION amcheck");
@@ -1467,10 +1496,10 @@ fn a_content_is_processed_by_the_first_completed_run_that_read_it() {
         let mut s = open(&db);
         let digest = "ab".repeat(32); // the digest of `record`'s input
         assert_eq!(s.processed_by(&digest).unwrap(), None, "{b:?}");
-        let failed = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let failed = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
         s.end_run(&record(failed, RunStatus::Failed)).unwrap();
         assert_eq!(s.processed_by(&digest).unwrap(), None, "{b:?}");
-        let id = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let id = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
         let mut tx = s.begin().unwrap();
         tx.finish_run(&record(id, RunStatus::Completed)).unwrap();
         tx.commit().unwrap();
@@ -1482,7 +1511,7 @@ fn a_content_is_processed_by_the_first_completed_run_that_read_it() {
             s.claim_file(inbox_file("w.xlsx", &x), worker("h", long))
                 .unwrap(),
         );
-        let run = s.start_run(RunKind::Process, "t", Format::Csv).unwrap();
+        let run = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
         let mut rec = record(run, RunStatus::Completed);
         rec.summary.inputs[0].sha256 = String::new();
         let mut tx = s.begin().unwrap();
@@ -1499,13 +1528,13 @@ fn the_catalog_version_changes_with_every_load_and_with_nothing_else() {
         let mut s = open(&db);
         let v0 = s.catalog_version().unwrap();
         let mut tx = s.begin().unwrap();
-        tx.load_products(&[product("A", 100, 5)], None, "c", "t")
+        tx.load_products(&[product("A", 100, 5)], None, "c", t())
             .unwrap();
         assert_eq!(tx.catalog_version().unwrap(), v0 + 1, "{b:?}");
         tx.commit().unwrap();
         let mut tx = s.begin().unwrap();
-        tx.receive(&[("A".into(), 3)], "d", "t").unwrap();
-        tx.move_stock(&[("A".into(), -1)], 0, LedgerReason::Order, "t")
+        tx.receive(&[("A".into(), 3)], "d", t()).unwrap();
+        tx.move_stock(&[("A".into(), -1)], 0, LedgerReason::Order, t())
             .unwrap();
         tx.commit().unwrap();
         assert_eq!(

@@ -6,11 +6,14 @@
 mod fed_back;
 mod held;
 mod seen;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 
 use rustc_hash::FxHashMap;
 
+use crate::model::clock::Timestamp;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, FailedOrder, Problem, Status, ValidOrder};
 use crate::model::run::Counts;
@@ -206,7 +209,7 @@ impl Applier {
     }
 
     /// The stored failures the chunk's retried or fed-back orders name, by
-    /// key, held until the commit (see `Tx::hold_failures`).
+    /// key, held until the commit (see `FailureRecords::hold_failures`).
     fn named_failures(
         tx: &mut dyn Tx,
         chunk: &[Checked],
@@ -679,7 +682,12 @@ impl Applier {
     }
 
     /// The stock the run took: one change and one ledger entry per sku.
-    pub fn finish(&self, tx: &mut dyn Tx, reason: LedgerReason, at: &str) -> store::Result<()> {
+    pub fn finish(
+        &self,
+        tx: &mut dyn Tx,
+        reason: LedgerReason,
+        at: Timestamp,
+    ) -> store::Result<()> {
         let mut deltas: Vec<(String, i64)> = self
             .levels
             .iter()

@@ -13,7 +13,9 @@ use crate::model::failure::{failure_label, parse_failure_label, FailureKey, Fail
 use crate::model::run::Counts;
 use crate::model::text::for_terminal;
 use crate::model::ErrorCode;
-use crate::store::{CloseResult, CloseSelection, Closing, FailureFilter, Store, StoredFailure};
+use crate::store::{
+    CloseResult, CloseSelection, Closing, FailureFilter, Failures, Store, StoredFailure,
+};
 
 use super::args::parse_code;
 
@@ -292,7 +294,12 @@ fn close(cfg: &Config, target: &CloseTarget, reason: &str) -> Result<Exit> {
     }
     // All or nothing, decided by the store while it holds the failures: a
     // run that settled one while this command waited for it wins.
-    let closing = store.close_failures(&sel, reason.trim(), &who(), &crate::now_rfc3339())?;
+    let closing = store.close_failures(
+        &sel,
+        reason.trim(),
+        &who(),
+        crate::model::clock::Timestamp::now(),
+    )?;
     if !closing.closed() {
         return Err(UsageError(format!(
             "nothing was closed: {} (only open failures can be closed; see `orderbatch failures list`)",

@@ -75,7 +75,7 @@ fn load(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
     store.hold_catalog(true)?;
     let name = store.name().to_string();
     let mut tx = store.begin()?;
-    tx.load_products(&products, None, file, &crate::now_rfc3339())?;
+    tx.load_products(&products, None, file, crate::model::clock::Timestamp::now())?;
     if let Some(w) = tx.commit()?.warning {
         crate::log::warn(&w);
     }
@@ -99,7 +99,7 @@ fn receive(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
     let deliveries = deliveries.checked(|sku| known.contains(sku))?;
     let lines: Vec<(String, i64)> = deliveries.into_iter().map(|(_, s, n)| (s, n)).collect();
     let mut tx = store.begin()?;
-    let levels = tx.receive(&lines, file, &crate::now_rfc3339())?;
+    let levels = tx.receive(&lines, file, crate::model::clock::Timestamp::now())?;
     if let Some(w) = tx.commit()?.warning {
         crate::log::warn(&w);
     }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 
 use crate::config::Config;
 use crate::exit::{Exit, UsageError};
+use crate::model::clock::Timestamp;
 use crate::report::dir::{remove_pruned, PrunedDir};
 use crate::store::{OldRun, PruneBatch, Pruned, Reclaimed, Store};
 
@@ -62,16 +63,16 @@ fn prune(cfg: &Config, req: &Request<'_>) -> Result<Exit> {
         // A run whose process is gone is interrupted, and may be pruned.
         store.reap_interrupted()?;
     }
-    let old = store.old_runs(&before)?;
+    let old = store.old_runs(before)?;
     let todo: Vec<&OldRun> = old.iter().filter(|r| !r.pruned).collect();
-    let at = crate::now_rfc3339();
+    let at = Timestamp::now();
     let mut total = Pruned::default();
     let mut sweep = true;
     for runs in batches(&todo) {
         let batch = PruneBatch {
             runs: &runs,
-            before: &before,
-            at: &at,
+            before,
+            at,
             sweep,
             dry: req.dry_run,
         };
@@ -82,8 +83,8 @@ fn prune(cfg: &Config, req: &Request<'_>) -> Result<Exit> {
         // No run left to prune: what earlier prunes left is still swept.
         let batch = PruneBatch {
             runs: &[],
-            before: &before,
-            at: &at,
+            before,
+            at,
             sweep,
             dry: req.dry_run,
         };
@@ -99,7 +100,7 @@ fn prune(cfg: &Config, req: &Request<'_>) -> Result<Exit> {
     };
     if !cfg.quiet {
         say(&Said {
-            before: &before,
+            before: &before.to_string(),
             req,
             old: &old,
             total: &total,
@@ -114,7 +115,7 @@ fn prune(cfg: &Config, req: &Request<'_>) -> Result<Exit> {
 /// with its offset, as the history writes times (UTC, milliseconds), so
 /// that they compare as text. A time to come is refused: it would prune
 /// the runs of today too.
-fn parse_before(s: &str) -> Result<String> {
+fn parse_before(s: &str) -> Result<Timestamp> {
     use chrono::{DateTime, NaiveDate, Utc};
     let s = s.trim();
     let t = match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
@@ -134,7 +135,7 @@ fn parse_before(s: &str) -> Result<String> {
         ))
         .into());
     }
-    Ok(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    Ok(Timestamp::from(t))
 }
 
 /// The runs to prune in batches of [`BATCH_RUNS`] runs or [`BATCH_ORDERS`]

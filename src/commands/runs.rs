@@ -156,7 +156,7 @@ fn pairs_text(p: &[(i64, i64)]) -> String {
 fn closed_json(res: &Resolutions) -> Value {
     res.closed
         .iter()
-        .map(|(by, why, n)| json!({"by": by, "reason": why, "orders": n}))
+        .map(|c| json!({"by": c.by, "reason": c.reason, "orders": c.orders}))
         .collect()
 }
 
@@ -238,11 +238,12 @@ fn show_text(run: &RunRecord, v: &Value, res: &Resolutions) -> String {
     if res.closed.is_empty() {
         text.push_str("failed orders closed              -\n");
     }
-    for (by, why, n) in &res.closed {
+    for c in &res.closed {
         text.push_str(&format!(
-            "failed orders closed              {n} by {}: {}\n",
-            for_terminal(by),
-            for_terminal(why)
+            "failed orders closed              {} by {}: {}\n",
+            c.orders,
+            for_terminal(&c.by),
+            for_terminal(&c.reason)
         ));
     }
     text

@@ -1,7 +1,9 @@
-//! The domain: orders, lines, money, error codes, runs and failures, and the
-//! pure text rules every layer shares (formats, cell escaping, card-number
-//! masking, terminal escaping). Pure data and functions, no I/O.
+//! The domain: orders, lines, money, error codes, runs and failures, time as
+//! the history stores it, and the pure text rules every layer shares
+//! (formats, cell escaping, card-number masking, terminal escaping). Pure
+//! data and functions, no I/O (the clock aside: `clock::Timestamp::now`).
 
+pub mod clock;
 pub mod code;
 pub mod escape;
 pub mod failure;

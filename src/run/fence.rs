@@ -4,9 +4,9 @@
 //!
 //! The fence is checked between chunks (a claim lost, or a stop asked for by
 //! a signal, ends the run early), and once inside the run's transaction just
-//! before its commit, where [`crate::store::Tx::fence`] holds the claim to
-//! the end of the transaction: a run whose claim was taken over, or whose
-//! heartbeat could not renew it, rolls back instead of committing.
+//! before its commit, where [`crate::store::InboxFence::fence`] holds the
+//! claim to the end of the transaction: a run whose claim was taken over, or
+//! whose heartbeat could not renew it, rolls back instead of committing.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -29,8 +29,8 @@ impl Run<'_> {
             summary: RunSummary {
                 run_id,
                 status,
-                started_at: self.started_at.clone(),
-                finished_at: crate::now_rfc3339(),
+                started_at: self.started_at.to_rfc3339(),
+                finished_at: crate::model::clock::now_rfc3339(),
                 duration_ms: self.clock.elapsed().as_millis() as u64,
                 inputs: inputs::summaries(inputs),
                 counts,

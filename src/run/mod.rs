@@ -81,7 +81,7 @@ struct Run<'a> {
     cfg: &'a Config,
     opts: &'a RunOptions,
     kind: RunKind,
-    started_at: String,
+    started_at: crate::model::clock::Timestamp,
     clock: Instant,
     /// The progress line; on screen until the summary line replaces it.
     progress: crate::progress::Progress,
@@ -135,7 +135,7 @@ impl<'a> Run<'a> {
             cfg,
             opts,
             kind,
-            started_at: crate::now_rfc3339(),
+            started_at: crate::model::clock::Timestamp::now(),
             clock: Instant::now(),
             progress: crate::progress::Progress::new(false, None, ""),
         }
@@ -226,7 +226,7 @@ impl<'a> Run<'a> {
     /// The history row and the partial report directory.
     fn start(&self, store: &mut dyn Store, inputs: Vec<InputMeta>) -> Result<Started> {
         crate::interrupt::starting();
-        let run_id = store.start_run(self.kind, &self.started_at, self.opts.report_format)?;
+        let run_id = store.start_run(self.kind, self.started_at, self.opts.report_format)?;
         crate::interrupt::running(run_id);
         self.fence_started(run_id);
         crate::log::structured(
@@ -238,7 +238,7 @@ impl<'a> Run<'a> {
                 "inputs": inputs.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(),
             }),
         );
-        let marker = marker(store.name(), run_id, &self.started_at);
+        let marker = marker(store.name(), run_id, &self.started_at.to_rfc3339());
         let reports = ReportDir::create(&self.opts.out, run_id, &marker).with_context(|| {
             format!(
                 "cannot write reports under {}: check the --out directory",
@@ -328,7 +328,12 @@ impl<'a> Run<'a> {
         run_id: i64,
     ) -> Result<()> {
         if let Some((path, products)) = catalog {
-            tx.load_products(products, Some(run_id), path, &crate::now_rfc3339())?;
+            tx.load_products(
+                products,
+                Some(run_id),
+                path,
+                crate::model::clock::Timestamp::now(),
+            )?;
         }
         Ok(())
     }

@@ -69,7 +69,7 @@ impl Run<'_> {
             RunKind::Process => LedgerReason::Order,
             RunKind::Reprocess => LedgerReason::Reprocess,
         };
-        applier.finish(&mut *tx, reason, &crate::now_rfc3339())?;
+        applier.finish(&mut *tx, reason, crate::model::clock::Timestamp::now())?;
         timings.report += self.write_reports(
             &mut *tx,
             run,

@@ -179,7 +179,7 @@ impl Run<'_> {
             RunKind::Process => LedgerReason::Order,
             RunKind::Reprocess => LedgerReason::Reprocess,
         };
-        applier.finish(&mut *tx, reason, &crate::now_rfc3339())?;
+        applier.finish(&mut *tx, reason, crate::model::clock::Timestamp::now())?;
         let again = settled.flipped > 0;
         if self.opts.dry_run {
             // Nothing is committed: the reports come from the transaction.

@@ -231,14 +231,55 @@ pub(crate) struct ClaimRow {
 /// What a claim request does to an existing row, at `now`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
-    /// Take it, with this many attempts counted before, the last message,
-    /// and the token of the lapsed attempt it takes over.
-    Take {
-        attempts: i64,
-        lapsed: Option<(String, Lapsed)>,
-        message: Option<String>,
-    },
+    Take(Take),
     Refuse(ClaimResult),
+}
+
+/// A claim to take: with this many attempts counted before, the last
+/// message, and the token of the lapsed attempt it takes over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Take {
+    pub attempts: i64,
+    pub lapsed: Option<(String, Lapsed)>,
+    pub message: Option<String>,
+}
+
+impl Take {
+    /// The claim to take on a file's content whose row is `row` (none: a
+    /// content never claimed, taken with nothing counted), or the answer
+    /// that refuses it.
+    pub(crate) fn of(row: Option<&ClaimRow>, now: i64) -> Result<Take, ClaimResult> {
+        match row.map(|r| decide(r, now)) {
+            None => Ok(Take::default()),
+            Some(Decision::Take(take)) => Ok(take),
+            Some(Decision::Refuse(refused)) => Err(refused),
+        }
+    }
+
+    /// The answer to the worker once its claim is written under `token`;
+    /// `was`: the row's state before.
+    pub(crate) fn granted(
+        self,
+        file: InboxFile<'_>,
+        token: String,
+        was: ClaimState,
+    ) -> ClaimResult {
+        ClaimResult::Claimed(Claimed {
+            claim: ClaimToken {
+                sha256: file.sha256.to_string(),
+                token,
+            },
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            took_over: self.lapsed.map(|(_, who)| who),
+            message: self.message,
+            was,
+        })
+    }
+}
+
+/// A lease in milliseconds, as the claim rows count time.
+pub(crate) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The one rule of claiming, the same on every backend: a live lease is
@@ -261,26 +302,22 @@ pub(crate) fn decide(row: &ClaimRow, now: i64) -> Decision {
                     "the worker on {} (pid {}) did not finish it: its lease ended (killed, or cut off from the database)",
                     who.host, who.pid
                 );
-                Decision::Take {
+                Decision::Take(Take {
                     attempts: row.attempts + 1,
                     lapsed: row.token.clone().map(|t| (t, who)),
                     message: Some(message),
-                }
+                })
             }
         },
         ClaimState::Waiting if row.next_try_at > now => Decision::Refuse(ClaimResult::Later {
             in_ms: row.next_try_at - now,
         }),
-        ClaimState::Waiting => Decision::Take {
+        ClaimState::Waiting => Decision::Take(Take {
             attempts: row.attempts,
             lapsed: None,
             message: row.message.clone(),
-        },
-        ClaimState::Done | ClaimState::Failed => Decision::Take {
-            attempts: 0,
-            lapsed: None,
-            message: None,
-        },
+        }),
+        ClaimState::Done | ClaimState::Failed => Decision::Take(Take::default()),
     }
 }
 
@@ -323,11 +360,11 @@ mod tests {
             decide(&r, 400),
             Decision::Refuse(ClaimResult::Held { for_ms: 600 })
         );
-        let Decision::Take {
+        let Decision::Take(Take {
             attempts,
             lapsed,
             message,
-        } = decide(&r, 1_000)
+        }) = decide(&r, 1_000)
         else {
             panic!("a lapsed lease is taken over")
         };
@@ -349,22 +386,16 @@ mod tests {
         );
         assert_eq!(
             decide(&r, 500),
-            Decision::Take {
+            Decision::Take(Take {
                 attempts: 2,
                 lapsed: None,
                 message: None
-            }
+            })
         );
         for s in [ClaimState::Done, ClaimState::Failed] {
-            assert_eq!(
-                decide(&row(s), 0),
-                Decision::Take {
-                    attempts: 0,
-                    lapsed: None,
-                    message: None
-                }
-            );
+            assert_eq!(decide(&row(s), 0), Decision::Take(Take::default()));
         }
+        assert_eq!(Take::of(None, 0), Ok(Take::default()), "never claimed");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{FailureFilter, Result, StoredFailure, Tx};
+use crate::model::clock::Timestamp;
 use crate::model::failure::{FailureKey, FailureState};
 
 /// Which failures to close.
@@ -95,7 +96,7 @@ pub(super) fn close_in(
     sel: &CloseSelection,
     reason: &str,
     by: &str,
-    at: &str,
+    at: Timestamp,
 ) -> Result<Closing> {
     let held = match sel {
         CloseSelection::Keys(keys) => tx.hold_failures(keys)?,

@@ -1,7 +1,8 @@
 //! Storage: the only part that knows SQL, rusqlite or postgres. The rest of
-//! the program sees the [`Store`] and [`Tx`] traits: batch calls (one round
-//! trip serves a chunk of orders, never one order), a transaction as a value,
-//! and backend-neutral errors. [`open`] picks the backend from `--db`: a
+//! the program sees the [`Store`] and [`Tx`] traits, each made of
+//! capabilities (`traits`; [`prelude`] names them all): batch calls (one
+//! round trip serves a chunk of orders, never one order), a transaction as a
+//! value, and backend-neutral errors. [`open`] picks the backend from `--db`: a
 //! PostgreSQL URL is parsed into its parts (the connection is made from them,
 //! and its shown name, without the password, derived from them), and a `--db`
 //! that is neither such a URL nor a plain path is refused ([`check`] does the
@@ -9,17 +10,20 @@
 
 mod claims;
 mod closing;
+#[cfg(test)]
+pub(crate) mod memory;
 mod postgres;
 mod prune;
 mod rows;
 mod sqlite;
+mod traits;
 
 use std::time::Duration;
 
 use crate::model::failure::{FailureKey, FailureState};
-use crate::model::order::{AcceptedRow, FailedOrder, Product, ValidOrder};
-use crate::model::run::{RunKind, RunRecord, RunStatus};
-use crate::model::{ErrorCode, Format};
+use crate::model::order::{AcceptedRow, FailedOrder, ValidOrder};
+use crate::model::run::{RunRecord, RunStatus};
+use crate::model::ErrorCode;
 
 pub use claims::{
     AttemptOutcome, ClaimEnd, ClaimResult, ClaimState, ClaimToken, Claimant, Claimed, InboxFile,
@@ -27,7 +31,23 @@ pub use claims::{
 };
 pub use closing::{CloseResult, CloseSelection, Closing};
 pub use postgres::UrlError;
-pub use prune::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Reclaimed};
+pub use prune::{carried_sums, Carried, Compacted, OldRun, PruneBatch, Pruned, Reclaimed};
+pub(crate) use traits::ReadThrough;
+pub use traits::{
+    FailureRecords, Failures, History, InboxClaims, InboxFence, Integrity, Locking, OrderClaims,
+    Pruning, Queries, Stock, Store, Tx,
+};
+
+/// Every capability of a store and a transaction, for a caller's one
+/// `use crate::store::prelude::*`: `Failures::close_failures`, and the
+/// methods of a concrete store or transaction (a test's), can be called
+/// only where their trait is in scope.
+pub mod prelude {
+    pub use super::traits::{
+        FailureRecords, Failures, History, InboxClaims, InboxFence, Integrity, Locking,
+        OrderClaims, Pruning, Queries, Stock, Store, Tx,
+    };
+}
 
 /// A database error, whatever the backend. Every message names the database
 /// and says what to do (but one: a `--db` that cannot be read cannot be
@@ -82,6 +102,17 @@ impl crate::exit::ExitStatus for StoreError {
 impl From<UrlError> for StoreError {
     fn from(e: UrlError) -> Self {
         StoreError::BadUrl(e)
+    }
+}
+
+impl StoreError {
+    /// Stock received for skus that no product has (nothing was changed).
+    fn unknown_skus<S: AsRef<str>>(db: &str, skus: &[S]) -> StoreError {
+        let skus: Vec<&str> = skus.iter().map(AsRef::as_ref).collect();
+        StoreError::Other {
+            db: db.to_string(),
+            what: format!("unknown sku(s) {}: load them first", skus.join(", ")),
+        }
     }
 }
 
@@ -266,8 +297,19 @@ pub struct Resolutions {
     pub superseded_by: Vec<(i64, i64)>,
     /// Failures of earlier runs that this run resolved: (failed run, count).
     pub resolved_here: Vec<(i64, i64)>,
-    /// This run's failures closed by hand: (who, why, count).
-    pub closed: Vec<(String, String, i64)>,
+    /// This run's failures closed by hand, by who and why, in the order
+    /// they were first closed.
+    pub closed: Vec<ClosedBy>,
+}
+
+/// Failures of a run closed by hand by one person for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedBy {
+    /// Who closed them (`user@host`).
+    pub by: String,
+    pub reason: String,
+    /// How many.
+    pub orders: i64,
 }
 
 /// Which runs of the history to read: of one status (as the history shows
@@ -325,277 +367,6 @@ pub enum Fault {
     },
     /// The database's own integrity check failed.
     Integrity(String),
-}
-
-/// Reads, inside a transaction or outside any.
-pub trait Queries {
-    fn products(&mut self) -> Result<Vec<Product>>;
-    /// A run's failed orders in input order.
-    fn failed_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
-    ) -> Result<()>;
-    /// A run's accepted and skipped orders in input order.
-    fn accepted_of_run(
-        &mut self,
-        run_id: i64,
-        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
-    ) -> Result<()>;
-    /// Up to `limit` open failures after the key `after`, as `filter`
-    /// selects them, in key order: oldest run first, each run's in input
-    /// order (a page; call again from the last key).
-    fn open_failures(
-        &mut self,
-        filter: &FailureFilter,
-        after: Option<FailureKey>,
-        limit: usize,
-    ) -> Result<Vec<StoredFailure>>;
-    /// The stored failures with these keys (those that exist), by key.
-    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>>;
-    /// The catalog's version: it changes with every catalog load, and with
-    /// nothing else (stock is not part of it).
-    fn catalog_version(&mut self) -> Result<i64>;
-}
-
-/// `impl Queries for $ty`, each read handed to the backend's `queries`
-/// module (as named where the macro is used) with the same leading
-/// arguments: `delegate_queries!(Type, |this| (&this.conn, &this.path))`.
-macro_rules! delegate_queries {
-    ($ty:ty, |$this:ident| ($($lead:expr),+)) => {
-        impl $crate::store::Queries for $ty {
-            fn products(&mut self) -> $crate::store::Result<Vec<$crate::model::order::Product>> {
-                let $this = self;
-                queries::products($($lead),+)
-            }
-
-            fn failed_of_run(
-                &mut self,
-                run_id: i64,
-                each: &mut dyn FnMut($crate::store::StoredFailure) -> $crate::store::Result<()>,
-            ) -> $crate::store::Result<()> {
-                let $this = self;
-                queries::failed_of_run($($lead),+, run_id, each)
-            }
-
-            fn accepted_of_run(
-                &mut self,
-                run_id: i64,
-                each: &mut dyn FnMut($crate::model::order::AcceptedRow) -> $crate::store::Result<()>,
-            ) -> $crate::store::Result<()> {
-                let $this = self;
-                queries::accepted_of_run($($lead),+, run_id, each)
-            }
-
-            fn open_failures(
-                &mut self,
-                filter: &$crate::store::FailureFilter,
-                after: Option<$crate::model::failure::FailureKey>,
-                limit: usize,
-            ) -> $crate::store::Result<Vec<$crate::store::StoredFailure>> {
-                let $this = self;
-                queries::open_failures($($lead),+, filter, after, limit)
-            }
-
-            fn failures_by_key(
-                &mut self,
-                keys: &[$crate::model::failure::FailureKey],
-            ) -> $crate::store::Result<Vec<$crate::store::StoredFailure>> {
-                let $this = self;
-                queries::failures_by_key($($lead),+, keys, false)
-            }
-
-            fn catalog_version(&mut self) -> $crate::store::Result<i64> {
-                let $this = self;
-                queries::catalog_version($($lead),+)
-            }
-        }
-    };
-}
-use delegate_queries;
-
-/// A database.
-pub trait Store: Queries + Send {
-    /// The database as messages name it (a URL without its password).
-    fn name(&self) -> &str;
-    fn concurrency(&self) -> Concurrency;
-    /// Start the one transaction a run (or a load) writes in; it waits for
-    /// other writers up to the lock timeout. Dropped without `commit`, it
-    /// rolls back.
-    fn begin(&mut self) -> Result<Box<dyn Tx + '_>>;
-
-    /// Record a run as started, in a transaction of its own (so that a run
-    /// killed later still shows in the history), and mark it alive for as
-    /// long as this store is open.
-    fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64>;
-    /// Record the outcome of a run that committed nothing (dry run, aborted,
-    /// failed).
-    fn end_run(&mut self, record: &RunRecord) -> Result<()>;
-    /// Mark the runs left running by a process that is gone as interrupted;
-    /// returns their ids.
-    fn reap_interrupted(&mut self) -> Result<Vec<i64>>;
-    /// The history, newest first, as `filter` selects it; a running run
-    /// whose process is gone shows as interrupted.
-    fn runs(&mut self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
-    fn run(&mut self, id: i64) -> Result<Option<RunRecord>>;
-    /// When a run last completed and committed (its finished_at), if ever.
-    fn last_success(&mut self) -> Result<Option<String>>;
-    /// What became of a run's failed orders, and which earlier ones it resolved.
-    fn resolutions(&mut self, run_id: i64) -> Result<Resolutions>;
-    /// Close open failures by hand (by key, by code, by order id), all or
-    /// nothing (see [`CloseResult::plan`]), in one transaction that holds
-    /// them: a run holding one (`Tx::hold_failures`) is waited for, and
-    /// what it settled is seen.
-    fn close_failures(
-        &mut self,
-        sel: &CloseSelection,
-        reason: &str,
-        by: &str,
-        at: &str,
-    ) -> Result<Closing> {
-        closing::close_in(self.begin()?, sel, reason, by, at)
-    }
-    /// Hold the catalog (prices, currencies, products) steady for a run that
-    /// validates before it locks (shared), or take it alone to change it
-    /// (exclusive); released when the store is dropped. No-op where a run
-    /// holds the whole database anyway.
-    fn hold_catalog(&mut self, exclusive: bool) -> Result<()>;
-    /// The database's own integrity check and the stock ledger.
-    fn check(&mut self) -> Result<Vec<Fault>>;
-
-    /// The runs `runs prune --before` may forget (see [`OldRun`]), oldest
-    /// first; never one still running.
-    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>>;
-    /// Forget what `runs prune` forgets of a batch of runs, in one short
-    /// transaction (see [`PruneBatch`], [`Pruned`]): their skip records and
-    /// settled failure records go, their ledger entries become one
-    /// carried-forward entry per sku, their applied orders keep only what a
-    /// re-run needs (id, fingerprint, run), and they are marked pruned.
-    /// Their open failures stay. Dry, it only counts.
-    fn prune(&mut self, batch: &PruneBatch<'_>) -> Result<Pruned>;
-    /// When run `id` was pruned, if it was.
-    fn pruned_at(&mut self, id: i64) -> Result<Option<String>>;
-    /// Give the space pruning freed back to the file system, where the
-    /// backend must be asked to (SQLite); `None` where the server does it
-    /// by itself (PostgreSQL's autovacuum).
-    fn reclaim(&mut self) -> Result<Option<Reclaimed>>;
-    // The inbox's claims (see `claims`), each in a short transaction of its own.
-
-    /// Ask for the claim on an inbox file's content: granted (a new random
-    /// token, the lease from now), or refused while another worker's lease
-    /// lasts or an earlier attempt's delay has not passed.
-    fn claim_file(&mut self, file: InboxFile<'_>, who: Claimant<'_>) -> Result<ClaimResult>;
-    /// Extend a claim by `lease` from now; false when this worker no longer
-    /// holds it (taken over; on PostgreSQL also: its lease has ended).
-    fn renew_claim(&mut self, claim: &ClaimToken, lease: Duration) -> Result<bool>;
-    /// End a claim with its file left in the inbox; false when this worker
-    /// no longer held it.
-    fn release_claim(&mut self, claim: &ClaimToken, release: Release<'_>) -> Result<bool>;
-    /// The first completed run that processed a file of this content (by
-    /// its inputs' digests, or an inbox attempt's run), if any.
-    fn processed_by(&mut self, sha256: &str) -> Result<Option<i64>>;
-}
-
-/// A transaction. Dropping it without [`Tx::commit`] rolls it back.
-pub trait Tx: Queries {
-    /// Stock on hand of these skus (all products when `None`), locked against
-    /// other writers until the end of the transaction.
-    fn stock(&mut self, skus: Option<&[String]>) -> Result<Vec<(String, i64)>>;
-    /// Stock on hand of these skus as committed now, locking nothing (where
-    /// a transaction holds the whole database, as `stock`).
-    fn peek_stock(&mut self, skus: &[String]) -> Result<Vec<(String, i64)>> {
-        self.stock(Some(skus))
-    }
-    /// Upsert products and set their stock; each change of stock gets a ledger entry.
-    fn load_products(
-        &mut self,
-        products: &[Product],
-        run_id: Option<i64>,
-        source: &str,
-        at: &str,
-    ) -> Result<()>;
-    /// Add delivered units to the stock on hand as it is at commit, one
-    /// ledger entry per line; returns each sku's new level. Unknown skus are
-    /// an error naming them (nothing is changed).
-    fn receive(
-        &mut self,
-        lines: &[(String, i64)],
-        source: &str,
-        at: &str,
-    ) -> Result<Vec<(String, i64)>>;
-    /// The stored failures with these keys (those that exist), held until the
-    /// end of the transaction: a concurrent `failures close` waits for it,
-    /// and a close that committed first is seen here. Where a transaction
-    /// holds the whole database, a plain read.
-    fn hold_failures(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
-        self.failures_by_key(keys)
-    }
-    /// The open failures of the filter's run and codes, and of these order
-    /// ids (any when empty), held as [`Tx::hold_failures`] holds them, in
-    /// key order.
-    fn hold_open(
-        &mut self,
-        filter: &FailureFilter,
-        order_ids: &[String],
-    ) -> Result<Vec<StoredFailure>>;
-    /// The newest failure of each of these order ids (a later run's record
-    /// of an order is the one that superseded the earlier), final records
-    /// (duplicates) left out.
-    fn newest_failures(&mut self, order_ids: &[String]) -> Result<Vec<StoredFailure>>;
-    /// Mark these failure records closed by hand, with who and why.
-    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()>;
-    /// Store these orders as applied where their id is new; for the others,
-    /// what was applied before. Waits for a concurrent run that holds an id.
-    fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>>;
-    /// Remove orders this transaction claimed but did not keep (short of stock).
-    fn unclaim(&mut self, order_ids: &[&str]) -> Result<()>;
-    /// Failures of these order ids that this run resolved go back to being
-    /// superseded by it (the order failed for stock after all).
-    fn unresolve(&mut self, order_ids: &[&str], run_id: i64) -> Result<()>;
-    /// What was applied under these ids, if anything.
-    fn applied(&mut self, order_ids: &[&str]) -> Result<Vec<Option<Applied>>>;
-    /// Which of these ids this run already reported (accepted, skipped or failed).
-    fn seen_in_run(&mut self, run_id: i64, order_ids: &[&str]) -> Result<Vec<bool>>;
-    /// Skips, failures and the failures they resolve or supersede.
-    fn record(&mut self, run_id: i64, writes: &Writes<'_>) -> Result<()>;
-    /// Add each delta to its sku's stock, with one ledger entry per sku.
-    fn move_stock(
-        &mut self,
-        deltas: &[(String, i64)],
-        run_id: i64,
-        reason: LedgerReason,
-        at: &str,
-    ) -> Result<()>;
-    /// Mark failure records a reprocess retried (and did not resolve) as
-    /// superseded by it.
-    fn supersede_retried(&mut self, failure_ids: &[i64], run_id: i64) -> Result<()>;
-    /// Complete the run's history row, inside its transaction.
-    fn finish_run(&mut self, record: &RunRecord) -> Result<()>;
-    /// Declare that this transaction will be rolled back (a dry run): the
-    /// orders it claims need not be stored, only remembered so that
-    /// `seen_in_run` still finds them; every decision stays the one a run
-    /// would make. Committing it afterwards is refused.
-    fn rehearse(&mut self) -> Result<()>;
-    /// Whether this worker still holds the claim (its token, and on
-    /// PostgreSQL its lease); when it does, the claim is held to the end of
-    /// this transaction, so that no worker takes it over before this one
-    /// commits, and `run_id` (if any) is recorded on its attempt, with the
-    /// run. A run's commit and the move of an inbox file are fenced by it.
-    fn fence(&mut self, claim: &ClaimToken, run_id: Option<i64>) -> Result<bool>;
-    /// End a claim held by [`Tx::fence`], its file moved out of the inbox.
-    fn end_claim(&mut self, claim: &ClaimToken, end: ClaimEnd<'_>) -> Result<()>;
-    /// Statements this transaction has sent the server so far (where it
-    /// counts them; 0 elsewhere): the locked section of a run shows that its
-    /// work does not grow with the number of orders.
-    fn statements(&self) -> u64 {
-        0
-    }
-    /// Commit; `committed` is called as soon as the database answers that
-    /// it committed, before anything else (a checkpoint) that follows.
-    fn commit_then(self: Box<Self>, committed: &dyn Fn()) -> Result<Committed>;
-    fn commit(self: Box<Self>) -> Result<Committed> {
-        self.commit_then(&|| {})
-    }
 }
 
 /// A commit that succeeded, with what the operator should still know.

@@ -3,6 +3,8 @@
 //! `postgres/prune.rs`); the command batches them, removes their report
 //! directories and says what went.
 
+use crate::model::clock::Timestamp;
+
 /// A run `runs prune --before DATE` may forget: it finished before DATE (a
 /// run that never finished, interrupted: it started before DATE), and it is
 /// not running.
@@ -23,10 +25,11 @@ pub struct OldRun {
 pub struct PruneBatch<'a> {
     /// Runs not pruned yet; each is checked again under the lock.
     pub runs: &'a [i64],
-    /// The date given, as stored times are written (RFC 3339, UTC, ms).
-    pub before: &'a str,
+    /// The date given (stored times before it compare as text, see
+    /// [`Timestamp`]).
+    pub before: Timestamp,
     /// Now: when these runs are marked pruned, and the carried entries' time.
-    pub at: &'a str,
+    pub at: Timestamp,
     /// Also what earlier prunes left: the failure records of runs pruned
     /// before that were settled since, and the ledger entries made outside
     /// any run (`inventory load`, `inventory receive`) before `before`.
@@ -79,17 +82,33 @@ pub struct Reclaimed {
     pub secs: f64,
 }
 
-/// A ledger entry a batch compacts: its sku, delta and time, and whether
-/// it is an earlier carried-forward entry.
-pub type Compacted = (String, i64, String, bool);
+/// A ledger entry a batch compacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compacted {
+    pub sku: String,
+    pub delta: i64,
+    /// Its time, as stored.
+    pub at: String,
+    /// An earlier carried-forward entry.
+    pub carried: bool,
+}
+
+/// A carried-forward entry that replaces compacted ones: a sku's sum, at
+/// the latest of their times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carried {
+    pub sku: String,
+    pub sum: i64,
+    pub at: String,
+}
 
 impl Pruned {
     /// Count the entries a batch compacts, and their skus; an earlier
     /// carried-forward entry is counted once, when it was made.
     pub fn count_ledger(&mut self, entries: &[Compacted]) {
-        for (sku, ..) in entries.iter().filter(|e| !e.3) {
+        for e in entries.iter().filter(|e| !e.carried) {
             self.ledger_entries += 1;
-            self.ledger_skus.insert(sku.clone());
+            self.ledger_skus.insert(e.sku.clone());
         }
     }
 }
@@ -97,20 +116,23 @@ impl Pruned {
 /// The carried-forward entries that replace compacted ones: each sku's
 /// sum, its latest time, for the skus whose sum is not zero (an entry of
 /// zero adds nothing to the ledger's sum), in sku order.
-pub fn carried_sums(entries: &[Compacted]) -> Vec<(String, i64, String)> {
-    let mut by_sku: std::collections::BTreeMap<String, (i64, String)> = Default::default();
-    for (sku, delta, at, _) in entries {
-        let (sku, delta, at) = (sku.clone(), *delta, at.clone());
-        let e = by_sku.entry(sku).or_insert((0, String::new()));
-        e.0 += delta;
-        if at > e.1 {
-            e.1 = at;
+pub fn carried_sums(entries: &[Compacted]) -> Vec<Carried> {
+    let mut by_sku: std::collections::BTreeMap<&str, (i64, &str)> = Default::default();
+    for e in entries {
+        let sum = by_sku.entry(&e.sku).or_insert((0, ""));
+        sum.0 += e.delta;
+        if e.at.as_str() > sum.1 {
+            sum.1 = &e.at;
         }
     }
     by_sku
         .into_iter()
         .filter(|(_, (sum, _))| *sum != 0)
-        .map(|(sku, (sum, at))| (sku, sum, at))
+        .map(|(sku, (sum, at))| Carried {
+            sku: sku.to_string(),
+            sum,
+            at: at.to_string(),
+        })
         .collect()
 }
 
@@ -120,17 +142,29 @@ mod tests {
 
     #[test]
     fn compacted_entries_become_one_sum_per_sku_and_none_of_zero() {
-        let e = |sku: &str, d, at: &str| (sku.to_string(), d, at.to_string(), false);
+        let e = |sku: &str, delta, at: &str| Compacted {
+            sku: sku.to_string(),
+            delta,
+            at: at.to_string(),
+            carried: false,
+        };
         let entries = [
             e("B", 5, "2"),
             e("A", 10, "1"),
             e("A", -3, "3"),
             e("C", 4, "1"),
             e("C", -4, "2"),
-            ("A".to_string(), 1, "0".to_string(), true),
+            Compacted {
+                carried: true,
+                ..e("A", 1, "0")
+            },
         ];
         let sums = carried_sums(&entries);
-        let s = |sku: &str, d, at: &str| (sku.to_string(), d, at.to_string());
+        let s = |sku: &str, sum, at: &str| Carried {
+            sku: sku.to_string(),
+            sum,
+            at: at.to_string(),
+        };
         assert_eq!(sums, [s("A", 8, "3"), s("B", 5, "2")]);
         let mut p = Pruned::default();
         p.count_ledger(&entries);

@@ -11,20 +11,15 @@ use std::time::Duration;
 
 use postgres::{Client, GenericClient, Row};
 
-use super::super::claims::{decide, new_token, ClaimRow, Decision};
+use super::super::claims::{ms, new_token, ClaimRow, Take};
 use super::super::{
-    AttemptOutcome, ClaimEnd, ClaimResult, ClaimState, ClaimToken, Claimant, Claimed, InboxFile,
-    Release,
+    AttemptOutcome, ClaimEnd, ClaimResult, ClaimState, ClaimToken, Claimant, InboxFile, Release,
 };
 
 /// The server's clock now, in Unix milliseconds (not the transaction's start).
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
 
 fn claim_row(r: &Row) -> ClaimRow {
     let state: String = r.get(0);
@@ -41,7 +36,7 @@ fn claim_row(r: &Row) -> ClaimRow {
     }
 }
 
-/// The claim on a file's content, as [`decide`] rules (see `Store::claim_file`).
+/// The claim on a file's content, as [`decide`] rules (see `InboxClaims::claim_file`).
 pub(super) fn claim(
     client: &mut Client,
     file: InboxFile<'_>,
@@ -70,14 +65,11 @@ pub(super) fn claim(
         return Ok(ClaimResult::Held { for_ms: 0 });
     };
     let was = claim_row(row).state;
-    let (attempts, lapsed, message) = match decide(&claim_row(row), now) {
-        Decision::Refuse(refused) => return Ok(refused),
-        Decision::Take {
-            attempts,
-            lapsed,
-            message,
-        } => (attempts, lapsed, message),
+    let take = match Take::of(Some(&claim_row(row)), now) {
+        Ok(take) => take,
+        Err(refused) => return Ok(refused),
     };
+    let (attempts, message) = (take.attempts, &take.message);
     let token = new_token();
     let pid = i64::from(who.pid);
     tx.execute(
@@ -97,7 +89,7 @@ pub(super) fn claim(
             &now,
         ],
     )?;
-    if let Some((old, _)) = &lapsed {
+    if let Some((old, _)) = &take.lapsed {
         tx.execute(
             "UPDATE inbox_attempts SET outcome = $2, ended_at = $3, message = $4
              WHERE token = $1 AND outcome IS NULL",
@@ -118,16 +110,7 @@ pub(super) fn claim(
         ],
     )?;
     tx.commit()?;
-    Ok(ClaimResult::Claimed(Claimed {
-        claim: ClaimToken {
-            sha256: file.sha256.to_string(),
-            token,
-        },
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        took_over: lapsed.map(|(_, who)| who),
-        message,
-        was,
-    }))
+    Ok(take.granted(file, token, was))
 }
 
 pub(super) fn renew(client: &mut Client, claim: &ClaimToken, lease: Duration) -> PgResult<bool> {

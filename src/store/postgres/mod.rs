@@ -21,9 +21,11 @@ use postgres::{Client, GenericClient};
 pub use url::{is_url, refuse_lookalikes, PgUrl, UrlError};
 
 use super::{
-    Backoff, ClaimResult, ClaimToken, Claimant, Concurrency, Fault, InboxFile, OldRun, PruneBatch,
-    Pruned, Reclaimed, Release, Resolutions, Result, RunFilter, Store, StoreError, Tx,
+    Backoff, ClaimResult, ClaimToken, Claimant, Concurrency, Fault, History, InboxClaims,
+    InboxFile, Integrity, Locking, OldRun, PruneBatch, Pruned, Pruning, Reclaimed, Release,
+    Resolutions, Result, RunFilter, Store, StoreError, Tx,
 };
+use crate::model::clock::Timestamp;
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -184,7 +186,16 @@ impl PgStore {
     }
 }
 
-super::delegate_queries!(PgStore, |this| (&mut this.client, &this.db));
+impl super::ReadThrough for PgStore {
+    type Reader<'a> = queries::Reads<'a, Client>;
+
+    fn reader(&mut self) -> queries::Reads<'_, Client> {
+        queries::Reads {
+            client: &mut self.client,
+            db: &self.db,
+        }
+    }
+}
 
 impl Store for PgStore {
     fn name(&self) -> &str {
@@ -200,8 +211,16 @@ impl Store for PgStore {
         let tx = self.client.transaction().map_err(|e| db.err(e))?;
         Ok(Box::new(tx::PgTx::new(tx, db)))
     }
+}
 
-    fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64> {
+impl History for PgStore {
+    fn start_run(
+        &mut self,
+        kind: RunKind,
+        started_at: Timestamp,
+        report_format: Format,
+    ) -> Result<i64> {
+        let started_at = started_at.to_rfc3339();
         let db = self.db.clone();
         let id: i64 = self
             .client
@@ -269,14 +288,9 @@ impl Store for PgStore {
         Ok(dead)
     }
 
-    fn runs(&mut self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
-        let runs = queries::runs(&mut self.client, &self.db, None, filter)?;
-        Ok(filter.keep(self.with_liveness(runs)?))
-    }
-
-    fn run(&mut self, id: i64) -> Result<Option<RunRecord>> {
-        let runs = queries::runs(&mut self.client, &self.db, Some(id), &RunFilter::default())?;
-        Ok(self.with_liveness(runs)?.pop())
+    fn read_runs(&mut self, id: Option<i64>, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let runs = queries::runs(&mut self.client, &self.db, id, filter)?;
+        self.with_liveness(runs)
     }
 
     fn last_success(&mut self) -> Result<Option<String>> {
@@ -293,7 +307,9 @@ impl Store for PgStore {
     fn resolutions(&mut self, run_id: i64) -> Result<Resolutions> {
         queries::resolutions(&mut self.client, &self.db, run_id)
     }
+}
 
+impl Locking for PgStore {
     fn hold_catalog(&mut self, exclusive: bool) -> Result<()> {
         let sql = if exclusive {
             "SELECT pg_advisory_lock($1)"
@@ -306,14 +322,18 @@ impl Store for PgStore {
             .map_err(|e| self.db.err(e))?;
         Ok(())
     }
+}
 
+impl Integrity for PgStore {
     fn check(&mut self) -> Result<Vec<Fault>> {
         let mut faults = queries::integrity(&mut self.client, &self.db)?;
         faults.extend(queries::ledger_faults(&mut self.client, &self.db)?);
         Ok(faults)
     }
+}
 
-    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>> {
+impl Pruning for PgStore {
+    fn old_runs(&mut self, before: Timestamp) -> Result<Vec<OldRun>> {
         prune::old_runs(&mut self.client, &self.db, before)
     }
 
@@ -343,7 +363,9 @@ impl Store for PgStore {
         // The server's autovacuum makes the space of deleted rows reusable.
         Ok(None)
     }
+}
 
+impl InboxClaims for PgStore {
     fn claim_file(&mut self, file: InboxFile<'_>, who: Claimant<'_>) -> Result<ClaimResult> {
         claims::claim(&mut self.client, file, who).map_err(|e| self.db.err(e))
     }

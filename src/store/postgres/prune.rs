@@ -17,6 +17,7 @@ use postgres::{Client, GenericClient, Transaction};
 
 use super::super::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Result};
 use super::Db;
+use crate::model::clock::Timestamp;
 use crate::model::failure::FailureState;
 
 /// One prune at a time (a transaction-level advisory lock).
@@ -46,7 +47,8 @@ const REDUCE_ORDERS: &str = "UPDATE orders SET source_file = '', source_line = 0
 const SETTLED_OF_PRUNED: &str =
     "state <> 'open' AND run_id IN (SELECT id FROM runs WHERE pruned_at IS NOT NULL)";
 
-pub(super) fn old_runs(c: &mut Client, db: &Db, before: &str) -> Result<Vec<OldRun>> {
+pub(super) fn old_runs(c: &mut Client, db: &Db, before: Timestamp) -> Result<Vec<OldRun>> {
+    let before = before.to_rfc3339();
     let rows = c
         .query(
             "SELECT id, started_at, pruned_at IS NOT NULL, orders FROM runs
@@ -91,11 +93,16 @@ fn entries(
     b: &PruneBatch<'_>,
 ) -> Result<Vec<Compacted>> {
     let rows = tx
-        .query(sql, &[&ids, &b.sweep, &b.before])
+        .query(sql, &[&ids, &b.sweep, &b.before.to_rfc3339()])
         .map_err(|e| db.err(e))?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .map(|r| Compacted {
+            sku: r.get(0),
+            delta: r.get(1),
+            at: r.get(2),
+            carried: r.get(3),
+        })
         .collect())
 }
 
@@ -160,9 +167,9 @@ fn apply(tx: &mut Transaction<'_>, db: &Db, b: &PruneBatch<'_>) -> Result<Pruned
     let gone = entries(tx, db, &sql, &ids, b)?;
     p.count_ledger(&gone);
     let sums = carried_sums(&gone);
-    let skus: Vec<&str> = sums.iter().map(|(s, _, _)| s.as_str()).collect();
-    let deltas: Vec<i64> = sums.iter().map(|(_, d, _)| *d).collect();
-    let ats: Vec<&str> = sums.iter().map(|(_, _, a)| a.as_str()).collect();
+    let skus: Vec<&str> = sums.iter().map(|c| c.sku.as_str()).collect();
+    let deltas: Vec<i64> = sums.iter().map(|c| c.sum).collect();
+    let ats: Vec<&str> = sums.iter().map(|c| c.at.as_str()).collect();
     let source = format!("runs prune --before {}", b.before);
     execute(
         tx,
@@ -176,7 +183,7 @@ fn apply(tx: &mut Transaction<'_>, db: &Db, b: &PruneBatch<'_>) -> Result<Pruned
         tx,
         db,
         "UPDATE runs SET pruned_at = $2 WHERE id = ANY($1)",
-        &[&ids, &b.at],
+        &[&ids, &b.at.to_rfc3339()],
     )?;
     Ok(p)
 }

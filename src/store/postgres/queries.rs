@@ -6,11 +6,59 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{FailureFilter, Fault, Resolutions, Result, RunFilter, StoredFailure};
+use super::super::{
+    ClosedBy, FailureFilter, Fault, Queries, Resolutions, Result, RunFilter, StoredFailure,
+};
 use super::Db;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
 use crate::model::run::{RunInput, RunRecord};
+
+/// The reads of a client (a store's session, or a transaction of it), for
+/// [`ReadThrough`](super::super::ReadThrough).
+pub(crate) struct Reads<'a, C> {
+    pub client: &'a mut C,
+    pub db: &'a Db,
+}
+
+impl<C: GenericClient> Queries for Reads<'_, C> {
+    fn products(&mut self) -> Result<Vec<Product>> {
+        products(self.client, self.db)
+    }
+
+    fn failed_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
+    ) -> Result<()> {
+        failed_of_run(self.client, self.db, run_id, each)
+    }
+
+    fn accepted_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
+    ) -> Result<()> {
+        accepted_of_run(self.client, self.db, run_id, each)
+    }
+
+    fn open_failures(
+        &mut self,
+        filter: &FailureFilter,
+        after: Option<FailureKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredFailure>> {
+        open_failures(self.client, self.db, filter, after, limit)
+    }
+
+    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
+        failures_by_key(self.client, self.db, keys, false)
+    }
+
+    fn catalog_version(&mut self) -> Result<i64> {
+        catalog_version(self.client, self.db)
+    }
+}
 
 pub(super) fn products(c: &mut impl GenericClient, db: &Db) -> Result<Vec<Product>> {
     let rows = c
@@ -361,7 +409,11 @@ pub(super) fn resolutions(c: &mut impl GenericClient, db: &Db, run_id: i64) -> R
         )
         .map_err(|e| db.err(e))?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .map(|r| ClosedBy {
+            by: r.get(0),
+            reason: r.get(1),
+            orders: r.get(2),
+        })
         .collect();
     Ok(Resolutions {
         open,

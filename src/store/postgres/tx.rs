@@ -10,10 +10,11 @@ use postgres::types::{ToSql, Type};
 use postgres::Transaction;
 
 use super::super::{
-    Applied, Claim, ClaimEnd, ClaimToken, Committed, FailureFilter, LedgerReason, NewOrder, Result,
-    StoreError, StoredFailure, Tx, Writes,
+    Applied, Claim, ClaimEnd, ClaimToken, Committed, FailureFilter, FailureRecords, InboxFence,
+    LedgerReason, NewOrder, OrderClaims, Result, Stock, StoreError, StoredFailure, Tx, Writes,
 };
 use super::{queries, Db};
+use crate::model::clock::Timestamp;
 use crate::model::failure::FailureState;
 use crate::model::order::{AcceptedRow, Product};
 use crate::model::run::RunRecord;
@@ -284,9 +285,21 @@ impl<'c> PgTx<'c> {
     }
 }
 
-super::super::delegate_queries!(PgTx<'_>, |this| (&mut this.tx, &this.db));
+impl<'c> super::super::ReadThrough for PgTx<'c> {
+    type Reader<'a>
+        = queries::Reads<'a, Transaction<'c>>
+    where
+        Self: 'a;
 
-impl Tx for PgTx<'_> {
+    fn reader(&mut self) -> queries::Reads<'_, Transaction<'c>> {
+        queries::Reads {
+            client: &mut self.tx,
+            db: &self.db,
+        }
+    }
+}
+
+impl Stock for PgTx<'_> {
     fn stock(&mut self, skus: Option<&[String]>) -> Result<Vec<(String, i64)>> {
         // Sorted locks: runs that share skus queue for each other, never deadlock on them.
         let rows = match skus {
@@ -315,8 +328,9 @@ impl Tx for PgTx<'_> {
         products: &[Product],
         run_id: Option<i64>,
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<()> {
+        let at = at.to_rfc3339();
         let mut sorted: Vec<&Product> = products.iter().collect();
         sorted.sort_by(|a, b| a.sku.cmp(&b.sku));
         let skus: Vec<&str> = sorted.iter().map(|p| p.sku.as_str()).collect();
@@ -362,8 +376,9 @@ impl Tx for PgTx<'_> {
         &mut self,
         lines: &[(String, i64)],
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<Vec<(String, i64)>> {
+        let at = at.to_rfc3339();
         let mut total: std::collections::BTreeMap<&str, i64> = Default::default();
         for (sku, n) in lines {
             *total.entry(sku).or_default() += n;
@@ -382,10 +397,7 @@ impl Tx for PgTx<'_> {
                 .copied()
                 .filter(|s| !known.contains(*s))
                 .collect();
-            return Err(StoreError::Other {
-                db: self.db.name.clone(),
-                what: format!("unknown sku(s) {}: load them first", unknown.join(", ")),
-            });
+            return Err(StoreError::unknown_skus(&self.db.name, &unknown));
         }
         let rows = self.query(
             "UPDATE products p SET on_hand = p.on_hand + u.n FROM unnest($1::text[], $2::bigint[]) AS u(sku, n)
@@ -404,16 +416,32 @@ impl Tx for PgTx<'_> {
         Ok(levels)
     }
 
-    fn hold_failures(
+    fn move_stock(
         &mut self,
-        keys: &[crate::model::failure::FailureKey],
-    ) -> Result<Vec<crate::store::StoredFailure>> {
-        // Locked in key order (the order every run and `failures close`
-        // lock them in), after any close that holds them has committed.
-        self.sent += 1;
-        queries::failures_by_key(&mut self.tx, &self.db, keys, true)
+        deltas: &[(String, i64)],
+        run_id: i64,
+        reason: LedgerReason,
+        at: Timestamp,
+    ) -> Result<()> {
+        let at = at.to_rfc3339();
+        let moved: Vec<&(String, i64)> = deltas.iter().filter(|(_, d)| *d != 0).collect();
+        let skus: Vec<&str> = moved.iter().map(|(s, _)| s.as_str()).collect();
+        let ds: Vec<i64> = moved.iter().map(|(_, d)| *d).collect();
+        self.execute(
+            "UPDATE products p SET on_hand = p.on_hand + u.d FROM unnest($1::text[], $2::bigint[]) AS u(sku, d)
+             WHERE p.sku = u.sku",
+            &[&skus, &ds],
+        )?;
+        self.execute(
+            "INSERT INTO stock_ledger (sku, run_id, reason, delta, at)
+             SELECT s, $3, $4, d, $5 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(s, d, n) ORDER BY n",
+            &[&skus, &ds, &run_id, &reason.as_str(), &at],
+        )?;
+        Ok(())
     }
+}
 
+impl OrderClaims for PgTx<'_> {
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>> {
         // Where most orders were applied before, an insert would build and
         // send every row to have it refused: they are looked up first.
@@ -457,20 +485,6 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn unresolve(&mut self, order_ids: &[&str], run_id: i64) -> Result<()> {
-        self.execute(
-            "UPDATE failed_orders SET state = $3, superseded_by = $2, resolved_by = NULL
-             WHERE order_id = ANY($1) AND resolved_by = $2 AND state = $4",
-            &[
-                &order_ids,
-                &run_id,
-                &FailureState::Superseded.as_str(),
-                &FailureState::Resolved.as_str(),
-            ],
-        )?;
-        Ok(())
-    }
-
     fn applied(&mut self, order_ids: &[&str]) -> Result<Vec<Option<Applied>>> {
         let map = self.applied_map(order_ids)?;
         Ok(order_ids.iter().map(|id| map.get(*id).copied()).collect())
@@ -490,7 +504,9 @@ impl Tx for PgTx<'_> {
             .collect();
         Ok(order_ids.iter().map(|id| seen.contains(*id)).collect())
     }
+}
 
+impl FailureRecords for PgTx<'_> {
     fn record(&mut self, run_id: i64, w: &Writes<'_>) -> Result<()> {
         if !w.skips.is_empty() {
             self.copy_skips(run_id, &w.skips)?;
@@ -513,25 +529,16 @@ impl Tx for PgTx<'_> {
         self.settle(&w.superseded, run_id, FailureState::Superseded)
     }
 
-    fn move_stock(
-        &mut self,
-        deltas: &[(String, i64)],
-        run_id: i64,
-        reason: LedgerReason,
-        at: &str,
-    ) -> Result<()> {
-        let moved: Vec<&(String, i64)> = deltas.iter().filter(|(_, d)| *d != 0).collect();
-        let skus: Vec<&str> = moved.iter().map(|(s, _)| s.as_str()).collect();
-        let ds: Vec<i64> = moved.iter().map(|(_, d)| *d).collect();
+    fn unresolve(&mut self, order_ids: &[&str], run_id: i64) -> Result<()> {
         self.execute(
-            "UPDATE products p SET on_hand = p.on_hand + u.d FROM unnest($1::text[], $2::bigint[]) AS u(sku, d)
-             WHERE p.sku = u.sku",
-            &[&skus, &ds],
-        )?;
-        self.execute(
-            "INSERT INTO stock_ledger (sku, run_id, reason, delta, at)
-             SELECT s, $3, $4, d, $5 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(s, d, n) ORDER BY n",
-            &[&skus, &ds, &run_id, &reason.as_str(), &at],
+            "UPDATE failed_orders SET state = $3, superseded_by = $2, resolved_by = NULL
+             WHERE order_id = ANY($1) AND resolved_by = $2 AND state = $4",
+            &[
+                &order_ids,
+                &run_id,
+                &FailureState::Superseded.as_str(),
+                &FailureState::Resolved.as_str(),
+            ],
         )?;
         Ok(())
     }
@@ -549,9 +556,14 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
+    fn hold_failures(
+        &mut self,
+        keys: &[crate::model::failure::FailureKey],
+    ) -> Result<Vec<crate::store::StoredFailure>> {
+        // Locked in key order (the order every run and `failures close`
+        // lock them in), after any close that holds them has committed.
         self.sent += 1;
-        queries::finish_run(&mut self.tx, &self.db, record)
+        queries::failures_by_key(&mut self.tx, &self.db, keys, true)
     }
 
     fn hold_open(
@@ -566,14 +578,17 @@ impl Tx for PgTx<'_> {
         queries::newest_failures(&mut self.tx, &self.db, order_ids)
     }
 
-    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()> {
+    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: Timestamp) -> Result<()> {
+        let at = at.to_rfc3339();
         self.execute(
             "UPDATE failed_orders SET state = $2, closed_by = $3, closed_reason = $4, closed_at = $5 WHERE id = ANY($1)",
             &[&failure_ids, &FailureState::Closed.as_str(), &by, &reason, &at],
         )?;
         Ok(())
     }
+}
 
+impl InboxFence for PgTx<'_> {
     fn fence(&mut self, claim: &ClaimToken, run_id: Option<i64>) -> Result<bool> {
         self.sent += 1 + u64::from(run_id.is_some());
         super::claims::fence(&mut self.tx, claim, run_id).map_err(|e| self.db.err(e))
@@ -582,6 +597,13 @@ impl Tx for PgTx<'_> {
     fn end_claim(&mut self, claim: &ClaimToken, end: ClaimEnd<'_>) -> Result<()> {
         self.sent += 2;
         super::claims::end(&mut self.tx, claim, end).map_err(|e| self.db.err(e))
+    }
+}
+
+impl Tx for PgTx<'_> {
+    fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
+        self.sent += 1;
+        queries::finish_run(&mut self.tx, &self.db, record)
     }
 
     /// A rehearsal claims as a run does: the inserted ids make it wait for

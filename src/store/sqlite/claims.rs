@@ -13,20 +13,15 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::super::claims::{decide, new_token, ClaimRow, Decision};
+use super::super::claims::{ms, new_token, ClaimRow, Take};
 use super::super::{
-    AttemptOutcome, ClaimEnd, ClaimResult, ClaimState, ClaimToken, Claimant, Claimed, InboxFile,
-    Release,
+    AttemptOutcome, ClaimEnd, ClaimResult, ClaimState, ClaimToken, Claimant, InboxFile, Release,
 };
 
 const NOW_MS: &str = "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
 fn now(c: &Connection) -> rusqlite::Result<i64> {
     c.query_row(NOW_MS, [], |r| r.get(0))
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn claim_row(r: &Row<'_>) -> rusqlite::Result<ClaimRow> {
@@ -44,7 +39,7 @@ fn claim_row(r: &Row<'_>) -> rusqlite::Result<ClaimRow> {
     })
 }
 
-/// The claim on a file's content, as [`decide`] rules (see `Store::claim_file`).
+/// The claim on a file's content, as [`decide`] rules (see `InboxClaims::claim_file`).
 pub(super) fn claim(
     c: &Connection,
     file: InboxFile<'_>,
@@ -60,22 +55,11 @@ pub(super) fn claim(
         )
         .optional()?;
     let was = row.as_ref().map_or(ClaimState::Waiting, |r| r.state);
-    let decision = match &row {
-        Some(r) => decide(r, now),
-        None => Decision::Take {
-            attempts: 0,
-            lapsed: None,
-            message: None,
-        },
+    let take = match Take::of(row.as_ref(), now) {
+        Ok(take) => take,
+        Err(refused) => return Ok(refused),
     };
-    let (attempts, lapsed, message) = match decision {
-        Decision::Refuse(refused) => return Ok(refused),
-        Decision::Take {
-            attempts,
-            lapsed,
-            message,
-        } => (attempts, lapsed, message),
-    };
+    let (attempts, message) = (take.attempts, &take.message);
     let token = new_token();
     c.execute(
         "INSERT INTO inbox_claims (sha256, name, state, token, host, pid, lease_until, attempts,
@@ -98,7 +82,7 @@ pub(super) fn claim(
             now
         ],
     )?;
-    if let Some((old, _)) = &lapsed {
+    if let Some((old, _)) = &take.lapsed {
         c.execute(
             "UPDATE inbox_attempts SET outcome = ?2, ended_at = ?3, message = ?4
              WHERE token = ?1 AND outcome IS NULL",
@@ -118,16 +102,7 @@ pub(super) fn claim(
             now
         ],
     )?;
-    Ok(ClaimResult::Claimed(Claimed {
-        claim: ClaimToken {
-            sha256: file.sha256.to_string(),
-            token,
-        },
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        took_over: lapsed.map(|(_, who)| who),
-        message,
-        was,
-    }))
+    Ok(take.granted(file, token, was))
 }
 
 pub(super) fn renew(c: &Connection, claim: &ClaimToken, lease: Duration) -> rusqlite::Result<bool> {

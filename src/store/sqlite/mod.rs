@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    Backoff, ClaimResult, ClaimToken, Claimant, Concurrency, Fault, InboxFile, OldRun, PruneBatch,
-    Pruned, Reclaimed, Release, Resolutions, Result, RunFilter, Store, StoreError, Tx,
+    Backoff, ClaimResult, ClaimToken, Claimant, Concurrency, Fault, History, InboxClaims,
+    InboxFile, Integrity, Locking, OldRun, PruneBatch, Pruned, Pruning, Reclaimed, Release,
+    Resolutions, Result, RunFilter, Store, StoreError, Tx,
 };
+use crate::model::clock::Timestamp;
 use crate::model::run::{RunKind, RunRecord, RunStatus};
 use crate::model::Format;
 
@@ -247,7 +249,16 @@ impl SqliteStore {
     }
 }
 
-super::delegate_queries!(SqliteStore, |this| (&this.conn, &this.path));
+impl super::ReadThrough for SqliteStore {
+    type Reader<'a> = queries::Reads<'a>;
+
+    fn reader(&mut self) -> queries::Reads<'_> {
+        queries::Reads {
+            conn: &self.conn,
+            db: &self.path,
+        }
+    }
+}
 
 impl Store for SqliteStore {
     fn name(&self) -> &str {
@@ -266,8 +277,16 @@ impl Store for SqliteStore {
             self.backoff.timeout,
         )))
     }
+}
 
-    fn start_run(&mut self, kind: RunKind, started_at: &str, report_format: Format) -> Result<i64> {
+impl History for SqliteStore {
+    fn start_run(
+        &mut self,
+        kind: RunKind,
+        started_at: Timestamp,
+        report_format: Format,
+    ) -> Result<i64> {
+        let started_at = started_at.to_rfc3339();
         let host = super::host_name();
         let id = self.write(|c| {
             c.execute(
@@ -308,14 +327,9 @@ impl Store for SqliteStore {
         Ok(dead)
     }
 
-    fn runs(&mut self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
-        let runs = queries::runs(&self.conn, &self.path, None, filter)?;
-        Ok(filter.keep(self.with_liveness(runs)))
-    }
-
-    fn run(&mut self, id: i64) -> Result<Option<RunRecord>> {
-        let runs = queries::runs(&self.conn, &self.path, Some(id), &RunFilter::default())?;
-        Ok(self.with_liveness(runs).pop())
+    fn read_runs(&mut self, id: Option<i64>, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let runs = queries::runs(&self.conn, &self.path, id, filter)?;
+        Ok(self.with_liveness(runs))
     }
 
     fn last_success(&mut self) -> Result<Option<String>> {
@@ -333,12 +347,16 @@ impl Store for SqliteStore {
     fn resolutions(&mut self, run_id: i64) -> Result<Resolutions> {
         queries::resolutions(&self.conn, &self.path, run_id)
     }
+}
 
+impl Locking for SqliteStore {
     fn hold_catalog(&mut self, _exclusive: bool) -> Result<()> {
         // A run holds the whole database for its duration.
         Ok(())
     }
+}
 
+impl Integrity for SqliteStore {
     fn check(&mut self) -> Result<Vec<Fault>> {
         let lines = queries::all(&self.conn, &self.path, "PRAGMA integrity_check", [], |r| {
             r.get::<_, String>(0)
@@ -358,8 +376,10 @@ impl Store for SqliteStore {
         }
         Ok(faults)
     }
+}
 
-    fn old_runs(&mut self, before: &str) -> Result<Vec<OldRun>> {
+impl Pruning for SqliteStore {
+    fn old_runs(&mut self, before: Timestamp) -> Result<Vec<OldRun>> {
         prune::old_runs(&self.conn, &self.path, before)
     }
 
@@ -434,7 +454,9 @@ impl Store for SqliteStore {
             secs: start.elapsed().as_secs_f64(),
         }))
     }
+}
 
+impl InboxClaims for SqliteStore {
     fn claim_file(&mut self, file: InboxFile<'_>, who: Claimant<'_>) -> Result<ClaimResult> {
         self.write(|c| claims::claim(c, file, who))
     }

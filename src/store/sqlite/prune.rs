@@ -6,6 +6,7 @@ use rusqlite::{params, Connection};
 
 use super::super::{carried_sums, Compacted, OldRun, PruneBatch, Pruned, Result};
 use super::queries;
+use crate::model::clock::Timestamp;
 use crate::model::failure::FailureState;
 
 /// The batch's runs, as a JSON array in ?1.
@@ -37,7 +38,8 @@ const REDUCE_ORDERS: &str = "UPDATE orders SET source_file = '', source_line = 0
 const SETTLED_OF_PRUNED: &str =
     "state <> 'open' AND run_id IN (SELECT id FROM runs WHERE pruned_at IS NOT NULL)";
 
-pub(super) fn old_runs(c: &Connection, db: &str, before: &str) -> Result<Vec<OldRun>> {
+pub(super) fn old_runs(c: &Connection, db: &str, before: Timestamp) -> Result<Vec<OldRun>> {
+    let before = before.to_rfc3339();
     queries::all(
         c,
         db,
@@ -78,8 +80,13 @@ fn entries(
     b: &PruneBatch<'_>,
 ) -> rusqlite::Result<Vec<Compacted>> {
     let mut st = c.prepare(sql)?;
-    let rows = st.query_map(params![ids, b.sweep, b.before], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    let rows = st.query_map(params![ids, b.sweep, b.before.to_rfc3339()], |r| {
+        Ok(Compacted {
+            sku: r.get(0)?,
+            delta: r.get(1)?,
+            at: r.get(2)?,
+            carried: r.get(3)?,
+        })
     })?;
     rows.collect()
 }
@@ -126,13 +133,13 @@ pub(super) fn apply(c: &Connection, b: &PruneBatch<'_>) -> rusqlite::Result<Prun
         "INSERT INTO stock_ledger (sku, run_id, reason, delta, at, source) VALUES (?1, NULL, 'carried', ?2, ?3, ?4)",
     )?;
     let source = format!("runs prune --before {}", b.before);
-    for (sku, sum, at) in &sums {
-        add.execute(params![sku, sum, at, source])?;
+    for c in &sums {
+        add.execute(params![c.sku, c.sum, c.at, source])?;
     }
     p.orders = c.execute(REDUCE_ORDERS, [&ids])? as u64;
     c.execute(
         &format!("UPDATE runs SET pruned_at = ?2 WHERE id IN {RUNS}"),
-        params![ids, b.at],
+        params![ids, b.at.to_rfc3339()],
     )?;
     Ok(p)
 }

@@ -4,7 +4,9 @@
 use rusqlite::{params, Connection, Params, Row};
 
 use super::super::rows::{RawRun, StoredRow};
-use super::super::{FailureFilter, Fault, Resolutions, Result, RunFilter, StoredFailure};
+use super::super::{
+    ClosedBy, FailureFilter, Fault, Queries, Resolutions, Result, RunFilter, StoredFailure,
+};
 use super::store_err;
 use crate::model::failure::{FailureKey, FailureState};
 use crate::model::order::{AcceptedRow, Product, Status};
@@ -24,6 +26,52 @@ pub(super) fn all<T, P: Params>(
         rows.collect()
     };
     run().map_err(|e| store_err(db, e))
+}
+
+/// The reads of a connection (a store's, or one inside a transaction), for
+/// [`ReadThrough`].
+pub(crate) struct Reads<'a> {
+    pub conn: &'a Connection,
+    pub db: &'a str,
+}
+
+impl Queries for Reads<'_> {
+    fn products(&mut self) -> Result<Vec<Product>> {
+        products(self.conn, self.db)
+    }
+
+    fn failed_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(StoredFailure) -> Result<()>,
+    ) -> Result<()> {
+        failed_of_run(self.conn, self.db, run_id, each)
+    }
+
+    fn accepted_of_run(
+        &mut self,
+        run_id: i64,
+        each: &mut dyn FnMut(AcceptedRow) -> Result<()>,
+    ) -> Result<()> {
+        accepted_of_run(self.conn, self.db, run_id, each)
+    }
+
+    fn open_failures(
+        &mut self,
+        filter: &FailureFilter,
+        after: Option<FailureKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredFailure>> {
+        open_failures(self.conn, self.db, filter, after, limit)
+    }
+
+    fn failures_by_key(&mut self, keys: &[FailureKey]) -> Result<Vec<StoredFailure>> {
+        failures_by_key(self.conn, self.db, keys)
+    }
+
+    fn catalog_version(&mut self) -> Result<i64> {
+        catalog_version(self.conn, self.db)
+    }
 }
 
 pub(super) fn products(c: &Connection, db: &str) -> Result<Vec<Product>> {
@@ -138,7 +186,6 @@ pub(super) fn failures_by_key(
     c: &Connection,
     db: &str,
     keys: &[FailureKey],
-    _lock: bool,
 ) -> Result<Vec<StoredFailure>> {
     // A write transaction holds the whole database: nothing to lock row by row.
     let sql =
@@ -405,7 +452,13 @@ pub(super) fn resolutions(c: &Connection, db: &str, run_id: i64) -> Result<Resol
             "SELECT closed_by, closed_reason, count(*) FROM failed_orders WHERE run_id = ?1 AND state = ?2
              GROUP BY closed_by, closed_reason ORDER BY min(closed_at), closed_by, closed_reason",
             params![run_id, FailureState::Closed.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok(ClosedBy {
+                    by: r.get(0)?,
+                    reason: r.get(1)?,
+                    orders: r.get(2)?,
+                })
+            },
         )?,
     })
 }

@@ -6,10 +6,11 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::{
-    Applied, Claim, ClaimEnd, ClaimToken, Committed, FailureFilter, LedgerReason, NewOrder, Result,
-    StoreError, StoredFailure, Tx, Writes,
+    Applied, Claim, ClaimEnd, ClaimToken, Committed, FailureFilter, FailureRecords, InboxFence,
+    LedgerReason, NewOrder, OrderClaims, Result, Stock, StoreError, StoredFailure, Tx, Writes,
 };
 use super::{queries, store_err};
+use crate::model::clock::Timestamp;
 use crate::model::failure::FailureState;
 use crate::model::order::{AcceptedRow, FailedOrder, Product};
 use crate::model::run::RunRecord;
@@ -211,9 +212,21 @@ fn settle(
     Ok(())
 }
 
-super::super::delegate_queries!(SqliteTx<'_>, |this| (this.conn, &this.path));
+impl super::super::ReadThrough for SqliteTx<'_> {
+    type Reader<'a>
+        = queries::Reads<'a>
+    where
+        Self: 'a;
 
-impl Tx for SqliteTx<'_> {
+    fn reader(&mut self) -> queries::Reads<'_> {
+        queries::Reads {
+            conn: self.conn,
+            db: &self.path,
+        }
+    }
+}
+
+impl Stock for SqliteTx<'_> {
     fn stock(&mut self, skus: Option<&[String]>) -> Result<Vec<(String, i64)>> {
         // The whole database is locked already (BEGIN IMMEDIATE).
         let all = queries::all(
@@ -240,8 +253,9 @@ impl Tx for SqliteTx<'_> {
         products: &[Product],
         run_id: Option<i64>,
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<()> {
+        let at = at.to_rfc3339();
         self.run(|c| {
             let mut old = c.prepare_cached("SELECT on_hand FROM products WHERE sku = ?1")?;
             let mut up = c.prepare_cached(
@@ -270,8 +284,9 @@ impl Tx for SqliteTx<'_> {
         &mut self,
         lines: &[(String, i64)],
         source: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<Vec<(String, i64)>> {
+        let at = at.to_rfc3339();
         let mut levels = std::collections::BTreeMap::new();
         let mut unknown = Vec::new();
         self.run(|c| {
@@ -293,14 +308,34 @@ impl Tx for SqliteTx<'_> {
             Ok(())
         })?;
         if !unknown.is_empty() {
-            return Err(StoreError::Other {
-                db: self.path.clone(),
-                what: format!("unknown sku(s) {}: load them first", unknown.join(", ")),
-            });
+            return Err(StoreError::unknown_skus(&self.path, &unknown));
         }
         Ok(levels.into_iter().collect())
     }
 
+    fn move_stock(
+        &mut self,
+        deltas: &[(String, i64)],
+        run_id: i64,
+        reason: LedgerReason,
+        at: Timestamp,
+    ) -> Result<()> {
+        let at = at.to_rfc3339();
+        self.run(|c| {
+            let mut up = c.prepare_cached("UPDATE products SET on_hand = on_hand + ?2 WHERE sku = ?1")?;
+            let mut ledger = c.prepare_cached(
+                "INSERT INTO stock_ledger (sku, run_id, reason, delta, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (sku, delta) in deltas.iter().filter(|(_, d)| *d != 0) {
+                up.execute(params![sku, delta])?;
+                ledger.execute(params![sku, run_id, reason.as_str(), delta, at])?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl OrderClaims for SqliteTx<'_> {
     fn claim(&mut self, run_id: i64, orders: &[NewOrder<'_>]) -> Result<Vec<Claim>> {
         if self.rehearsal {
             return self.run(|c| rehearse_claim(c, run_id, orders));
@@ -372,24 +407,6 @@ impl Tx for SqliteTx<'_> {
         })
     }
 
-    fn unresolve(&mut self, order_ids: &[&str], run_id: i64) -> Result<()> {
-        self.run(|c| {
-            let mut st = c.prepare_cached(
-                "UPDATE failed_orders SET state = ?3, superseded_by = ?2, resolved_by = NULL
-                 WHERE order_id = ?1 AND resolved_by = ?2 AND state = ?4",
-            )?;
-            for id in order_ids {
-                st.execute(params![
-                    id,
-                    run_id,
-                    FailureState::Superseded.as_str(),
-                    FailureState::Resolved.as_str()
-                ])?;
-            }
-            Ok(())
-        })
-    }
-
     fn applied(&mut self, order_ids: &[&str]) -> Result<Vec<Option<Applied>>> {
         self.run(|c| order_ids.iter().map(|id| applied_of(c, id)).collect())
     }
@@ -413,7 +430,9 @@ impl Tx for SqliteTx<'_> {
                 .collect()
         })
     }
+}
 
+impl FailureRecords for SqliteTx<'_> {
     fn record(&mut self, run_id: i64, w: &Writes<'_>) -> Result<()> {
         let resolved = self.others_open(run_id, &w.resolved)?;
         let superseded = self.others_open(run_id, &w.superseded)?;
@@ -441,21 +460,19 @@ impl Tx for SqliteTx<'_> {
         })
     }
 
-    fn move_stock(
-        &mut self,
-        deltas: &[(String, i64)],
-        run_id: i64,
-        reason: LedgerReason,
-        at: &str,
-    ) -> Result<()> {
+    fn unresolve(&mut self, order_ids: &[&str], run_id: i64) -> Result<()> {
         self.run(|c| {
-            let mut up = c.prepare_cached("UPDATE products SET on_hand = on_hand + ?2 WHERE sku = ?1")?;
-            let mut ledger = c.prepare_cached(
-                "INSERT INTO stock_ledger (sku, run_id, reason, delta, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            let mut st = c.prepare_cached(
+                "UPDATE failed_orders SET state = ?3, superseded_by = ?2, resolved_by = NULL
+                 WHERE order_id = ?1 AND resolved_by = ?2 AND state = ?4",
             )?;
-            for (sku, delta) in deltas.iter().filter(|(_, d)| *d != 0) {
-                up.execute(params![sku, delta])?;
-                ledger.execute(params![sku, run_id, reason.as_str(), delta, at])?;
+            for id in order_ids {
+                st.execute(params![
+                    id,
+                    run_id,
+                    FailureState::Superseded.as_str(),
+                    FailureState::Resolved.as_str()
+                ])?;
             }
             Ok(())
         })
@@ -478,10 +495,6 @@ impl Tx for SqliteTx<'_> {
         })
     }
 
-    fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
-        self.run(|c| queries::finish_run(c, record))
-    }
-
     fn hold_open(
         &mut self,
         filter: &FailureFilter,
@@ -494,7 +507,8 @@ impl Tx for SqliteTx<'_> {
         queries::newest_failures(self.conn, &self.path, order_ids)
     }
 
-    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: &str) -> Result<()> {
+    fn close(&mut self, failure_ids: &[i64], reason: &str, by: &str, at: Timestamp) -> Result<()> {
+        let at = at.to_rfc3339();
         self.run(|c| {
             let mut st = c.prepare_cached(
                 "UPDATE failed_orders SET state = ?2, closed_by = ?3, closed_reason = ?4, closed_at = ?5
@@ -506,7 +520,9 @@ impl Tx for SqliteTx<'_> {
             Ok(())
         })
     }
+}
 
+impl InboxFence for SqliteTx<'_> {
     /// The transaction holds the whole database: no worker can take the
     /// claim over before it ends, whatever its lease says (see `claims`).
     fn fence(&mut self, claim: &ClaimToken, run_id: Option<i64>) -> Result<bool> {
@@ -515,6 +531,12 @@ impl Tx for SqliteTx<'_> {
 
     fn end_claim(&mut self, claim: &ClaimToken, end: ClaimEnd<'_>) -> Result<()> {
         self.run(|c| super::claims::end(c, claim, end))
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn finish_run(&mut self, record: &RunRecord) -> Result<()> {
+        self.run(|c| queries::finish_run(c, record))
     }
 
     /// The claimed ids go to a table of their own instead, created inside
