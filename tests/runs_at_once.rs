@@ -458,7 +458,7 @@ fn commit_order<'r>(env: &Env, runs: &'r [RunOut]) -> Vec<&'r RunOut> {
     order
 }
 
-/// Everything SPEC section 4 promises of runs at once.
+/// Everything the README promises of runs at once ("Transactions", "Several hosts").
 fn check(env: &Env, runs: &[RunOut], inputs: &[&Input], start: i64) -> Vec<(String, usize)> {
     let lines_of = |id: &str| {
         inputs

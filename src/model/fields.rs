@@ -1,5 +1,6 @@
-//! The format rule of each input field (SPEC section 2), as pure functions that
-//! return the parsed value or the rule that was broken.
+//! The format rule of each input field (README: "Input format";
+//! docs/formats.md), as pure functions that return the parsed value or the
+//! rule that was broken. Readers of catalogs and of orders share them.
 
 use crate::model::local_time::{LocalTimeError, Zone};
 use crate::model::money::{self, AmountError};

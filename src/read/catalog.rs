@@ -299,21 +299,9 @@ fn csv_rows<const N: usize>(
     columns: &[&'static str; N],
     opts: &ReadOptions,
 ) -> Result<Vec<Row<N>>, CatalogError> {
-    if reader
-        .fill_buf()
-        .map(|b| b.starts_with(b"\xEF\xBB\xBF"))
-        .unwrap_or(false)
-    {
-        reader.consume(3);
-    }
+    skip_preamble(&mut reader, path, opts.skip_rows)?;
     // Title lines: the CSV reader's line numbers start after them.
     let skipped = opts.skip_rows;
-    super::csv::skip_title_lines(
-        &mut reader,
-        path,
-        skipped,
-        super::DEFAULT_MAX_RECORD_BYTES as u64,
-    )?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -351,27 +339,54 @@ fn csv_rows<const N: usize>(
         if rec.len() == 1 && rec[0].trim_ascii().is_empty() {
             continue;
         }
-        if rec.len() != header.len() {
-            rows.push(Err((
-                line,
-                format!(
-                    "wrong number of fields: {} where the header has {}",
-                    rec.len(),
-                    header.len()
-                ),
-            )));
-            continue;
-        }
-        let Ok(rec) = csv::StringRecord::from_byte_record(rec) else {
-            rows.push(Err((line, "not valid UTF-8".into())));
-            continue;
-        };
-        rows.push(Ok((
-            line,
-            index.map(|i| unescape_cell(rec[i].trim()).to_string()),
-        )));
+        rows.push(table_row(rec, line, header.len(), &index));
     }
     Ok(rows)
+}
+
+/// A byte-order mark and the title lines before the header, passed over.
+fn skip_preamble(
+    reader: &mut Box<dyn BufRead + Send>,
+    path: &str,
+    title_lines: u64,
+) -> Result<(), CatalogError> {
+    if reader
+        .fill_buf()
+        .map(|b| b.starts_with(b"\xEF\xBB\xBF"))
+        .unwrap_or(false)
+    {
+        reader.consume(3);
+    }
+    super::csv::skip_title_lines(
+        reader,
+        path,
+        title_lines,
+        super::DEFAULT_MAX_RECORD_BYTES as u64,
+    )?;
+    Ok(())
+}
+
+/// One line's values in the order of `index`, or what is wrong with it.
+fn table_row<const N: usize>(
+    rec: csv::ByteRecord,
+    line: u64,
+    width: usize,
+    index: &[usize; N],
+) -> Row<N> {
+    if rec.len() != width {
+        let reason = format!(
+            "wrong number of fields: {} where the header has {width}",
+            rec.len()
+        );
+        return Err((line, reason));
+    }
+    let Ok(rec) = csv::StringRecord::from_byte_record(rec) else {
+        return Err((line, "not valid UTF-8".into()));
+    };
+    Ok((
+        line,
+        index.map(|i| unescape_cell(rec[i].trim()).to_string()),
+    ))
 }
 
 /// A catalog or delivery header that lacks most columns may be a title

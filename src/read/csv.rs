@@ -211,16 +211,13 @@ impl CsvOrders {
         start += blank as u64;
         let line = tee.line_at(start);
         if is_blank(rec) {
-            tee.line_at(end);
-            tee.discard_to(end);
-            tee.record_start = end;
+            self.consumed(end);
             return Ok(true);
         }
         let raw = tee.slice(start, end);
         let body = raw.strip_suffix(b"\n").unwrap_or(raw);
         let body = body.strip_suffix(b"\r").unwrap_or(body);
-        let broken = memchr(b'"', body) && !well_quoted(body, self.delimiter);
-        if broken {
+        let outcome = if memchr(b'"', body) && !well_quoted(body, self.delimiter) {
             if let Some(nl) = body.iter().position(|b| *b == b'\n') {
                 // An unclosed quote swallowed the lines after it: only its own
                 // line is the bad record; parse again from the next line.
@@ -229,57 +226,71 @@ impl CsvOrders {
                     &body[..nl],
                     "broken quoting (a quote is not closed on its line)",
                 );
-                self.flush();
-                self.out.push_back(bad);
+                self.reject(bad);
                 self.restart(start + nl as u64 + 1);
                 return Ok(true);
             }
-            let bad = RawOrder::malformed(line, body, "broken quoting");
-            self.flush();
-            self.out.push_back(bad);
+            Err(RawOrder::malformed(line, body, "broken quoting"))
         } else if rec.len() != self.width {
             let reason = format!(
                 "wrong number of fields: {} where the header has {}",
                 rec.len(),
                 self.width
             );
-            let bad = RawOrder::malformed(line, body, reason);
-            self.flush();
-            self.out.push_back(bad);
+            Err(RawOrder::malformed(line, body, reason))
         } else {
-            // A copy sized to the row (the scratch record keeps its capacity
-            // for the next one; its clone would copy all of that capacity).
-            let mut row = ByteRecord::with_capacity(rec.as_slice().len(), rec.len());
-            for field in rec.iter() {
-                row.push_field(field);
-            }
-            match StringRecord::from_byte_record(row) {
-                Ok(record) => {
-                    let row = RawRow { line, record };
-                    let id = row.get(&self.columns, Field::OrderId);
-                    let same = !id.is_empty()
-                        && self
-                            .group
-                            .first()
-                            .is_some_and(|first| first.get(&self.columns, Field::OrderId) == id);
-                    if !same {
-                        self.flush();
-                    }
-                    self.group.push(row);
-                }
-                Err(_) => {
-                    let bad = RawOrder::malformed(line, body, NOT_UTF8);
-                    self.flush();
-                    self.out.push_back(bad);
-                }
-            }
+            row_of(rec, line).map_err(|()| RawOrder::malformed(line, body, NOT_UTF8))
+        };
+        match outcome {
+            Ok(row) => self.group_row(row),
+            Err(bad) => self.reject(bad),
         }
+        self.consumed(end);
+        Ok(true)
+    }
+
+    /// A record that is no order: the group before it is complete, and it
+    /// follows it.
+    fn reject(&mut self, bad: RawOrder) {
+        self.flush();
+        self.out.push_back(bad);
+    }
+
+    /// A row joins the order before it when it has the same order id;
+    /// otherwise that order is complete and the row starts the next.
+    fn group_row(&mut self, row: RawRow) {
+        let id = row.get(&self.columns, Field::OrderId);
+        let same = !id.is_empty()
+            && self
+                .group
+                .first()
+                .is_some_and(|first| first.get(&self.columns, Field::OrderId) == id);
+        if !same {
+            self.flush();
+        }
+        self.group.push(row);
+    }
+
+    /// The input up to `end` is read: its lines counted, its bytes let go.
+    fn consumed(&mut self, end: u64) {
         let tee = self.rdr.get_mut();
         tee.line_at(end);
         tee.discard_to(end);
         tee.record_start = end;
-        Ok(true)
     }
+}
+
+/// A record as a row of text, or `Err` when it is not UTF-8. The copy is
+/// sized to the row (the scratch record keeps its capacity for the next
+/// one; its clone would copy all of that capacity).
+fn row_of(rec: &ByteRecord, line: u64) -> Result<RawRow, ()> {
+    let mut row = ByteRecord::with_capacity(rec.as_slice().len(), rec.len());
+    for field in rec.iter() {
+        row.push_field(field);
+    }
+    StringRecord::from_byte_record(row)
+        .map(|record| RawRow { line, record })
+        .map_err(drop)
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> bool {

@@ -121,91 +121,20 @@ const ITEM_FIELDS: [Field; 3] = [Field::Sku, Field::Quantity, Field::UnitPrice];
 /// Values are taken as their raw JSON text (numbers exactly as written) and
 /// borrowed from the line where they can be: no JSON tree is built.
 pub(super) fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrder {
-    let Ok(text_str) = std::str::from_utf8(text) else {
-        return RawOrder::malformed(line, text, "invalid JSON: not valid UTF-8");
-    };
-    let object = match serde_json::from_str::<Object>(text_str) {
+    let object = match parse_object(text) {
         Ok(o) => o,
-        Err(e)
-            if e.is_data()
-                && text_str.trim_start().starts_with([
-                    '[', '"', 't', 'f', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
-                ]) =>
-        {
-            return RawOrder::malformed(line, text, "not a JSON object")
-        }
-        Err(e) => return RawOrder::malformed(line, text, format!("invalid JSON: {e}")),
+        Err(why) => return RawOrder::malformed(line, text, why),
     };
     let mut notes = Vec::new();
     let mut order: [Cow<str>; Field::COUNT] = Default::default();
     for f in ORDER_FIELDS {
         order[f.index()] = scalar(object.get(f.name()), &|| f.name().to_string(), &mut notes);
     }
-    let mut extras: Vec<String> = Vec::new();
-    let mut extra_values: Vec<Cow<str>> = Vec::new();
-    for (k, v) in &object.0 {
-        // Our own members are most of them: told apart without building a name.
-        if is_reserved(k) {
-            continue;
-        }
-        // Extra names as the CSV reader makes them: trimmed, lower case, unique,
-        // and never one of ours (which would clash in a report).
-        let name = mask_pans(&k.trim().to_ascii_lowercase()).into_owned();
-        let reserved = name == "items"
-            || Field::from_name(&name).is_some()
-            || REPORT_COLUMNS.contains(&name.as_str());
-        if !reserved && !extras.contains(&name) {
-            extras.push(name);
-            extra_values.push(match Json::of(v) {
-                Json::Str(s) => s,
-                Json::Null => Cow::Borrowed(""),
-                _ => Cow::Borrowed(v.get()),
-            });
-        }
-    }
-    let mut items: Vec<[Cow<str>; 3]> = Vec::new();
-    let mut no_items = false;
-    match object.get("items").map(Json::of) {
-        // Validation reports an order without items (MISSING_FIELD).
-        None | Some(Json::Null) => no_items = true,
-        Some(Json::Array(raw)) => match serde_json::from_str::<Vec<&RawValue>>(raw) {
-            Ok(list) if list.is_empty() => no_items = true,
-            Ok(list) => {
-                for (i, item) in list.into_iter().enumerate() {
-                    match Json::of(item) {
-                        Json::Object(raw) => match serde_json::from_str::<Object>(raw) {
-                            Ok(obj) => items.push(item_values(&obj, i, &mut notes)),
-                            Err(e) => {
-                                return RawOrder::malformed(
-                                    line,
-                                    text,
-                                    format!("invalid JSON: {e}"),
-                                )
-                            }
-                        },
-                        _ => {
-                            notes.push(Problem::new(
-                                ErrorCode::InvalidField,
-                                format!("items[{i}] is not an object"),
-                            ));
-                            items.push(Default::default());
-                        }
-                    }
-                }
-            }
-            Err(e) => return RawOrder::malformed(line, text, format!("invalid JSON: {e}")),
-        },
-        Some(_) => {
-            no_items = true;
-            notes.push(Problem::new(
-                ErrorCode::InvalidField,
-                Message::ItemsNotArray,
-            ));
-        }
-    }
-    if no_items {
-        items.push(Default::default());
-    }
+    let (extras, extra_values) = extra_members(&object);
+    let (items, no_items) = match items_of(&object, &mut notes) {
+        Ok(found) => found,
+        Err(why) => return RawOrder::malformed(line, text, why),
+    };
     let columns = if extras.is_empty() {
         Arc::clone(plain)
     } else {
@@ -216,18 +145,9 @@ pub(super) fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrd
     };
     let rows = items
         .into_iter()
-        .map(|item| {
-            let mut record = StringRecord::with_capacity(128, 10 + extra_values.len());
-            for f in Field::ALL {
-                match ITEM_FIELDS.iter().position(|x| *x == f) {
-                    Some(i) => record.push_field(&item[i]),
-                    None => record.push_field(&order[f.index()]),
-                }
-            }
-            for v in &extra_values {
-                record.push_field(v);
-            }
-            RawRow { line, record }
+        .map(|item| RawRow {
+            line,
+            record: record_of(&order, &item, &extra_values),
         })
         .collect();
     // A fed-back failed report names the stored failure of each order.
@@ -246,6 +166,117 @@ pub(super) fn parse_line(text: &[u8], line: u64, plain: &Arc<Columns>) -> RawOrd
         },
         notes,
     }
+}
+
+/// The line as a JSON object, or why it is a malformed record.
+fn parse_object(text: &[u8]) -> Result<Object<'_>, String> {
+    let text = std::str::from_utf8(text).map_err(|_| "invalid JSON: not valid UTF-8")?;
+    serde_json::from_str::<Object>(text).map_err(|e| {
+        // Valid JSON that is not an object says so; anything else is the parser's word.
+        let value_start = [
+            '[', '"', 't', 'f', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+        ];
+        if e.is_data() && text.trim_start().starts_with(value_start) {
+            "not a JSON object".to_string()
+        } else {
+            format!("invalid JSON: {e}")
+        }
+    })
+}
+
+/// The members that are not ours, named as the CSV reader names extra
+/// columns (trimmed, lower case, unique, never one of ours, which would
+/// clash in a report), with their values.
+fn extra_members<'a>(object: &Object<'a>) -> (Vec<String>, Vec<Cow<'a, str>>) {
+    let mut extras: Vec<String> = Vec::new();
+    let mut values: Vec<Cow<str>> = Vec::new();
+    for (k, v) in &object.0 {
+        // Our own members are most of them: told apart without building a name.
+        if is_reserved(k) {
+            continue;
+        }
+        let name = mask_pans(&k.trim().to_ascii_lowercase()).into_owned();
+        let reserved = name == "items"
+            || Field::from_name(&name).is_some()
+            || REPORT_COLUMNS.contains(&name.as_str());
+        if !reserved && !extras.contains(&name) {
+            extras.push(name);
+            values.push(match Json::of(v) {
+                Json::Str(s) => s,
+                Json::Null => Cow::Borrowed(""),
+                _ => Cow::Borrowed(v.get()),
+            });
+        }
+    }
+    (extras, values)
+}
+
+/// The item values of each row (one empty row when the order has none:
+/// validation reports it), and whether it had none; or why the line is
+/// malformed.
+type Items<'a> = (Vec<[Cow<'a, str>; 3]>, bool);
+
+fn items_of<'a>(object: &Object<'a>, notes: &mut Vec<Problem>) -> Result<Items<'a>, String> {
+    let mut items: Vec<[Cow<str>; 3]> = Vec::new();
+    match object.get("items").map(Json::of) {
+        None | Some(Json::Null) => {}
+        Some(Json::Array(raw)) => {
+            let list = serde_json::from_str::<Vec<&RawValue>>(raw)
+                .map_err(|e| format!("invalid JSON: {e}"))?;
+            for (i, item) in list.into_iter().enumerate() {
+                items.push(item_of(item, i, notes)?);
+            }
+        }
+        Some(_) => notes.push(Problem::new(
+            ErrorCode::InvalidField,
+            Message::ItemsNotArray,
+        )),
+    }
+    let no_items = items.is_empty();
+    if no_items {
+        items.push(Default::default());
+    }
+    Ok((items, no_items))
+}
+
+/// One element of `items`: its values, or empty values and a note when it
+/// is not an object.
+fn item_of<'a>(
+    item: &'a RawValue,
+    i: usize,
+    notes: &mut Vec<Problem>,
+) -> Result<[Cow<'a, str>; 3], String> {
+    match Json::of(item) {
+        Json::Object(raw) => serde_json::from_str::<Object>(raw)
+            .map(|obj| item_values(&obj, i, notes))
+            .map_err(|e| format!("invalid JSON: {e}")),
+        _ => {
+            notes.push(Problem::new(
+                ErrorCode::InvalidField,
+                format!("items[{i}] is not an object"),
+            ));
+            Ok(Default::default())
+        }
+    }
+}
+
+/// One row as CSV would give it: the order's fields, the item's, the extras.
+fn record_of(
+    order: &[Cow<str>; Field::COUNT],
+    item: &[Cow<str>; 3],
+    extras: &[Cow<str>],
+) -> StringRecord {
+    let mut record = StringRecord::with_capacity(128, Field::COUNT + extras.len());
+    for f in Field::ALL {
+        match ITEM_FIELDS.iter().position(|x| *x == f) {
+            Some(i) => record.push_field(&item[i]),
+            None => record.push_field(&order[f.index()]),
+        }
+    }
+    for v in extras {
+        record.push_field(v);
+    }
+    record
 }
 
 /// A JSON object's members in order, values as raw JSON text. A key given

@@ -1,4 +1,4 @@
-//! Reports: accepted and failed orders as CSV or JSONL, the Prometheus
+//! Reports: accepted and failed orders as CSV, JSONL or xlsx, the Prometheus
 //! metrics; files are written aside and renamed into place.
 
 pub mod dir;

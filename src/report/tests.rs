@@ -1,4 +1,4 @@
-//! Report writers (SPEC section 5): accepted and failed reports, formula escaping,
+//! Report writers (README: "Reports"): accepted and failed reports, formula escaping,
 //! failed reports read back as input, atomic writes.
 
 use super::*;

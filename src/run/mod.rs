@@ -129,7 +129,39 @@ struct Decided {
     locked_statements: Option<u64>,
 }
 
+impl Decided {
+    /// A run stopped by --max-errors: nothing committed, no reports.
+    fn aborted(record: RunRecord, timings: Timings) -> Decided {
+        Decided {
+            ending: Ending::Aborted,
+            record,
+            timings,
+            warning: None,
+            withdrawn: Vec::new(),
+            reports_ready: false,
+            locked_statements: None,
+        }
+    }
+}
+
 impl<'a> Run<'a> {
+    /// The ledger's word for the stock this run's orders take.
+    fn ledger_reason(&self) -> crate::store::LedgerReason {
+        match self.kind {
+            RunKind::Process => crate::store::LedgerReason::Order,
+            RunKind::Reprocess => crate::store::LedgerReason::Reprocess,
+        }
+    }
+
+    /// Commit, telling the signal handling when the commit starts and ends
+    /// (a signal in between is answered after the reports are in place).
+    fn commit(tx: Box<dyn crate::store::Tx + '_>) -> Result<crate::store::Committed> {
+        crate::interrupt::committing();
+        Ok(tx
+            .commit_then(&crate::interrupt::committed)
+            .inspect_err(|_| crate::interrupt::commit_failed())?)
+    }
+
     fn new(cfg: &'a Config, opts: &'a RunOptions, kind: RunKind) -> Self {
         Run {
             cfg,

@@ -8,8 +8,9 @@ use anyhow::Result;
 
 use super::{Decided, Ending, Plan, Prepared, Run, Started};
 use crate::apply::Applier;
+use crate::model::clock::Timestamp;
 use crate::model::run::{RunKind, Timings};
-use crate::store::{LedgerReason, Store};
+use crate::store::Store;
 
 impl Run<'_> {
     pub(super) fn serial(
@@ -54,22 +55,10 @@ impl Run<'_> {
         timings.report = applied.report;
         let record = self.decided_record(run, applied.aborted, applier.counts.clone(), &retried);
         if applied.aborted {
-            return Ok(Decided {
-                ending: Ending::Aborted,
-                record,
-                timings,
-                warning: None,
-                withdrawn: Vec::new(),
-                reports_ready: false,
-                locked_statements: None,
-            });
+            return Ok(Decided::aborted(record, timings));
         }
         self.progress.set_stage("committing");
-        let reason = match self.kind {
-            RunKind::Process => LedgerReason::Order,
-            RunKind::Reprocess => LedgerReason::Reprocess,
-        };
-        applier.finish(&mut *tx, reason, crate::model::clock::Timestamp::now())?;
+        applier.finish(&mut *tx, self.ledger_reason(), Timestamp::now())?;
         timings.report += self.write_reports(
             &mut *tx,
             run,
@@ -85,11 +74,7 @@ impl Run<'_> {
         } else {
             tx.finish_run(&record)?;
             self.fence_hold(&mut *tx, run.run_id)?;
-            crate::interrupt::committing();
-            let committed = tx
-                .commit_then(&crate::interrupt::committed)
-                .inspect_err(|_| crate::interrupt::commit_failed())?;
-            (Ending::Committed, committed.warning)
+            (Ending::Committed, Self::commit(tx)?.warning)
         };
         timings.commit = t.elapsed();
         timings.locked = locked.elapsed();

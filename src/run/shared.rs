@@ -26,9 +26,10 @@ use anyhow::Result;
 use super::spool::{Spool, SpoolWriter};
 use super::{stages, Decided, Ending, Plan, Prepared, RetriedRuns, Run, Started};
 use crate::apply::Applier;
+use crate::model::clock::Timestamp;
 use crate::model::order::Product;
 use crate::model::run::{RunKind, RunStatus, Timings};
-use crate::store::{self, LedgerReason, Store};
+use crate::store::{self, Store};
 
 impl Run<'_> {
     pub(super) fn shared(
@@ -144,14 +145,9 @@ impl Run<'_> {
         timings.apply = applied.apply;
         timings.report = applied.report;
         if applied.aborted {
-            let record = self.record(
-                run.run_id,
-                &run.inputs,
-                RunStatus::Aborted,
-                applier.counts.clone(),
-                retried,
-            );
-            return Ok(aborted(record, timings));
+            let counts = applier.counts.clone();
+            let record = self.record(run.run_id, &run.inputs, RunStatus::Aborted, counts, retried);
+            return Ok(Decided::aborted(record, timings));
         }
         // The locked section.
         self.progress.set_stage("committing");
@@ -166,52 +162,58 @@ impl Run<'_> {
             })
             .map_err(crate::apply::ApplyError::into_inner)?;
         timings.apply += holding.elapsed();
-        let record = self.decided_record(
-            run,
-            self.too_many_failures(&applier),
-            applier.counts.clone(),
-            retried,
-        );
+        let too_many = self.too_many_failures(&applier);
+        let record = self.decided_record(run, too_many, applier.counts.clone(), retried);
         if record.summary.status == RunStatus::Aborted {
-            return Ok(aborted(record, timings));
+            return Ok(Decided::aborted(record, timings));
         }
-        let reason = match self.kind {
-            RunKind::Process => LedgerReason::Order,
-            RunKind::Reprocess => LedgerReason::Reprocess,
-        };
-        applier.finish(&mut *tx, reason, crate::model::clock::Timestamp::now())?;
+        applier.finish(&mut *tx, self.ledger_reason(), Timestamp::now())?;
         let again = settled.flipped > 0;
+        let mut decided = Decided {
+            ending: Ending::DryRun,
+            record,
+            timings,
+            warning: None,
+            withdrawn: std::mem::take(&mut applier.withdrawn),
+            reports_ready: true,
+            locked_statements: None,
+        };
         if self.opts.dry_run {
             // Nothing is committed: the reports come from the transaction.
-            timings.report += self.write_reports(&mut *tx, run, &record, again, None, false)?;
+            decided.timings.report +=
+                self.write_reports(&mut *tx, run, &decided.record, again, None, false)?;
             drop(tx);
-            timings.locked = holding.elapsed();
-            return Ok(Decided {
-                ending: Ending::DryRun,
-                record,
-                timings,
-                warning: None,
-                withdrawn: applier.withdrawn,
-                reports_ready: true,
-                locked_statements: None,
-            });
+            decided.timings.locked = holding.elapsed();
+            return Ok(decided);
         }
-        tx.finish_run(&record)?;
+        tx.finish_run(&decided.record)?;
         self.fence_hold(&mut *tx, run.run_id)?;
         // The statements sent while the stock was held, the commit included.
-        let locked_statements = tx.statements() - sent + 1;
+        decided.locked_statements = Some(tx.statements() - sent + 1);
         let t = Instant::now();
-        crate::interrupt::committing();
-        let committed = tx
-            .commit_then(&crate::interrupt::committed)
-            .inspect_err(|_| crate::interrupt::commit_failed())?;
-        timings.commit = t.elapsed();
-        timings.locked = holding.elapsed();
+        let committed = Self::commit(tx)?;
+        decided.timings.commit = t.elapsed();
+        decided.timings.locked = holding.elapsed();
+        decided.ending = Ending::Committed;
+        self.reports_after_commit(store, run, again, committed.warning, &mut decided);
+        Ok(decided)
+    }
+
+    /// Step 4: the reports from the database. The commit stands whatever
+    /// happens here; a failure is a warning, and the next run writes them.
+    fn reports_after_commit(
+        &self,
+        store: &mut dyn Store,
+        run: &Started,
+        again: bool,
+        warning: Option<String>,
+        decided: &mut Decided,
+    ) {
         let t = Instant::now();
-        let written = self.write_reports(store, run, &record, again, None, false);
-        timings.report += t.elapsed();
-        let (warning, reports_ready) = match written {
-            Ok(_) => (committed.warning, true),
+        let written = self.write_reports(store, run, &decided.record, again, None, false);
+        decided.timings.report += t.elapsed();
+        (decided.warning, decided.reports_ready) = match written {
+            Ok(_) => (warning, true),
             Err(e) => (
                 Some(format!(
                     "its reports could not be written: {e:#}; the next run writes them, \
@@ -221,26 +223,5 @@ impl Run<'_> {
                 false,
             ),
         };
-        Ok(Decided {
-            ending: Ending::Committed,
-            record,
-            timings,
-            warning,
-            withdrawn: applier.withdrawn,
-            reports_ready,
-            locked_statements: Some(locked_statements),
-        })
-    }
-}
-
-fn aborted(record: crate::model::run::RunRecord, timings: Timings) -> Decided {
-    Decided {
-        ending: Ending::Aborted,
-        record,
-        timings,
-        warning: None,
-        withdrawn: Vec::new(),
-        reports_ready: false,
-        locked_statements: None,
     }
 }

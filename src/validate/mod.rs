@@ -1,5 +1,5 @@
-//! Validation: the pure checks of SPEC section 3 up to PAYMENT_MISMATCH, run in
-//! parallel with rayon; results keep input order. Checks that need the order
+//! Validation: the pure checks of the README's "What decides an order's
+//! fate" up to PAYMENT_MISMATCH, run in parallel with rayon; results keep input order. Checks that need the order
 //! history or the stock belong to `apply`.
 
 use rustc_hash::FxHashMap;
@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use crate::model::fields;
 use crate::model::money::currency_exponent;
 use crate::model::order::{
-    FailedBody, FailedOrder, FailedRow, Field, Line, Message, Problem, Product, ValidOrder,
+    FailedBody, FailedOrder, FailedRow, Field, Line, Message, PaymentMethod, Problem, Product,
+    ValidOrder,
 };
 use crate::model::pan;
 use crate::model::ErrorCode;
@@ -223,6 +224,13 @@ pub fn validate(raw: &RawOrder, catalog: &Catalog) -> Verdict {
     }
 }
 
+/// The order-level values that become more than their text.
+struct OrderFields {
+    placed: fields::Placed,
+    method: PaymentMethod,
+    amount: i64,
+}
+
 struct OrderCheck<'a> {
     cols: &'a Columns,
     rows: &'a [RawRow],
@@ -277,86 +285,31 @@ impl<'a> OrderCheck<'a> {
         order
     }
 
+    /// The parsed value of field `f` of row `r`; or, when it breaks its
+    /// rule, None and an INVALID_FIELD problem (none for an empty value:
+    /// MISSING_FIELD said it).
+    fn field<T, E: AsRef<str>>(&mut self, r: usize, f: Field, res: Result<T, E>) -> Option<T> {
+        res.map_err(|rule| {
+            let v = self.get(r, f);
+            if !v.is_empty() {
+                let m = format!(
+                    "{} {} {}",
+                    f.name(),
+                    show(v, f.is_free_text()),
+                    rule.as_ref()
+                );
+                self.push(ErrorCode::InvalidField, Some(r), m);
+            }
+        })
+        .ok()
+    }
+
     /// INVALID_FIELD: order-level fields from the first row, item fields from every row.
     fn parse(&mut self) -> Option<ValidOrder> {
-        let mut ok = true;
-        let mut check = |this: &mut Self, r: usize, f: Field, res: Result<(), String>| {
-            if let Err(rule) = res {
-                let v = this.get(r, f);
-                if !v.is_empty() {
-                    let m = format!("{} {} {rule}", f.name(), show(v, f.is_free_text()));
-                    this.push(ErrorCode::InvalidField, Some(r), m);
-                }
-                ok = false;
-            }
-        };
-        let s = |r: Result<(), &'static str>| r.map_err(String::from);
-        check(
-            self,
-            0,
-            Field::OrderId,
-            s(fields::order_id(self.get(0, Field::OrderId))),
-        );
-        let placed = fields::placed_at(self.get(0, Field::PlacedAt), self.cols.zone.as_ref());
-        check(
-            self,
-            0,
-            Field::PlacedAt,
-            placed.as_ref().map(|_| ()).map_err(Clone::clone),
-        );
-        check(
-            self,
-            0,
-            Field::CustomerEmail,
-            s(fields::email(self.get(0, Field::CustomerEmail))),
-        );
-        check(
-            self,
-            0,
-            Field::Currency,
-            s(fields::currency(self.get(0, Field::Currency))),
-        );
-        let method = fields::payment_method(self.get(0, Field::PaymentMethod));
-        check(self, 0, Field::PaymentMethod, s(method.map(drop)));
-        check(
-            self,
-            0,
-            Field::PaymentRef,
-            s(fields::payment_ref(self.get(0, Field::PaymentRef))),
-        );
         let exp = currency_exponent(self.get(0, Field::Currency));
-        let amount = fields::amount(self.get(0, Field::PaymentAmount), exp);
-        check(
-            self,
-            0,
-            Field::PaymentAmount,
-            amount.as_ref().map(|_| ()).map_err(Clone::clone),
-        );
-
-        let mut lines = Vec::with_capacity(self.rows.len());
-        if !self.no_items {
-            for r in 0..self.rows.len() {
-                let sku = self.get(r, Field::Sku);
-                check(self, r, Field::Sku, s(fields::sku(sku)));
-                let q = fields::quantity(self.get(r, Field::Quantity));
-                check(self, r, Field::Quantity, s(q.map(|_| ())));
-                let p = fields::amount(self.get(r, Field::UnitPrice), exp);
-                self.prices.push(p.as_ref().ok().copied());
-                check(
-                    self,
-                    r,
-                    Field::UnitPrice,
-                    p.as_ref().map(|_| ()).map_err(Clone::clone),
-                );
-                if let (Ok(quantity), Ok(unit_price)) = (q, p) {
-                    lines.push(Line {
-                        sku: self.get(r, Field::Sku).to_string(),
-                        quantity,
-                        unit_price,
-                    });
-                }
-            }
-        }
+        // Every field is checked, so that every problem is named at once.
+        let head = self.order_fields(exp);
+        let (lines, lines_ok) = self.lines(exp);
         let total = lines.iter().try_fold(0i64, |acc, l| {
             l.quantity
                 .checked_mul(l.unit_price)
@@ -368,33 +321,87 @@ impl<'a> OrderCheck<'a> {
                 None,
                 "the order total (sum of quantity x unit_price) is too large to compute",
             );
-            ok = false;
         }
-        if !ok || self.no_items {
+        let head = head?;
+        if !lines_ok || self.no_items {
             return None;
         }
-        let placed = placed.ok()?;
-        let units = lines.iter().map(|l| l.quantity).sum();
         let order = ValidOrder {
             order_id: self.get(0, Field::OrderId).to_string(),
             // A local time is stored and reported with the offset it had.
-            placed_at: placed
+            placed_at: head
+                .placed
                 .with_offset
                 .unwrap_or_else(|| self.get(0, Field::PlacedAt).to_string()),
             customer_email: self.get(0, Field::CustomerEmail).to_string(),
             currency: self.get(0, Field::Currency).to_string(),
-            payment_method: method.ok()?,
+            payment_method: head.method,
             payment_ref: self.get(0, Field::PaymentRef).to_string(),
-            payment_amount: amount.ok()?,
+            payment_amount: head.amount,
             total: total?,
-            units,
+            units: lines.iter().map(|l| l.quantity).sum(),
             content_hash: [0; 16],
             lines,
         };
         Some(ValidOrder {
-            content_hash: content_hash(&order, placed.instant),
+            content_hash: content_hash(&order, head.placed.instant),
             ..order
         })
+    }
+
+    /// The order-level fields of the first row, each checked; None when any
+    /// breaks its rule.
+    fn order_fields(&mut self, exp: u32) -> Option<OrderFields> {
+        let zone = self.cols.zone;
+        let id = fields::order_id(self.get(0, Field::OrderId));
+        let id = self.field(0, Field::OrderId, id);
+        let placed = fields::placed_at(self.get(0, Field::PlacedAt), zone.as_ref());
+        let placed = self.field(0, Field::PlacedAt, placed);
+        let email = fields::email(self.get(0, Field::CustomerEmail));
+        let email = self.field(0, Field::CustomerEmail, email);
+        let currency = fields::currency(self.get(0, Field::Currency));
+        let currency = self.field(0, Field::Currency, currency);
+        let method = fields::payment_method(self.get(0, Field::PaymentMethod));
+        let method = self.field(0, Field::PaymentMethod, method);
+        let reference = fields::payment_ref(self.get(0, Field::PaymentRef));
+        let reference = self.field(0, Field::PaymentRef, reference);
+        let amount = fields::amount(self.get(0, Field::PaymentAmount), exp);
+        let amount = self.field(0, Field::PaymentAmount, amount);
+        let ((), (), (), ()) = (id?, email?, currency?, reference?);
+        Some(OrderFields {
+            placed: placed?,
+            method: method?,
+            amount: amount?,
+        })
+    }
+
+    /// The item fields of every row, each checked: the lines whose quantity
+    /// and price parsed (for the total's check), and whether every row's
+    /// fields did. Each row's price is kept for the catalog check.
+    fn lines(&mut self, exp: u32) -> (Vec<Line>, bool) {
+        let mut lines = Vec::with_capacity(self.rows.len());
+        let mut ok = true;
+        if self.no_items {
+            return (lines, ok);
+        }
+        for r in 0..self.rows.len() {
+            let sku = fields::sku(self.get(r, Field::Sku));
+            let sku = self.field(r, Field::Sku, sku);
+            let q = fields::quantity(self.get(r, Field::Quantity));
+            let q = self.field(r, Field::Quantity, q);
+            let p = fields::amount(self.get(r, Field::UnitPrice), exp);
+            self.prices.push(p.as_ref().ok().copied());
+            let p = self.field(r, Field::UnitPrice, p);
+            ok &= sku.is_some() && q.is_some() && p.is_some();
+            if let (Some(quantity), Some(unit_price)) = (q, p) {
+                lines.push(Line {
+                    sku: self.get(r, Field::Sku).to_string(),
+                    quantity,
+                    unit_price,
+                });
+            }
+        }
+        (lines, ok)
     }
 
     /// INCONSISTENT_ORDER: every row repeats the first row's order-level values.

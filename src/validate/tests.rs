@@ -1,4 +1,5 @@
-//! Validation of orders (SPEC sections 2 and 3), on orders built by the real readers.
+//! Validation of orders (README: "Input format" and "What decides an
+//! order's fate"), on orders built by the real readers.
 
 use super::*;
 

@@ -1,6 +1,6 @@
 //! `orderbatch inbox DIR`: order files taken as they arrive, each as one run
-//! of `process`, by any number of workers on one or many hosts (SPEC
-//! section 8).
+//! of `process`, by any number of workers on one or many hosts (README: "The
+//! inbox").
 //!
 //! A worker looks at DIR (`scan`), takes each complete file oldest first
 //! (`take`: claim it in the database, run it with a heartbeat renewing the

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 /// Endings of names that writers use while they write (and rename from).
 const WRITING: [&str; 5] = [".part", ".tmp", ".filepart", ".crdownload", "~"];
 
-/// Whether a file of this name may be taken (the SPEC's rule).
+/// Whether a file of this name may be taken (the README's rule, "The inbox").
 pub(super) fn is_candidate(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     !name.starts_with('.') && !WRITING.iter().any(|w| lower.ends_with(w))
