@@ -498,27 +498,26 @@ fn jsonl_items_missing_null_or_empty() {
 /// A field, a bad value for it, other fields to change, and the rule text.
 type InvalidCase<'a> = (Field, &'a str, &'a [(Field, &'a str)], &'a str);
 
-#[test]
-fn invalid_field_for_each_rule() {
-    let amount_syntax =
-        "must be an exact decimal with at most 2 fraction digits (no sign, exponent or thousands separator)";
-    let long_id = "x".repeat(65);
-    let jpy = [
-        (Field::Sku, "JP-1"),
-        (Field::Currency, "JPY"),
-        (Field::PaymentAmount, "3000"),
-    ];
-    let kwd = [
-        (Field::Sku, "KW-1"),
-        (Field::Currency, "KWD"),
-        (Field::PaymentAmount, "2.468"),
-    ];
-    // (field, bad value, other fields to change, rule text)
-    let cases: Vec<InvalidCase> = vec![
+const AMOUNT_SYNTAX: &str =
+    "must be an exact decimal with at most 2 fraction digits (no sign, exponent or thousands separator)";
+const JPY: [(Field, &str); 3] = [
+    (Field::Sku, "JP-1"),
+    (Field::Currency, "JPY"),
+    (Field::PaymentAmount, "3000"),
+];
+const KWD: [(Field, &str); 3] = [
+    (Field::Sku, "KW-1"),
+    (Field::Currency, "KWD"),
+    (Field::PaymentAmount, "2.468"),
+];
+
+/// Bad order-level values: (field, bad value, other fields to change, rule text).
+fn order_field_cases(long_id: &str) -> Vec<InvalidCase<'_>> {
+    vec![
         (Field::OrderId, "-A1", &[], fields::ORDER_ID_RULE),
         (Field::OrderId, "A 1", &[], fields::ORDER_ID_RULE),
         (Field::OrderId, "A/1", &[], fields::ORDER_ID_RULE),
-        (Field::OrderId, &long_id, &[], fields::ORDER_ID_RULE),
+        (Field::OrderId, long_id, &[], fields::ORDER_ID_RULE),
         (
             Field::PlacedAt,
             "2026-11-25T22:14:03",
@@ -542,6 +541,13 @@ fn invalid_field_for_each_rule() {
         (Field::CustomerEmail, "a@b", &[], fields::EMAIL_RULE),
         (Field::CustomerEmail, "a@b@c.co", &[], fields::EMAIL_RULE),
         (Field::CustomerEmail, "a b@c.co", &[], fields::EMAIL_RULE),
+    ]
+}
+
+/// Bad item and payment values, as `order_field_cases`.
+fn item_field_cases() -> Vec<InvalidCase<'static>> {
+    let amount_syntax = AMOUNT_SYNTAX;
+    vec![
         (Field::Sku, "SKU 1", &[], fields::SKU_RULE),
         (Field::Sku, "SKU:1", &[], fields::SKU_RULE),
         (Field::Quantity, "0", &[], fields::QUANTITY_RULE),
@@ -565,13 +571,13 @@ fn invalid_field_for_each_rule() {
         (
             Field::UnitPrice,
             "1500.5",
-            &jpy,
+            &JPY,
             "must not have fraction digits",
         ),
         (
             Field::UnitPrice,
             "1.2345",
-            &kwd,
+            &KWD,
             "has more than 3 fraction digits",
         ),
         (Field::UnitPrice, "+5.00", &[], amount_syntax),
@@ -591,7 +597,14 @@ fn invalid_field_for_each_rule() {
         ),
         (Field::PaymentAmount, "-10.00", &[], amount_syntax),
         (Field::PaymentAmount, "1e1", &[], amount_syntax),
-    ];
+    ]
+}
+
+#[test]
+fn invalid_field_for_each_rule() {
+    let long_id = "x".repeat(65);
+    let mut cases = order_field_cases(&long_id);
+    cases.extend(item_field_cases());
     for (f, bad, others, rule) in cases {
         let mut over = others.to_vec();
         over.push((f, bad));
