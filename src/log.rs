@@ -2,6 +2,12 @@
 //! (unchanged from the start), or, with `--log-format json`, one JSON object
 //! per event for journald or Loki-style collection. Either way card numbers
 //! are masked and control characters cannot reach a terminal raw.
+//!
+//! Written here rather than with `tracing` and `tracing-subscriber`'s JSON
+//! layer: that layer nests an event's fields under `fields` and adds its
+//! target and spans, which would change the documented object (`event`,
+//! `level`, `message`, `exit_code`, flat) that collectors already parse, and
+//! the masking and escaping would still be ours to apply to every field.
 
 use std::io::Write;
 use std::sync::OnceLock;

@@ -8,6 +8,13 @@
 //! same file. The file has two sections, the last run's and the inbox's:
 //! each writer replaces its own and keeps the other's as the file holds it,
 //! so that no scrape ever finds one of them missing.
+//!
+//! Written here rather than with `prometheus-client`: that crate keeps a
+//! registry of metrics declared up front and encodes OpenMetrics text (with
+//! its `# EOF` and unit rules), while this file is two sections written by
+//! two commands, each keeping the other's as the file holds it; the writing
+//! aside, the sync and the rename stay ours either way. `promtool check
+//! metrics` and a real node_exporter read what this writes (tests/monitoring.rs).
 
 use std::fmt::Write as _;
 use std::io::Write as _;

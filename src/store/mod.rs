@@ -438,6 +438,10 @@ pub fn display_name(db: &str) -> String {
 }
 
 /// Retry policy for a busy database: exponential backoff with full jitter.
+/// A delay here is a value, not only a sleep: the inbox writes the time of a
+/// file's next try into its claim row, for whichever worker takes it next.
+/// `backon` retries a closure with its own sleeps and has no way to hand out
+/// the delay itself, so these few lines stay.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
     pub timeout: Duration,

@@ -1,6 +1,13 @@
 //! SQLite storage: WAL, one write transaction per run (BEGIN IMMEDIATE, so a
 //! run holds the database from its start to its commit), busy waits with
 //! backoff and jitter, the schema from `schema/sqlite/`.
+//!
+//! Migrations are the pairs in `MIGRATIONS`, applied above `user_version`
+//! inside the same write lock and `--lock-timeout` wait as any write (two
+//! commands that start at once migrate one after the other, and a database
+//! held too long is exit 75). `rusqlite_migration` takes its own transaction
+//! without that wait, and `refinery` adds a history table of its own to the
+//! schema (`schema.sql` pins it), so neither replaces these lines.
 
 mod claims;
 mod open;
