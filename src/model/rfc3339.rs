@@ -6,7 +6,7 @@
 //! `:59.999999999`, or `:60` and `:60.5`, become one instant and one content
 //! hash), and it takes a space for the `T`, which the grammar does not;
 //! `jiff` differs on 19 (leap seconds read as `:59` and taken on any day,
-//! `+24:00`, a space and six-digit years taken; 9999-12-31 with an offset and
+//! `+24:00`, a space and six-digit years taken; the end of 9999-12-31 and
 //! ten fraction digits refused).
 
 const SECS_PER_DAY: i64 = 86_400;
