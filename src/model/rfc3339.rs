@@ -1,10 +1,10 @@
 //! RFC 3339 date-times (section 5.6 grammar, section 5.7 restrictions), parsed strictly. Pure, no I/O.
 //!
 //! Kept rather than the `time` crate's `Rfc3339` or `jiff`, tried on the 45
-//! inputs of this file's tests and edge cases: `time` agrees except on the 13
+//! inputs of this file's tests and edge cases: `time` differs on 13, the 12
 //! leap seconds, which it turns into `23:59:59.999999999` (so `:60` and
 //! `:59.999999999`, or `:60` and `:60.5`, become one instant and one content
-//! hash), and it takes a space for the `T`, which the grammar does not;
+//! hash), and a space for the `T`, which it takes and the grammar does not;
 //! `jiff` differs on 19 (leap seconds read as `:59` and taken on any day,
 //! `+24:00`, a space and six-digit years taken; the end of 9999-12-31 and
 //! ten fraction digits refused).
