@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use crate::model::local_time::Zone;
 use crate::model::order::Field;
 use crate::model::run::RunStatus;
-use crate::model::{ErrorCode, Format};
+use crate::model::{ErrorCode, InputFormat};
 use crate::read::{ColumnMap, ReadOptions, Rename, TextEncoding};
 use crate::run::RunOptions;
 
@@ -19,7 +19,7 @@ use crate::run::RunOptions;
 pub struct InputArgs {
     /// Format of every order file: csv, tsv (tab-separated), jsonl (one order a line), xlsx (the first worksheet); default: from each file name; required for '-'
     #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    pub format: Option<InputFormat>,
     /// Field delimiter of CSV input (one character; 'tab' or '\t' for tab; default ',', or tab for .tsv)
     #[arg(long, value_parser = parse_delimiter)]
     pub delimiter: Option<u8>,
@@ -93,26 +93,6 @@ pub struct RunArgs {
     pub timezone: Option<Zone>,
 }
 
-/// Formats of order input.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    Csv,
-    Tsv,
-    Jsonl,
-    Xlsx,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::Csv => Format::Csv,
-            FormatArg::Tsv => Format::Tsv,
-            FormatArg::Jsonl => Format::Jsonl,
-            FormatArg::Xlsx => Format::Xlsx,
-        }
-    }
-}
-
 /// Formats of catalog and delivery files.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum TableArg {
@@ -121,12 +101,12 @@ pub enum TableArg {
     Jsonl,
 }
 
-impl From<TableArg> for Format {
-    fn from(f: TableArg) -> Format {
+impl From<TableArg> for InputFormat {
+    fn from(f: TableArg) -> InputFormat {
         match f {
-            TableArg::Csv => Format::Csv,
-            TableArg::Tsv => Format::Tsv,
-            TableArg::Jsonl => Format::Jsonl,
+            TableArg::Csv => InputFormat::Csv,
+            TableArg::Tsv => InputFormat::Tsv,
+            TableArg::Jsonl => InputFormat::Jsonl,
         }
     }
 }
@@ -139,12 +119,12 @@ pub enum ReportArg {
     Xlsx,
 }
 
-impl From<ReportArg> for Format {
-    fn from(f: ReportArg) -> Format {
+impl From<ReportArg> for InputFormat {
+    fn from(f: ReportArg) -> InputFormat {
         match f {
-            ReportArg::Csv => Format::Csv,
-            ReportArg::Jsonl => Format::Jsonl,
-            ReportArg::Xlsx => Format::Xlsx,
+            ReportArg::Csv => InputFormat::Csv,
+            ReportArg::Jsonl => InputFormat::Jsonl,
+            ReportArg::Xlsx => InputFormat::Xlsx,
         }
     }
 }
@@ -220,7 +200,7 @@ impl InputArgs {
     pub fn into_options(self, files: Vec<String>, run: RunArgs) -> Result<RunOptions, String> {
         let fields = Field::ALL.map(Field::name);
         Ok(RunOptions {
-            format: self.format.map(Into::into),
+            format: self.format,
             delimiter: self.delimiter,
             encoding: self.encoding.unwrap_or_default(),
             skip_rows: self.skip_rows,

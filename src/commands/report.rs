@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::exit::{Exit, UsageError};
 use crate::model::order::AcceptedRow;
 use crate::model::run::{RunRecord, RunStatus};
-use crate::model::Format;
+use crate::model::InputFormat;
 use crate::report::AcceptedWriter;
 use crate::store::Store;
 
@@ -40,7 +40,7 @@ pub enum ReportKind {
 
 pub fn run(cfg: &Config, args: Args) -> Result<Exit> {
     let (kind, id) = (args.kind, args.run);
-    let format: Option<Format> = args.format.map(Into::into);
+    let format: Option<InputFormat> = args.format.map(Into::into);
     let mut store = super::open_existing(cfg)?;
     let run = store
         .run(id)?

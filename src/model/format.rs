@@ -2,49 +2,54 @@
 
 use std::path::Path;
 
-/// A file format: of order and catalog inputs, and of reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
+/// The format of an order file (`--format`): CSV; TSV, CSV separated by
+/// tabs; JSONL, one order a line; xlsx, a workbook's first sheet read as
+/// CSV with a header row. Its names are those of `--format` and of the run
+/// history; a file name may also say `.tab` or `.ndjson`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    clap::ValueEnum,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
+pub enum InputFormat {
     Csv,
-    /// CSV separated by tabs.
+    #[strum(to_string = "tsv", serialize = "tab")]
     Tsv,
+    #[strum(to_string = "jsonl", serialize = "ndjson")]
     Jsonl,
-    /// A workbook: its first sheet, as CSV with a header row.
     Xlsx,
 }
 
-impl Format {
+impl InputFormat {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Tsv => "tsv",
-            Format::Jsonl => "jsonl",
-            Format::Xlsx => "xlsx",
-        }
+        self.into()
     }
 
-    pub fn parse(s: &str) -> Option<Format> {
-        match s.to_ascii_lowercase().as_str() {
-            "csv" => Some(Format::Csv),
-            "tsv" | "tab" => Some(Format::Tsv),
-            "jsonl" | "ndjson" => Some(Format::Jsonl),
-            "xlsx" => Some(Format::Xlsx),
-            _ => None,
-        }
+    /// A name of the format, in any case: `tab` and `ndjson` too.
+    pub fn parse(s: &str) -> Option<InputFormat> {
+        s.parse().ok()
     }
 
     /// The format a file name implies: `.csv`, `.tsv`, `.jsonl`, `.ndjson`
     /// (each optionally `.gz`), `.xlsx`.
-    pub fn from_path(path: &str) -> Option<Format> {
+    pub fn from_path(path: &str) -> Option<InputFormat> {
         let name = path.strip_suffix(".gz").unwrap_or(path);
         let ext = Path::new(name).extension()?.to_str()?;
-        Format::parse(ext).filter(|f| *f != Format::Xlsx || name.len() == path.len())
+        InputFormat::parse(ext).filter(|f| *f != InputFormat::Xlsx || name.len() == path.len())
     }
 
     /// The field separator a delimited format uses unless told otherwise.
     pub fn default_delimiter(self) -> u8 {
         match self {
-            Format::Tsv => b'\t',
+            InputFormat::Tsv => b'\t',
             _ => b',',
         }
     }
@@ -53,23 +58,51 @@ impl Format {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
+    use strum::VariantArray;
 
     #[test]
     fn format_comes_from_the_name() {
-        assert_eq!(Format::from_path("a/orders.csv"), Some(Format::Csv));
-        assert_eq!(Format::from_path("orders.CSV.gz"), Some(Format::Csv));
-        assert_eq!(Format::from_path("x.jsonl.gz"), Some(Format::Jsonl));
-        assert_eq!(Format::from_path("x.ndjson"), Some(Format::Jsonl));
-        assert_eq!(Format::from_path("export.tsv"), Some(Format::Tsv));
-        assert_eq!(Format::from_path("failed.xlsx"), Some(Format::Xlsx));
         assert_eq!(
-            Format::from_path("failed.xlsx.gz"),
+            InputFormat::from_path("a/orders.csv"),
+            Some(InputFormat::Csv)
+        );
+        assert_eq!(
+            InputFormat::from_path("orders.CSV.gz"),
+            Some(InputFormat::Csv)
+        );
+        assert_eq!(
+            InputFormat::from_path("x.jsonl.gz"),
+            Some(InputFormat::Jsonl)
+        );
+        assert_eq!(InputFormat::from_path("x.ndjson"), Some(InputFormat::Jsonl));
+        assert_eq!(InputFormat::from_path("export.tsv"), Some(InputFormat::Tsv));
+        assert_eq!(InputFormat::from_path("export.tab"), Some(InputFormat::Tsv));
+        assert_eq!(
+            InputFormat::from_path("failed.xlsx"),
+            Some(InputFormat::Xlsx)
+        );
+        assert_eq!(
+            InputFormat::from_path("failed.xlsx.gz"),
             None,
             "a workbook is zipped already"
         );
-        assert_eq!(Format::from_path("x.txt"), None);
-        assert_eq!(Format::parse("JSONL"), Some(Format::Jsonl));
-        assert_eq!(Format::Tsv.default_delimiter(), b'\t');
-        assert_eq!(Format::Csv.default_delimiter(), b',');
+        assert_eq!(InputFormat::from_path("x.txt"), None);
+        assert_eq!(InputFormat::parse("JSONL"), Some(InputFormat::Jsonl));
+        assert_eq!(InputFormat::Tsv.default_delimiter(), b'\t');
+        assert_eq!(InputFormat::Csv.default_delimiter(), b',');
+    }
+
+    /// Each name reads back as its format, and is the one the command line
+    /// takes.
+    #[test]
+    fn names_round_trip_and_are_the_command_lines() {
+        let names: Vec<&str> = InputFormat::VARIANTS.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, ["csv", "tsv", "jsonl", "xlsx"]);
+        for f in InputFormat::VARIANTS {
+            assert_eq!(InputFormat::parse(f.as_str()), Some(*f));
+            let value = f.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), f.as_str());
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::model::fields;
 use crate::model::money::currency_exponent;
 use crate::model::order::Product;
 use crate::model::text::show;
-use crate::model::Format;
+use crate::model::InputFormat;
 
 pub const CATALOG_COLUMNS: [&str; 5] = ["sku", "name", "unit_price", "currency", "on_hand"];
 
@@ -283,9 +283,9 @@ fn rows_of<const N: usize>(
         super::DEFAULT_MAX_RECORD_BYTES,
     ));
     match format {
-        Format::Csv | Format::Tsv => csv_rows(path, reader, delimiter, columns, opts),
-        Format::Jsonl => jsonl_rows(path, reader, columns),
-        Format::Xlsx => Err(InputError::UnknownFormat {
+        InputFormat::Csv | InputFormat::Tsv => csv_rows(path, reader, delimiter, columns, opts),
+        InputFormat::Jsonl => jsonl_rows(path, reader, columns),
+        InputFormat::Xlsx => Err(InputError::UnknownFormat {
             path: path.to_string(),
         }
         .into()),

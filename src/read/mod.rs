@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::model::escape::unescape_cell;
 use crate::model::local_time::Zone;
 use crate::model::order::{Field, Problem, SourceLayout};
-use crate::model::Format;
+use crate::model::InputFormat;
 
 pub use self::header::{HeaderAt, Missing};
 pub use self::options::{ColumnMap, ReadOptions, Rename, TextEncoding};
@@ -181,14 +181,17 @@ impl<R: std::io::BufRead> std::io::BufRead for LineGuard<R> {
 }
 
 /// The explicit format, else the one the file name implies.
-pub fn resolve_format(path: &str, explicit: Option<Format>) -> Result<Format, InputError> {
+pub fn resolve_format(
+    path: &str,
+    explicit: Option<InputFormat>,
+) -> Result<InputFormat, InputError> {
     if let Some(f) = explicit {
         return Ok(f);
     }
     if path == "-" {
         return Err(InputError::StdinNeedsFormat);
     }
-    Format::from_path(path).ok_or_else(|| InputError::UnknownFormat {
+    InputFormat::from_path(path).ok_or_else(|| InputError::UnknownFormat {
         path: path.to_string(),
     })
 }
@@ -470,7 +473,7 @@ pub type OrderReader = Box<dyn Iterator<Item = Result<RawOrder, InputError>> + S
 /// found before any order is processed; `opts` say how it is read.
 pub fn open_orders(
     source: Source,
-    format: Format,
+    format: InputFormat,
     opts: &ReadOptions,
 ) -> Result<OrderReader, InputError> {
     open(source, format, opts, false)
@@ -480,7 +483,7 @@ pub fn open_orders(
 /// parsed on the validation threads (`RawOrder::parse_deferred`).
 pub fn open_orders_deferred(
     source: Source,
-    format: Format,
+    format: InputFormat,
     opts: &ReadOptions,
 ) -> Result<OrderReader, InputError> {
     open(source, format, opts, true)
@@ -488,15 +491,15 @@ pub fn open_orders_deferred(
 
 fn open(
     source: Source,
-    format: Format,
+    format: InputFormat,
     opts: &ReadOptions,
     defer: bool,
 ) -> Result<OrderReader, InputError> {
     let name: Arc<str> = Arc::from(source.path.as_str());
     let orders: OrderReader = match format {
-        Format::Csv | Format::Tsv => Box::new(csv::CsvOrders::new(source, format, opts)?),
-        Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source, opts, defer)),
-        Format::Xlsx => Box::new(xlsx::XlsxOrders::new(source, opts)?),
+        InputFormat::Csv | InputFormat::Tsv => Box::new(csv::CsvOrders::new(source, format, opts)?),
+        InputFormat::Jsonl => Box::new(jsonl::JsonlOrders::new(source, opts, defer)),
+        InputFormat::Xlsx => Box::new(xlsx::XlsxOrders::new(source, opts)?),
     };
     Ok(Box::new(orders.map(move |r| {
         r.map(|mut o| {
@@ -525,10 +528,10 @@ mod tests {
             Err(InputError::StdinNeedsFormat)
         ));
         assert_eq!(
-            resolve_format("x.txt", Some(Format::Csv)).unwrap(),
-            Format::Csv
+            resolve_format("x.txt", Some(InputFormat::Csv)).unwrap(),
+            InputFormat::Csv
         );
-        assert_eq!(resolve_format("x.jsonl", None).unwrap(), Format::Jsonl);
+        assert_eq!(resolve_format("x.jsonl", None).unwrap(), InputFormat::Jsonl);
         assert!(matches!(
             resolve_format("x.txt", None),
             Err(InputError::UnknownFormat { .. })

@@ -3,7 +3,7 @@
 //! bound), gathered into one value that every reader is given.
 
 use crate::model::local_time::Zone;
-use crate::model::Format;
+use crate::model::InputFormat;
 
 /// The encoding text input is read in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -113,7 +113,7 @@ impl ColumnMap {
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     /// `--format`: the format of every input, instead of the one its name implies.
-    pub format: Option<Format>,
+    pub format: Option<InputFormat>,
     /// `--delimiter`: the field separator of CSV input.
     pub delimiter: Option<u8>,
     pub encoding: TextEncoding,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::model::local_time::Zone;
-use crate::model::Format;
+use crate::model::InputFormat;
 use crate::read::{ColumnMap, ReadOptions, TextEncoding};
 
 use super::{CatalogCache, Fence};
@@ -14,9 +14,9 @@ use super::{CatalogCache, Fence};
 pub struct RunOptions {
     pub files: Vec<String>,
     pub catalog: Option<String>,
-    pub format: Option<Format>,
+    pub format: Option<InputFormat>,
     pub out: PathBuf,
-    pub report_format: Format,
+    pub report_format: InputFormat,
     pub dry_run: bool,
     pub max_errors: Option<u64>,
     pub jobs: usize,
