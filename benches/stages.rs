@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use orderbatch::apply::{Applier, Outcome};
 use orderbatch::model::clock::Timestamp;
 use orderbatch::model::order::{AcceptedRow, Product, Status};
-use orderbatch::model::InputFormat;
+use orderbatch::model::{InputFormat, ReportFormat};
 use orderbatch::read::{open_orders, InputMeter, RawOrder, ReadOptions, Source};
 use orderbatch::report::AcceptedWriter;
 use orderbatch::store::{self, LedgerReason, Store};
@@ -134,7 +134,8 @@ fn stages(c: &mut Criterion) {
         .collect();
     g.bench_function("accepted_report_csv", |b| {
         b.iter(|| {
-            let mut w = AcceptedWriter::new(Vec::with_capacity(4 << 20), InputFormat::Csv).unwrap();
+            let mut w =
+                AcceptedWriter::new(Vec::with_capacity(4 << 20), ReportFormat::Csv).unwrap();
             for (i, o) in valid.iter().enumerate() {
                 w.write(&AcceptedRow::new(
                     o,

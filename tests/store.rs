@@ -14,7 +14,7 @@ use orderbatch::model::order::{
     AcceptedRow, FailedBody, FailedOrder, FailedRow, Line, Problem, Product, Status, ValidOrder,
 };
 use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
-use orderbatch::model::{ErrorCode, InputFormat};
+use orderbatch::model::{ErrorCode, ReportFormat};
 use orderbatch::store::{
     self, Applied, AttemptOutcome, Claim, ClaimEnd, ClaimResult, ClaimToken, Claimant, Claimed,
     CloseResult, CloseSelection, ClosedBy, FailureFilter, Failures, Fault, InboxFile, LedgerReason,
@@ -115,7 +115,7 @@ fn record(run_id: i64, status: RunStatus) -> RunRecord {
             },
         },
         kind: RunKind::Process,
-        report_format: InputFormat::Csv,
+        report_format: ReportFormat::Csv,
         retried_runs: vec![],
         message: None,
         host: "h".into(),
@@ -841,7 +841,7 @@ fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
     );
     // Run 1: O-1 applied, O-9 skipped, three failures; finished on 1 February.
     let r1 = s
-        .start_run(RunKind::Process, t(), InputFormat::Csv)
+        .start_run(RunKind::Process, t(), ReportFormat::Csv)
         .unwrap();
     let mut tx = s.begin().unwrap();
     let n1 = NewOrder {
@@ -869,7 +869,7 @@ fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
     tx.commit().unwrap();
     // Run 2 resolves O-4 and takes one more unit; finished on 1 March.
     let r2 = s
-        .start_run(RunKind::Reprocess, t(), InputFormat::Csv)
+        .start_run(RunKind::Reprocess, t(), ReportFormat::Csv)
         .unwrap();
     let mut tx = s.begin().unwrap();
     tx.record(
@@ -900,7 +900,7 @@ fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
         s.start_run(
             RunKind::Process,
             ts("2026-01-02T00:00:00.000Z"),
-            InputFormat::Csv,
+            ReportFormat::Csv,
         )
         .unwrap();
         let old = s.old_runs(before).unwrap();
@@ -1022,7 +1022,7 @@ fn the_history_records_runs_and_the_last_success() {
             .start_run(
                 RunKind::Process,
                 ts("2026-11-25T22:00:00.000Z"),
-                InputFormat::Jsonl,
+                ReportFormat::Jsonl,
             )
             .unwrap();
         let run = s.run(id).unwrap().unwrap();
@@ -1031,7 +1031,7 @@ fn the_history_records_runs_and_the_last_success() {
             RunStatus::Running,
             "{b:?}: alive while its store is open"
         );
-        assert_eq!(run.report_format, InputFormat::Jsonl);
+        assert_eq!(run.report_format, ReportFormat::Jsonl);
         let mut tx = s.begin().unwrap();
         tx.finish_run(&record(id, RunStatus::Completed)).unwrap();
         tx.commit().unwrap();
@@ -1049,7 +1049,7 @@ fn the_history_records_runs_and_the_last_success() {
             .start_run(
                 RunKind::Reprocess,
                 ts("2026-11-25T23:00:00.000Z"),
-                InputFormat::Csv,
+                ReportFormat::Csv,
             )
             .unwrap();
         let mut failed = record(id2, RunStatus::Failed);
@@ -1083,7 +1083,7 @@ fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
             RunStatus::Completed,
         ] {
             let id = s
-                .start_run(RunKind::Process, t(), InputFormat::Csv)
+                .start_run(RunKind::Process, t(), ReportFormat::Csv)
                 .unwrap();
             s.end_run(&record(id, status)).unwrap();
             ids.push(id);
@@ -1091,7 +1091,7 @@ fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
         // A run left running by a session that is gone, and one alive.
         let mut other = open(&db);
         let dead = other
-            .start_run(RunKind::Process, t(), InputFormat::Csv)
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
             .unwrap();
         if b == Backend::Sqlite {
             // Its process is gone from this host.
@@ -1105,7 +1105,7 @@ fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
         drop(other);
         wait_until_not_running(&mut s, dead);
         let alive = s
-            .start_run(RunKind::Process, t(), InputFormat::Csv)
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
             .unwrap();
         let ids_of = |s: &mut Box<dyn Store>, status, limit| -> Vec<i64> {
             s.runs(&RunFilter { status, limit })
@@ -1179,7 +1179,7 @@ fn a_run_whose_process_is_gone_reads_as_interrupted_and_is_reaped() {
                 // the server released its liveness lock.
                 let mut other = open(&db);
                 let id = other
-                    .start_run(RunKind::Process, t(), InputFormat::Csv)
+                    .start_run(RunKind::Process, t(), ReportFormat::Csv)
                     .unwrap();
                 assert_eq!(
                     s.run(id).unwrap().unwrap().summary.status,
@@ -1196,7 +1196,7 @@ fn a_run_whose_process_is_gone_reads_as_interrupted_and_is_reaped() {
             "{b:?}"
         );
         let alive = s
-            .start_run(RunKind::Process, t(), InputFormat::Csv)
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
             .unwrap();
         let reaped = s.reap_interrupted().unwrap();
         if b == Backend::Postgres {
@@ -1511,12 +1511,12 @@ fn a_content_is_processed_by_the_first_completed_run_that_read_it() {
         let digest = "ab".repeat(32); // the digest of `record`'s input
         assert_eq!(s.processed_by(&digest).unwrap(), None, "{b:?}");
         let failed = s
-            .start_run(RunKind::Process, t(), InputFormat::Csv)
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
             .unwrap();
         s.end_run(&record(failed, RunStatus::Failed)).unwrap();
         assert_eq!(s.processed_by(&digest).unwrap(), None, "{b:?}");
         let id = s
-            .start_run(RunKind::Process, t(), InputFormat::Csv)
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
             .unwrap();
         let mut tx = s.begin().unwrap();
         tx.finish_run(&record(id, RunStatus::Completed)).unwrap();
@@ -1530,7 +1530,7 @@ fn a_content_is_processed_by_the_first_completed_run_that_read_it() {
                 .unwrap(),
         );
         let run = s
-            .start_run(RunKind::Process, t(), InputFormat::Csv)
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
             .unwrap();
         let mut rec = record(run, RunStatus::Completed);
         rec.summary.inputs[0].sha256 = String::new();

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use crate::model::local_time::Zone;
 use crate::model::order::Field;
 use crate::model::run::RunStatus;
-use crate::model::{ErrorCode, InputFormat};
+use crate::model::{ErrorCode, InputFormat, ReportFormat};
 use crate::read::{ColumnMap, ReadOptions, Rename, TextEncoding};
 use crate::run::RunOptions;
 
@@ -69,7 +69,7 @@ pub struct RunArgs {
     pub out: PathBuf,
     /// Format of the accepted and failed reports (xlsx: every cell text)
     #[arg(long, value_enum, default_value = "csv")]
-    pub report_format: ReportArg,
+    pub report_format: ReportFormat,
     /// Check everything (stock included) and write the reports, but commit nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -107,24 +107,6 @@ impl From<TableArg> for InputFormat {
             TableArg::Csv => InputFormat::Csv,
             TableArg::Tsv => InputFormat::Tsv,
             TableArg::Jsonl => InputFormat::Jsonl,
-        }
-    }
-}
-
-/// Formats of reports.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ReportArg {
-    Csv,
-    Jsonl,
-    Xlsx,
-}
-
-impl From<ReportArg> for InputFormat {
-    fn from(f: ReportArg) -> InputFormat {
-        match f {
-            ReportArg::Csv => InputFormat::Csv,
-            ReportArg::Jsonl => InputFormat::Jsonl,
-            ReportArg::Xlsx => InputFormat::Xlsx,
         }
     }
 }
@@ -233,7 +215,7 @@ impl RunArgs {
             catalog: self.catalog,
             format: None,
             out: self.out,
-            report_format: self.report_format.into(),
+            report_format: self.report_format,
             dry_run: self.dry_run,
             max_errors: self.max_errors,
             jobs: self.jobs.map(usize::from).unwrap_or_else(|| {

@@ -55,6 +55,40 @@ impl InputFormat {
     }
 }
 
+/// The format of a report (`--report-format`, `report --format`): CSV;
+/// JSONL, an order a line in the input layout; xlsx, every cell text. Its
+/// names are those of the command line, of the run history and of the
+/// reports' file names.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    clap::ValueEnum,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
+pub enum ReportFormat {
+    Csv,
+    Jsonl,
+    Xlsx,
+}
+
+impl ReportFormat {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// A name of the format, in any case.
+    pub fn parse(s: &str) -> Option<ReportFormat> {
+        s.parse().ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +138,18 @@ mod tests {
             let value = f.to_possible_value().unwrap();
             assert_eq!(value.get_name(), f.as_str());
         }
+    }
+
+    #[test]
+    fn report_names_round_trip_and_are_the_command_lines() {
+        let names: Vec<&str> = ReportFormat::VARIANTS.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, ["csv", "jsonl", "xlsx"]);
+        for f in ReportFormat::VARIANTS {
+            assert_eq!(ReportFormat::parse(f.as_str()), Some(*f));
+            assert_eq!(ReportFormat::parse(&f.as_str().to_uppercase()), Some(*f));
+            let value = f.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), f.as_str());
+        }
+        assert_eq!(ReportFormat::parse("tsv"), None);
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::model::local_time::Zone;
-use crate::model::InputFormat;
+use crate::model::{InputFormat, ReportFormat};
 use crate::read::{ColumnMap, ReadOptions, TextEncoding};
 
 use super::{CatalogCache, Fence};
@@ -16,7 +16,7 @@ pub struct RunOptions {
     pub catalog: Option<String>,
     pub format: Option<InputFormat>,
     pub out: PathBuf,
-    pub report_format: InputFormat,
+    pub report_format: ReportFormat,
     pub dry_run: bool,
     pub max_errors: Option<u64>,
     pub jobs: usize,

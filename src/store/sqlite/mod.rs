@@ -19,7 +19,7 @@ use super::{
 };
 use crate::model::clock::Timestamp;
 use crate::model::run::{RunKind, RunRecord, RunStatus};
-use crate::model::InputFormat;
+use crate::model::ReportFormat;
 
 /// Version files by version, in order: a database at version N runs those
 /// above N.
@@ -284,7 +284,7 @@ impl History for SqliteStore {
         &mut self,
         kind: RunKind,
         started_at: Timestamp,
-        report_format: InputFormat,
+        report_format: ReportFormat,
     ) -> Result<i64> {
         let started_at = started_at.to_rfc3339();
         let host = super::host_name();
