@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use crate::model::local_time::Zone;
 use crate::model::order::Field;
 use crate::model::run::RunStatus;
-use crate::model::{ErrorCode, InputFormat, ReportFormat};
+use crate::model::{CatalogFormat, ErrorCode, InputFormat, ReportFormat};
 use crate::read::{ColumnMap, ReadOptions, Rename, TextEncoding};
 use crate::run::RunOptions;
 
@@ -43,7 +43,7 @@ pub struct InputArgs {
 pub struct TableArgs {
     /// File format (default: from the file name; required for '-')
     #[arg(long, value_enum)]
-    pub format: Option<TableArg>,
+    pub format: Option<CatalogFormat>,
     /// CSV field delimiter (one character; 'tab' or '\t' for tab)
     #[arg(long, value_parser = parse_delimiter)]
     pub delimiter: Option<u8>,
@@ -91,24 +91,6 @@ pub struct RunArgs {
     /// Read placed_at values without an offset (2026-11-25 08:02:11), and xlsx date cells, as local time in ZONE (an IANA name, e.g. Europe/Berlin)
     #[arg(long, value_name = "ZONE", value_parser = parse_timezone)]
     pub timezone: Option<Zone>,
-}
-
-/// Formats of catalog and delivery files.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TableArg {
-    Csv,
-    Tsv,
-    Jsonl,
-}
-
-impl From<TableArg> for InputFormat {
-    fn from(f: TableArg) -> InputFormat {
-        match f {
-            TableArg::Csv => InputFormat::Csv,
-            TableArg::Tsv => InputFormat::Tsv,
-            TableArg::Jsonl => InputFormat::Jsonl,
-        }
-    }
 }
 
 pub fn parse_delimiter(s: &str) -> Result<u8, String> {
@@ -194,10 +176,10 @@ impl InputArgs {
 }
 
 impl TableArgs {
-    /// How a catalog (`columns` its columns) or delivery file is read.
+    /// How a catalog (`columns` its columns) or delivery file is read
+    /// (its format aside: `format`).
     pub fn into_read(self, columns: &[&'static str]) -> Result<ReadOptions, String> {
         Ok(ReadOptions {
-            format: self.format.map(Into::into),
             delimiter: self.delimiter,
             encoding: self.encoding.unwrap_or_default(),
             skip_rows: self.skip_rows,

@@ -38,20 +38,101 @@ impl InputFormat {
         s.parse().ok()
     }
 
-    /// The format a file name implies: `.csv`, `.tsv`, `.jsonl`, `.ndjson`
-    /// (each optionally `.gz`), `.xlsx`.
-    pub fn from_path(path: &str) -> Option<InputFormat> {
-        let name = path.strip_suffix(".gz").unwrap_or(path);
-        let ext = Path::new(name).extension()?.to_str()?;
-        InputFormat::parse(ext).filter(|f| *f != InputFormat::Xlsx || name.len() == path.len())
-    }
-
     /// The field separator a delimited format uses unless told otherwise.
     pub fn default_delimiter(self) -> u8 {
         match self {
             InputFormat::Tsv => b'\t',
             _ => b',',
         }
+    }
+}
+
+/// The format of a catalog or delivery file (`inventory load|receive
+/// --format`, `--catalog`): CSV, TSV or JSONL, never a workbook. A file
+/// name implies one as it does an order file's.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    clap::ValueEnum,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
+pub enum CatalogFormat {
+    Csv,
+    #[strum(to_string = "tsv", serialize = "tab")]
+    Tsv,
+    #[strum(to_string = "jsonl", serialize = "ndjson")]
+    Jsonl,
+}
+
+impl CatalogFormat {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// A name of the format, in any case: `tab` and `ndjson` too.
+    pub fn parse(s: &str) -> Option<CatalogFormat> {
+        s.parse().ok()
+    }
+
+    /// The field separator a delimited format uses unless told otherwise.
+    pub fn default_delimiter(self) -> u8 {
+        match self {
+            CatalogFormat::Tsv => b'\t',
+            CatalogFormat::Csv | CatalogFormat::Jsonl => b',',
+        }
+    }
+}
+
+/// An order file's format as a catalog's: every one but the workbook, which
+/// comes back as the error.
+impl TryFrom<InputFormat> for CatalogFormat {
+    type Error = InputFormat;
+
+    fn try_from(f: InputFormat) -> Result<CatalogFormat, InputFormat> {
+        match f {
+            InputFormat::Csv => Ok(CatalogFormat::Csv),
+            InputFormat::Tsv => Ok(CatalogFormat::Tsv),
+            InputFormat::Jsonl => Ok(CatalogFormat::Jsonl),
+            InputFormat::Xlsx => Err(f),
+        }
+    }
+}
+
+/// A format a file's name can imply: of order files, of catalog and
+/// delivery files.
+pub trait FileFormat: Copy {
+    /// The name endings that imply one, as a message lists them.
+    const ENDINGS: &'static str;
+
+    /// The format a file name implies, if any.
+    fn from_path(path: &str) -> Option<Self>;
+}
+
+impl FileFormat for InputFormat {
+    const ENDINGS: &'static str = ".csv, .tsv, .jsonl or .xlsx";
+
+    /// `.csv`, `.tsv` (`.tab`), `.jsonl` (`.ndjson`), each optionally
+    /// `.gz`, and `.xlsx`.
+    fn from_path(path: &str) -> Option<InputFormat> {
+        let name = path.strip_suffix(".gz").unwrap_or(path);
+        let ext = Path::new(name).extension()?.to_str()?;
+        InputFormat::parse(ext).filter(|f| *f != InputFormat::Xlsx || name.len() == path.len())
+    }
+}
+
+impl FileFormat for CatalogFormat {
+    const ENDINGS: &'static str = ".csv, .tsv or .jsonl";
+
+    /// As an order file's, `.xlsx` aside.
+    fn from_path(path: &str) -> Option<CatalogFormat> {
+        InputFormat::from_path(path)?.try_into().ok()
     }
 }
 
@@ -151,5 +232,41 @@ mod tests {
             assert_eq!(value.get_name(), f.as_str());
         }
         assert_eq!(ReportFormat::parse("tsv"), None);
+    }
+
+    #[test]
+    fn a_catalog_is_named_as_an_order_file_but_never_a_workbook() {
+        assert_eq!(
+            CatalogFormat::from_path("stock.csv.gz"),
+            Some(CatalogFormat::Csv)
+        );
+        assert_eq!(
+            CatalogFormat::from_path("stock.tab"),
+            Some(CatalogFormat::Tsv)
+        );
+        assert_eq!(
+            CatalogFormat::from_path("stock.ndjson"),
+            Some(CatalogFormat::Jsonl)
+        );
+        assert_eq!(CatalogFormat::from_path("stock.xlsx"), None);
+        assert_eq!(CatalogFormat::from_path("stock.txt"), None);
+        assert_eq!(CatalogFormat::Tsv.default_delimiter(), b'\t');
+        assert_eq!(CatalogFormat::Jsonl.default_delimiter(), b',');
+        let names: Vec<&str> = CatalogFormat::VARIANTS.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, ["csv", "tsv", "jsonl"]);
+        for f in CatalogFormat::VARIANTS {
+            assert_eq!(CatalogFormat::parse(f.as_str()), Some(*f));
+            assert_eq!(
+                CatalogFormat::try_from(InputFormat::parse(f.as_str()).unwrap()),
+                Ok(*f)
+            );
+            let value = f.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), f.as_str());
+        }
+        assert_eq!(CatalogFormat::parse("xlsx"), None);
+        assert_eq!(
+            CatalogFormat::try_from(InputFormat::Xlsx),
+            Err(InputFormat::Xlsx)
+        );
     }
 }

@@ -35,7 +35,7 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
     let read = opts.reader();
     let mut out = Vec::with_capacity(files.len());
     for path in files {
-        let format = resolve_format(path, read.format)?;
+        let format = resolve_format(path, opts.format)?;
         let source = match format {
             // A workbook is a zip archive: --encoding is for text files.
             InputFormat::Xlsx => open_source_raw(path)?,

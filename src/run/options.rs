@@ -46,7 +46,6 @@ impl RunOptions {
     /// How the run's input files are read: built here, once, from the options.
     pub fn reader(&self) -> ReadOptions {
         ReadOptions {
-            format: self.format,
             delimiter: self.delimiter,
             encoding: self.encoding,
             skip_rows: self.skip_rows,
