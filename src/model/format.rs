@@ -1,4 +1,7 @@
 //! File formats of inputs and reports, and how a file name implies one.
+//! Each kind of file has a type of its own, holding only the formats that
+//! kind comes in: order files ([`InputFormat`]), catalog and delivery files
+//! ([`CatalogFormat`]), reports ([`ReportFormat`]).
 
 use std::path::Path;
 
@@ -42,7 +45,7 @@ impl InputFormat {
     pub fn default_delimiter(self) -> u8 {
         match self {
             InputFormat::Tsv => b'\t',
-            _ => b',',
+            InputFormat::Csv | InputFormat::Jsonl | InputFormat::Xlsx => b',',
         }
     }
 }
