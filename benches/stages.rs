@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use orderbatch::apply::{Applier, Outcome};
 use orderbatch::model::clock::Timestamp;
 use orderbatch::model::order::{AcceptedRow, Product, Status};
-use orderbatch::model::Format;
+use orderbatch::model::{InputFormat, ReportFormat};
 use orderbatch::read::{open_orders, InputMeter, RawOrder, ReadOptions, Source};
 use orderbatch::report::AcceptedWriter;
 use orderbatch::store::{self, LedgerReason, Store};
@@ -64,7 +64,7 @@ fn read_all(bytes: &[u8]) -> Vec<RawOrder> {
         reader: Box::new(Cursor::new(bytes.to_vec())),
         meter: Arc::new(InputMeter::default()),
     };
-    open_orders(src, Format::Csv, &ReadOptions::default())
+    open_orders(src, InputFormat::Csv, &ReadOptions::default())
         .unwrap()
         .map(Result::unwrap)
         .collect()
@@ -134,7 +134,8 @@ fn stages(c: &mut Criterion) {
         .collect();
     g.bench_function("accepted_report_csv", |b| {
         b.iter(|| {
-            let mut w = AcceptedWriter::new(Vec::with_capacity(4 << 20), Format::Csv).unwrap();
+            let mut w =
+                AcceptedWriter::new(Vec::with_capacity(4 << 20), ReportFormat::Csv).unwrap();
             for (i, o) in valid.iter().enumerate() {
                 w.write(&AcceptedRow::new(
                     o,

@@ -137,7 +137,7 @@ fn with_hidden_globals(cmd: clap::Command, globals: &[clap::Arg]) -> clap::Comma
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Format;
+    use crate::model::ReportFormat;
     use crate::read::TextEncoding;
 
     fn parts(args: &[&str]) -> Result<(Config, Command), clap::Error> {
@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(o.jobs, 3);
         assert_eq!(o.delimiter, Some(b'\t'));
         assert_eq!(o.max_errors, Some(5));
-        assert_eq!(o.report_format, Format::Jsonl);
+        assert_eq!(o.report_format, ReportFormat::Jsonl);
         assert_eq!(cfg.lock_timeout, Duration::from_millis(1500));
         assert!(parts(&["orderbatch", "process"]).is_err());
         assert!(parts(&["orderbatch", "process", "a.csv", "--jobs", "0"]).is_err());

@@ -19,7 +19,7 @@ use orderbatch::model::escape::escape_cell;
 use orderbatch::model::money::{currency_exponent, format_amount};
 use orderbatch::model::order::{Field, Product, ValidOrder};
 use orderbatch::model::pan::contains_pan;
-use orderbatch::model::Format;
+use orderbatch::model::InputFormat;
 use orderbatch::read::{open_orders, InputMeter, ReadOptions, Source};
 use orderbatch::validate::{validate, Catalog, Verdict};
 use proptest::prelude::*;
@@ -281,7 +281,7 @@ impl Order {
     }
 }
 
-fn read_back(bytes: Vec<u8>, format: Format, catalog: &Catalog) -> ValidOrder {
+fn read_back(bytes: Vec<u8>, format: InputFormat, catalog: &Catalog) -> ValidOrder {
     let src = Source {
         path: "t".into(),
         reader: Box::new(Cursor::new(bytes)),
@@ -304,8 +304,8 @@ proptest! {
     #[test]
     fn an_order_written_as_csv_or_jsonl_reads_back_the_same(o in order(), numbers in any::<bool>()) {
         let catalog = o.catalog();
-        let from_csv = read_back(o.csv(), Format::Csv, &catalog);
-        let from_jsonl = read_back(o.jsonl(numbers), Format::Jsonl, &catalog);
+        let from_csv = read_back(o.csv(), InputFormat::Csv, &catalog);
+        let from_jsonl = read_back(o.jsonl(numbers), InputFormat::Jsonl, &catalog);
         prop_assert_eq!(&from_csv, &from_jsonl);
         prop_assert_eq!(&from_csv.order_id, &o.id);
         prop_assert_eq!(&from_csv.placed_at, &o.placed_at);

@@ -14,7 +14,7 @@ use orderbatch::model::order::{
     AcceptedRow, FailedBody, FailedOrder, FailedRow, Line, Problem, Product, Status, ValidOrder,
 };
 use orderbatch::model::run::{Counts, RunKind, RunRecord, RunStatus, RunSummary};
-use orderbatch::model::{ErrorCode, Format};
+use orderbatch::model::{ErrorCode, ReportFormat};
 use orderbatch::store::{
     self, Applied, AttemptOutcome, Claim, ClaimEnd, ClaimResult, ClaimToken, Claimant, Claimed,
     CloseResult, CloseSelection, ClosedBy, FailureFilter, Failures, Fault, InboxFile, LedgerReason,
@@ -115,7 +115,7 @@ fn record(run_id: i64, status: RunStatus) -> RunRecord {
             },
         },
         kind: RunKind::Process,
-        report_format: Format::Csv,
+        report_format: ReportFormat::Csv,
         retried_runs: vec![],
         message: None,
         host: "h".into(),
@@ -840,7 +840,9 @@ fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
         failure(None, ErrorCode::MalformedRecord),
     );
     // Run 1: O-1 applied, O-9 skipped, three failures; finished on 1 February.
-    let r1 = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
+    let r1 = s
+        .start_run(RunKind::Process, t(), ReportFormat::Csv)
+        .unwrap();
     let mut tx = s.begin().unwrap();
     let n1 = NewOrder {
         order: &o1,
@@ -866,7 +868,9 @@ fn two_runs(s: &mut Box<dyn Store>) -> (i64, i64) {
     tx.finish_run(&done).unwrap();
     tx.commit().unwrap();
     // Run 2 resolves O-4 and takes one more unit; finished on 1 March.
-    let r2 = s.start_run(RunKind::Reprocess, t(), Format::Csv).unwrap();
+    let r2 = s
+        .start_run(RunKind::Reprocess, t(), ReportFormat::Csv)
+        .unwrap();
     let mut tx = s.begin().unwrap();
     tx.record(
         r2,
@@ -896,7 +900,7 @@ fn a_prune_forgets_a_batch_keeps_open_failures_and_what_a_rerun_needs() {
         s.start_run(
             RunKind::Process,
             ts("2026-01-02T00:00:00.000Z"),
-            Format::Csv,
+            ReportFormat::Csv,
         )
         .unwrap();
         let old = s.old_runs(before).unwrap();
@@ -1018,7 +1022,7 @@ fn the_history_records_runs_and_the_last_success() {
             .start_run(
                 RunKind::Process,
                 ts("2026-11-25T22:00:00.000Z"),
-                Format::Jsonl,
+                ReportFormat::Jsonl,
             )
             .unwrap();
         let run = s.run(id).unwrap().unwrap();
@@ -1027,7 +1031,7 @@ fn the_history_records_runs_and_the_last_success() {
             RunStatus::Running,
             "{b:?}: alive while its store is open"
         );
-        assert_eq!(run.report_format, Format::Jsonl);
+        assert_eq!(run.report_format, ReportFormat::Jsonl);
         let mut tx = s.begin().unwrap();
         tx.finish_run(&record(id, RunStatus::Completed)).unwrap();
         tx.commit().unwrap();
@@ -1045,7 +1049,7 @@ fn the_history_records_runs_and_the_last_success() {
             .start_run(
                 RunKind::Reprocess,
                 ts("2026-11-25T23:00:00.000Z"),
-                Format::Csv,
+                ReportFormat::Csv,
             )
             .unwrap();
         let mut failed = record(id2, RunStatus::Failed);
@@ -1078,13 +1082,17 @@ fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
             RunStatus::Failed,
             RunStatus::Completed,
         ] {
-            let id = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
+            let id = s
+                .start_run(RunKind::Process, t(), ReportFormat::Csv)
+                .unwrap();
             s.end_run(&record(id, status)).unwrap();
             ids.push(id);
         }
         // A run left running by a session that is gone, and one alive.
         let mut other = open(&db);
-        let dead = other.start_run(RunKind::Process, t(), Format::Csv).unwrap();
+        let dead = other
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
+            .unwrap();
         if b == Backend::Sqlite {
             // Its process is gone from this host.
             let c = rusqlite::Connection::open(&db).unwrap();
@@ -1096,7 +1104,9 @@ fn the_history_is_read_by_status_as_shown_and_cut_to_the_newest() {
         }
         drop(other);
         wait_until_not_running(&mut s, dead);
-        let alive = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
+        let alive = s
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
+            .unwrap();
         let ids_of = |s: &mut Box<dyn Store>, status, limit| -> Vec<i64> {
             s.runs(&RunFilter { status, limit })
                 .unwrap()
@@ -1168,7 +1178,9 @@ fn a_run_whose_process_is_gone_reads_as_interrupted_and_is_reaped() {
                 // A run whose session ended (as when its process is killed):
                 // the server released its liveness lock.
                 let mut other = open(&db);
-                let id = other.start_run(RunKind::Process, t(), Format::Csv).unwrap();
+                let id = other
+                    .start_run(RunKind::Process, t(), ReportFormat::Csv)
+                    .unwrap();
                 assert_eq!(
                     s.run(id).unwrap().unwrap().summary.status,
                     RunStatus::Running
@@ -1183,7 +1195,9 @@ fn a_run_whose_process_is_gone_reads_as_interrupted_and_is_reaped() {
             RunStatus::Interrupted,
             "{b:?}"
         );
-        let alive = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
+        let alive = s
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
+            .unwrap();
         let reaped = s.reap_interrupted().unwrap();
         if b == Backend::Postgres {
             assert_eq!(reaped, [dead], "{b:?}: the live run is left alone");
@@ -1496,10 +1510,14 @@ fn a_content_is_processed_by_the_first_completed_run_that_read_it() {
         let mut s = open(&db);
         let digest = "ab".repeat(32); // the digest of `record`'s input
         assert_eq!(s.processed_by(&digest).unwrap(), None, "{b:?}");
-        let failed = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
+        let failed = s
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
+            .unwrap();
         s.end_run(&record(failed, RunStatus::Failed)).unwrap();
         assert_eq!(s.processed_by(&digest).unwrap(), None, "{b:?}");
-        let id = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
+        let id = s
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
+            .unwrap();
         let mut tx = s.begin().unwrap();
         tx.finish_run(&record(id, RunStatus::Completed)).unwrap();
         tx.commit().unwrap();
@@ -1511,7 +1529,9 @@ fn a_content_is_processed_by_the_first_completed_run_that_read_it() {
             s.claim_file(inbox_file("w.xlsx", &x), worker("h", long))
                 .unwrap(),
         );
-        let run = s.start_run(RunKind::Process, t(), Format::Csv).unwrap();
+        let run = s
+            .start_run(RunKind::Process, t(), ReportFormat::Csv)
+            .unwrap();
         let mut rec = record(run, RunStatus::Completed);
         rec.summary.inputs[0].sha256 = String::new();
         let mut tx = s.begin().unwrap();

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use orderbatch::model::Format;
+use orderbatch::model::InputFormat;
 
 fuzz_target!(|data: &[u8]| {
-    orderbatch_fuzz::check_input(data, Format::Jsonl);
+    orderbatch_fuzz::check_input(data, InputFormat::Jsonl);
 });

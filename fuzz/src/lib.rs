@@ -7,7 +7,7 @@ use std::io::Cursor;
 use orderbatch::model::escape::is_live_formula;
 use orderbatch::model::failure::FailureState;
 use orderbatch::model::order::{AcceptedRow, FailedOrder, Product, Status, ValidOrder};
-use orderbatch::model::Format;
+use orderbatch::model::{InputFormat, ReportFormat};
 use orderbatch::read::{open_orders, RawOrder, Source, ReadOptions};
 use orderbatch::report::{AcceptedWriter, ExtraColumns, FailedWriter};
 use orderbatch::store::StoredFailure;
@@ -38,7 +38,7 @@ pub fn catalog() -> Catalog {
 
 /// The whole check for one input. Panics (which libFuzzer reports) when an
 /// invariant breaks.
-pub fn check_input(data: &[u8], format: Format) {
+pub fn check_input(data: &[u8], format: InputFormat) {
     let source = Source {
         path: SOURCE_FILE.into(),
         reader: Box::new(Cursor::new(data.to_vec())),
@@ -75,10 +75,10 @@ pub fn check_input(data: &[u8], format: Format) {
     assert_eq!(records, valid + invalid, "every record is Valid or Invalid");
 
     // Accepted report.
-    let csv_out = render_accepted(&accepted, Format::Csv);
+    let csv_out = render_accepted(&accepted, ReportFormat::Csv);
     let rows = check_csv_report(&csv_out, "accepted.csv");
     assert_eq!(rows, valid, "accepted.csv: one row per accepted order");
-    let jsonl_out = render_accepted(&accepted, Format::Jsonl);
+    let jsonl_out = render_accepted(&accepted, ReportFormat::Jsonl);
     let lines = check_jsonl_report(&jsonl_out, "accepted.jsonl");
     assert_eq!(lines, valid, "accepted.jsonl: one line per accepted order");
 
@@ -88,16 +88,16 @@ pub fn check_input(data: &[u8], format: Format) {
     for f in &failed {
         extras.add(f);
     }
-    let csv_out = render_failed(&failed, Format::Csv, extras);
+    let csv_out = render_failed(&failed, ReportFormat::Csv, extras);
     let rows = check_csv_report(&csv_out, "failed.csv");
     let expected: usize = failed.iter().map(|f| f.body.rows.len().max(1)).sum();
     assert_eq!(rows, expected, "failed.csv: one row per input row of a failed order");
-    let jsonl_out = render_failed(&failed, Format::Jsonl, ExtraColumns::default());
+    let jsonl_out = render_failed(&failed, ReportFormat::Jsonl, ExtraColumns::default());
     let lines = check_jsonl_report(&jsonl_out, "failed.jsonl");
     assert_eq!(lines, invalid, "failed.jsonl: one line per failed order");
 }
 
-fn render_accepted(orders: &[(ValidOrder, u64)], format: Format) -> Vec<u8> {
+fn render_accepted(orders: &[(ValidOrder, u64)], format: ReportFormat) -> Vec<u8> {
     let mut w = AcceptedWriter::new(Vec::new(), format).expect("writing to a Vec");
     for (order, line) in orders {
         let row = AcceptedRow::new(order, Status::Accepted, SOURCE_FILE, *line);
@@ -106,7 +106,7 @@ fn render_accepted(orders: &[(ValidOrder, u64)], format: Format) -> Vec<u8> {
     w.finish().expect("writing to a Vec")
 }
 
-fn render_failed(failed: &[FailedOrder], format: Format, extras: ExtraColumns) -> Vec<u8> {
+fn render_failed(failed: &[FailedOrder], format: ReportFormat, extras: ExtraColumns) -> Vec<u8> {
     let mut w = FailedWriter::new(Vec::new(), format, extras).expect("writing to a Vec");
     for (i, f) in failed.iter().enumerate() {
         let stored = StoredFailure {

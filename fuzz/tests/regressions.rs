@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use orderbatch::model::Format;
+use orderbatch::model::InputFormat;
 
-fn replay(target: &str, format: Format) {
+fn replay(target: &str, format: InputFormat) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -30,10 +30,10 @@ fn replay(target: &str, format: Format) {
 
 #[test]
 fn read_csv_seeds_and_regressions() {
-    replay("read_csv", Format::Csv);
+    replay("read_csv", InputFormat::Csv);
 }
 
 #[test]
 fn read_jsonl_seeds_and_regressions() {
-    replay("read_jsonl", Format::Jsonl);
+    replay("read_jsonl", InputFormat::Jsonl);
 }

@@ -15,7 +15,7 @@ use super::{Applier, Outcome};
 use crate::model::clock::Timestamp;
 use crate::model::failure::FailureState;
 use crate::model::order::Product;
-use crate::model::{ErrorCode, Format};
+use crate::model::{ErrorCode, InputFormat};
 use crate::read::{open_orders, InputMeter, RawOrder, ReadOptions, Source};
 use crate::store::memory::Memory;
 use crate::store::prelude::*;
@@ -105,7 +105,7 @@ fn checked(orders: &[Order]) -> Vec<Checked> {
         reader: Box::new(Cursor::new(jsonl(orders).into_bytes())),
         meter: Arc::new(InputMeter::default()),
     };
-    let raws: Vec<RawOrder> = open_orders(source, Format::Jsonl, &ReadOptions::default())
+    let raws: Vec<RawOrder> = open_orders(source, InputFormat::Jsonl, &ReadOptions::default())
         .unwrap()
         .map(Result::unwrap)
         .collect();

@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use crate::model::local_time::Zone;
 use crate::model::order::Field;
 use crate::model::run::RunStatus;
-use crate::model::{ErrorCode, Format};
+use crate::model::{CatalogFormat, ErrorCode, InputFormat, ReportFormat};
 use crate::read::{ColumnMap, ReadOptions, Rename, TextEncoding};
 use crate::run::RunOptions;
 
@@ -19,7 +19,7 @@ use crate::run::RunOptions;
 pub struct InputArgs {
     /// Format of every order file: csv, tsv (tab-separated), jsonl (one order a line), xlsx (the first worksheet); default: from each file name; required for '-'
     #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    pub format: Option<InputFormat>,
     /// Field delimiter of CSV input (one character; 'tab' or '\t' for tab; default ',', or tab for .tsv)
     #[arg(long, value_parser = parse_delimiter)]
     pub delimiter: Option<u8>,
@@ -43,7 +43,7 @@ pub struct InputArgs {
 pub struct TableArgs {
     /// File format (default: from the file name; required for '-')
     #[arg(long, value_enum)]
-    pub format: Option<TableArg>,
+    pub format: Option<CatalogFormat>,
     /// CSV field delimiter (one character; 'tab' or '\t' for tab)
     #[arg(long, value_parser = parse_delimiter)]
     pub delimiter: Option<u8>,
@@ -69,7 +69,7 @@ pub struct RunArgs {
     pub out: PathBuf,
     /// Format of the accepted and failed reports (xlsx: every cell text)
     #[arg(long, value_enum, default_value = "csv")]
-    pub report_format: ReportArg,
+    pub report_format: ReportFormat,
     /// Check everything (stock included) and write the reports, but commit nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -91,62 +91,6 @@ pub struct RunArgs {
     /// Read placed_at values without an offset (2026-11-25 08:02:11), and xlsx date cells, as local time in ZONE (an IANA name, e.g. Europe/Berlin)
     #[arg(long, value_name = "ZONE", value_parser = parse_timezone)]
     pub timezone: Option<Zone>,
-}
-
-/// Formats of order input.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    Csv,
-    Tsv,
-    Jsonl,
-    Xlsx,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::Csv => Format::Csv,
-            FormatArg::Tsv => Format::Tsv,
-            FormatArg::Jsonl => Format::Jsonl,
-            FormatArg::Xlsx => Format::Xlsx,
-        }
-    }
-}
-
-/// Formats of catalog and delivery files.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TableArg {
-    Csv,
-    Tsv,
-    Jsonl,
-}
-
-impl From<TableArg> for Format {
-    fn from(f: TableArg) -> Format {
-        match f {
-            TableArg::Csv => Format::Csv,
-            TableArg::Tsv => Format::Tsv,
-            TableArg::Jsonl => Format::Jsonl,
-        }
-    }
-}
-
-/// Formats of reports.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ReportArg {
-    Csv,
-    Jsonl,
-    Xlsx,
-}
-
-impl From<ReportArg> for Format {
-    fn from(f: ReportArg) -> Format {
-        match f {
-            ReportArg::Csv => Format::Csv,
-            ReportArg::Jsonl => Format::Jsonl,
-            ReportArg::Xlsx => Format::Xlsx,
-        }
-    }
 }
 
 pub fn parse_delimiter(s: &str) -> Result<u8, String> {
@@ -220,7 +164,7 @@ impl InputArgs {
     pub fn into_options(self, files: Vec<String>, run: RunArgs) -> Result<RunOptions, String> {
         let fields = Field::ALL.map(Field::name);
         Ok(RunOptions {
-            format: self.format.map(Into::into),
+            format: self.format,
             delimiter: self.delimiter,
             encoding: self.encoding.unwrap_or_default(),
             skip_rows: self.skip_rows,
@@ -232,10 +176,10 @@ impl InputArgs {
 }
 
 impl TableArgs {
-    /// How a catalog (`columns` its columns) or delivery file is read.
+    /// How a catalog (`columns` its columns) or delivery file is read
+    /// (its format aside: `format`).
     pub fn into_read(self, columns: &[&'static str]) -> Result<ReadOptions, String> {
         Ok(ReadOptions {
-            format: self.format.map(Into::into),
             delimiter: self.delimiter,
             encoding: self.encoding.unwrap_or_default(),
             skip_rows: self.skip_rows,
@@ -253,7 +197,7 @@ impl RunArgs {
             catalog: self.catalog,
             format: None,
             out: self.out,
-            report_format: self.report_format.into(),
+            report_format: self.report_format,
             dry_run: self.dry_run,
             max_errors: self.max_errors,
             jobs: self.jobs.map(usize::from).unwrap_or_else(|| {

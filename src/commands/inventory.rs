@@ -11,6 +11,7 @@ use crate::exit::{Exit, UsageError};
 use crate::model::escape::escape_cell;
 use crate::model::money::{currency_exponent, format_amount};
 use crate::model::text::for_terminal;
+use crate::model::CatalogFormat;
 use crate::read::catalog::{read_catalog, read_deliveries, CATALOG_COLUMNS, DELIVERY_COLUMNS};
 use crate::read::ReadOptions;
 
@@ -61,15 +62,20 @@ impl Command {
 pub fn run(cfg: &Config, cmd: Command) -> Result<Exit> {
     let read = cmd.read_options().transpose().map_err(UsageError)?;
     match (cmd, read) {
-        (Command::Load { file, .. }, Some(read)) => load(cfg, &file, &read),
-        (Command::Receive { file, .. }, Some(read)) => receive(cfg, &file, &read),
+        (Command::Load { file, input }, Some(read)) => load(cfg, &file, input.format, &read),
+        (Command::Receive { file, input }, Some(read)) => receive(cfg, &file, input.format, &read),
         (Command::Export { out }, _) => export(cfg, out.as_deref()),
         (_, None) => unreachable!("a file of the catalog is read with options"),
     }
 }
 
-fn load(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
-    let products = read_catalog(file, read)?;
+fn load(
+    cfg: &Config,
+    file: &str,
+    format: Option<CatalogFormat>,
+    read: &ReadOptions,
+) -> Result<Exit> {
+    let products = read_catalog(file, format, read)?;
     let mut store = super::open(cfg)?;
     // Prices change: runs that validated against the old ones finish first.
     store.hold_catalog(true)?;
@@ -88,10 +94,15 @@ fn load(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn receive(cfg: &Config, file: &str, read: &ReadOptions) -> Result<Exit> {
+fn receive(
+    cfg: &Config,
+    file: &str,
+    format: Option<CatalogFormat>,
+    read: &ReadOptions,
+) -> Result<Exit> {
     // The file is read and checked before the database is opened; its skus
     // are then checked against the catalog, and every problem named at once.
-    let deliveries = read_deliveries(file, read)?;
+    let deliveries = read_deliveries(file, format, read)?;
     let mut store = super::open(cfg)?;
     let name = store.name().to_string();
     let known: std::collections::HashSet<String> =

@@ -12,11 +12,9 @@ use crate::config::Config;
 use crate::exit::{Exit, UsageError};
 use crate::model::order::AcceptedRow;
 use crate::model::run::{RunRecord, RunStatus};
-use crate::model::Format;
+use crate::model::ReportFormat;
 use crate::report::AcceptedWriter;
 use crate::store::Store;
-
-use super::args::ReportArg;
 
 /// Write a run's report to standard output, from the database
 #[derive(Debug, clap::Args)]
@@ -29,7 +27,7 @@ pub struct Args {
     run: i64,
     /// Report format (default: the format the run wrote)
     #[arg(long, value_enum)]
-    format: Option<ReportArg>,
+    format: Option<ReportFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,8 +37,7 @@ pub enum ReportKind {
 }
 
 pub fn run(cfg: &Config, args: Args) -> Result<Exit> {
-    let (kind, id) = (args.kind, args.run);
-    let format: Option<Format> = args.format.map(Into::into);
+    let (kind, id, format) = (args.kind, args.run, args.format);
     let mut store = super::open_existing(cfg)?;
     let run = store
         .run(id)?

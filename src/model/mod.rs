@@ -19,5 +19,5 @@ pub mod spreadsheet;
 pub mod text;
 
 pub use code::ErrorCode;
-pub use format::Format;
+pub use format::{CatalogFormat, FileFormat, InputFormat, ReportFormat};
 pub use order::*;

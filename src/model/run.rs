@@ -4,7 +4,7 @@
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use super::{ErrorCode, Format};
+use super::{ErrorCode, ReportFormat};
 
 /// Which command a run was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
@@ -261,7 +261,7 @@ impl Timings {
 pub struct RunRecord {
     pub summary: RunSummary,
     pub kind: RunKind,
-    pub report_format: Format,
+    pub report_format: ReportFormat,
     /// For a reprocess: the runs whose failures it retried.
     pub retried_runs: Vec<i64>,
     /// Why a failed run stopped (the error message).

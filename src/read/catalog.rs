@@ -16,7 +16,7 @@ use crate::model::fields;
 use crate::model::money::currency_exponent;
 use crate::model::order::Product;
 use crate::model::text::show;
-use crate::model::Format;
+use crate::model::CatalogFormat;
 
 pub const CATALOG_COLUMNS: [&str; 5] = ["sku", "name", "unit_price", "currency", "on_hand"];
 
@@ -108,8 +108,12 @@ impl fmt::Display for Problems {
 }
 
 /// Read and check a whole catalog file.
-pub fn read_catalog(path: &str, opts: &ReadOptions) -> Result<Vec<Product>, CatalogError> {
-    let rows = rows_of(path, opts, &CATALOG_COLUMNS)?;
+pub fn read_catalog(
+    path: &str,
+    format: Option<CatalogFormat>,
+    opts: &ReadOptions,
+) -> Result<Vec<Product>, CatalogError> {
+    let rows = rows_of(path, format, opts, &CATALOG_COLUMNS)?;
     let mut problems = Problems::default();
     let mut products = Vec::with_capacity(rows.len());
     let mut first_line: HashMap<String, u64> = HashMap::new();
@@ -233,8 +237,12 @@ impl Deliveries {
 }
 
 /// Read and check a whole delivery file (`inventory receive`).
-pub fn read_deliveries(path: &str, opts: &ReadOptions) -> Result<Deliveries, CatalogError> {
-    let rows = rows_of(path, opts, &DELIVERY_COLUMNS)?;
+pub fn read_deliveries(
+    path: &str,
+    format: Option<CatalogFormat>,
+    opts: &ReadOptions,
+) -> Result<Deliveries, CatalogError> {
+    let rows = rows_of(path, format, opts, &DELIVERY_COLUMNS)?;
     let mut problems = Problems::default();
     let mut lines = Vec::with_capacity(rows.len());
     for row in rows {
@@ -270,10 +278,11 @@ pub fn read_deliveries(path: &str, opts: &ReadOptions) -> Result<Deliveries, Cat
 /// The rows of a catalog or delivery file, each with the named columns.
 fn rows_of<const N: usize>(
     path: &str,
+    format: Option<CatalogFormat>,
     opts: &ReadOptions,
     columns: &[&'static str; N],
 ) -> Result<Vec<Row<N>>, CatalogError> {
-    let format = resolve_format(path, opts.format)?;
+    let format = resolve_format(path, format)?;
     let source = open_text(path, opts)?;
     let delimiter = opts.delimiter.unwrap_or(format.default_delimiter());
     // A line of a catalog or delivery longer than any record may be: the
@@ -283,12 +292,8 @@ fn rows_of<const N: usize>(
         super::DEFAULT_MAX_RECORD_BYTES,
     ));
     match format {
-        Format::Csv | Format::Tsv => csv_rows(path, reader, delimiter, columns, opts),
-        Format::Jsonl => jsonl_rows(path, reader, columns),
-        Format::Xlsx => Err(InputError::UnknownFormat {
-            path: path.to_string(),
-        }
-        .into()),
+        CatalogFormat::Csv | CatalogFormat::Tsv => csv_rows(path, reader, delimiter, columns, opts),
+        CatalogFormat::Jsonl => jsonl_rows(path, reader, columns),
     }
 }
 
@@ -495,13 +500,13 @@ mod tests {
     fn reads_csv_and_jsonl_catalogs() {
         let dir = tempfile::tempdir().unwrap();
         let csv = write(&dir, "c.csv", "\u{feff}SKU , name,unit_price,currency,on_hand,extra\nA-1,Mug,12.50,EUR,10,x\n\nB-2,'=Tea,100,JPY,0,y\n");
-        let p = read_catalog(&csv, &ReadOptions::default()).unwrap();
+        let p = read_catalog(&csv, None, &ReadOptions::default()).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].unit_price, 1250);
         assert_eq!(p[1].unit_price, 100);
         assert_eq!(p[1].name, "=Tea");
         let jsonl = write(&dir, "c.jsonl", "{\"sku\":\"A\",\"name\":\"x\",\"unit_price\":1.005,\"currency\":\"KWD\",\"on_hand\":3}\n");
-        let p = read_catalog(&jsonl, &ReadOptions::default()).unwrap();
+        let p = read_catalog(&jsonl, None, &ReadOptions::default()).unwrap();
         assert_eq!(p[0].unit_price, 1005);
         assert_eq!(p[0].on_hand, 3);
     }
@@ -514,22 +519,31 @@ mod tests {
             "c.csv",
             "sku,name,unit_price,currency,on_hand\nA,Mug,12.5,EUR,10\nB,Tea,1.234,EUR,1\nA,Mug,1,EUR,-1\n",
         );
-        let err = read_catalog(&csv, &ReadOptions::default())
+        let err = read_catalog(&csv, None, &ReadOptions::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 3: unit_price \"1.234\""), "{err}");
         assert!(err.contains("line 4: on_hand"), "{err}");
         assert!(err.contains("already appears on line 2"), "{err}");
         let missing = write(&dir, "m.csv", "sku,name,currency,on_hand\n");
-        assert!(read_catalog(&missing, &ReadOptions::default())
+        assert!(read_catalog(&missing, None, &ReadOptions::default())
             .unwrap_err()
             .to_string()
             .contains("missing required column 'unit_price'"));
-        let err = read_catalog(&missing, &ReadOptions::default()).unwrap_err();
+        let err = read_catalog(&missing, None, &ReadOptions::default()).unwrap_err();
         assert!(matches!(
             err,
             CatalogError::Input(InputError::MissingColumns { .. })
         ));
+        // A catalog is no workbook: refused by its name, before it is opened.
+        let err = read_catalog("stock.xlsx", None, &ReadOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("name it .csv, .tsv or .jsonl"),
+            "{err}"
+        );
+        let as_csv = write(&dir, "stock.xlsx", "sku,name,unit_price,currency,on_hand\n");
+        let told = read_catalog(&as_csv, Some(CatalogFormat::Csv), &ReadOptions::default());
+        assert_eq!(told.unwrap().len(), 0);
     }
 
     #[test]
@@ -550,7 +564,7 @@ mod tests {
             .unwrap(),
             ..ReadOptions::default()
         };
-        let e = read_deliveries(&p, &opts)
+        let e = read_deliveries(&p, None, &opts)
             .unwrap()
             .checked(|sku| sku == "A-1" || sku == "B-2")
             .unwrap_err();
@@ -571,7 +585,7 @@ mod tests {
             "{text}"
         );
         let good = write(&dir, "good.csv", "sku,quantity\nA-1,5\n");
-        let lines = read_deliveries(&good, &ReadOptions::default())
+        let lines = read_deliveries(&good, None, &ReadOptions::default())
             .unwrap()
             .checked(|_| true)
             .unwrap();

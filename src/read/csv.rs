@@ -11,7 +11,7 @@ use super::{
 };
 use crate::model::failure::parse_failure_label;
 use crate::model::order::Field;
-use crate::model::Format;
+use crate::model::InputFormat;
 
 /// The reason of a row that is not UTF-8, with what to try.
 pub(super) const NOT_UTF8: &str = "not valid UTF-8 (if the file comes from Excel or an older system, \
@@ -47,7 +47,7 @@ impl CsvOrders {
     /// Read the title lines `opts` skip and the header, and check it.
     pub(super) fn new(
         source: Source,
-        format: Format,
+        format: InputFormat,
         opts: &ReadOptions,
     ) -> Result<Self, InputError> {
         let path = source.path.clone();
@@ -610,7 +610,7 @@ mod tests {
     }
 
     fn read_all(text: &[u8]) -> Vec<RawOrder> {
-        CsvOrders::new(source(text), Format::Csv, &ReadOptions::default())
+        CsvOrders::new(source(text), InputFormat::Csv, &ReadOptions::default())
             .unwrap()
             .map(|r| r.unwrap())
             .collect()
@@ -711,18 +711,18 @@ mod tests {
         let plain = ReadOptions::default();
         let err = CsvOrders::new(
             source(format!("{missing}\n").as_bytes()),
-            Format::Csv,
+            InputFormat::Csv,
             &plain,
         )
         .err()
         .unwrap();
         assert!(err.to_string().contains("'sku'"), "{err}");
         let dup = format!("{HEADER},sku\n");
-        let err = CsvOrders::new(source(dup.as_bytes()), Format::Csv, &plain)
+        let err = CsvOrders::new(source(dup.as_bytes()), InputFormat::Csv, &plain)
             .err()
             .unwrap();
         assert!(matches!(err, InputError::DuplicateColumn { .. }));
-        let err = CsvOrders::new(source(b""), Format::Csv, &plain)
+        let err = CsvOrders::new(source(b""), InputFormat::Csv, &plain)
             .err()
             .unwrap();
         assert!(matches!(err, InputError::NoHeader { .. }));
@@ -735,16 +735,17 @@ mod tests {
             skip_rows: 2,
             ..ReadOptions::default()
         };
-        let orders: Vec<RawOrder> = CsvOrders::new(source(text.as_bytes()), Format::Csv, &titled)
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let orders: Vec<RawOrder> =
+            CsvOrders::new(source(text.as_bytes()), InputFormat::Csv, &titled)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
         assert_eq!((orders[0].order_id(), orders[0].line), (Some("A"), 4));
         let too_many = ReadOptions {
             skip_rows: 9,
             ..ReadOptions::default()
         };
-        let e = CsvOrders::new(source(text.as_bytes()), Format::Csv, &too_many)
+        let e = CsvOrders::new(source(text.as_bytes()), InputFormat::Csv, &too_many)
             .err()
             .unwrap();
         assert!(matches!(e, InputError::AllSkipped { skip: 9, .. }), "{e}");
@@ -755,7 +756,7 @@ mod tests {
         let text = format!("Order export 2026-11-25,,\n\n\n{HEADER}\n{}\n", row("A"));
         let e = CsvOrders::new(
             source(text.as_bytes()),
-            Format::Csv,
+            InputFormat::Csv,
             &ReadOptions::default(),
         )
         .err()

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::model::escape::unescape_cell;
 use crate::model::local_time::Zone;
 use crate::model::order::{Field, Problem, SourceLayout};
-use crate::model::Format;
+use crate::model::{FileFormat, InputFormat};
 
 pub use self::header::{HeaderAt, Missing};
 pub use self::options::{ColumnMap, ReadOptions, Rename, TextEncoding};
@@ -180,16 +180,18 @@ impl<R: std::io::BufRead> std::io::BufRead for LineGuard<R> {
     }
 }
 
-/// The explicit format, else the one the file name implies.
-pub fn resolve_format(path: &str, explicit: Option<Format>) -> Result<Format, InputError> {
+/// The explicit format, else the one the file name implies: of an order
+/// file, or of a catalog or delivery file.
+pub fn resolve_format<F: FileFormat>(path: &str, explicit: Option<F>) -> Result<F, InputError> {
     if let Some(f) = explicit {
         return Ok(f);
     }
     if path == "-" {
         return Err(InputError::StdinNeedsFormat);
     }
-    Format::from_path(path).ok_or_else(|| InputError::UnknownFormat {
+    F::from_path(path).ok_or_else(|| InputError::UnknownFormat {
         path: path.to_string(),
+        endings: F::ENDINGS,
     })
 }
 
@@ -247,8 +249,12 @@ pub enum InputError {
     },
     #[error("{path}: no header row follows the {skip} lines --skip-rows skips: check --skip-rows")]
     AllSkipped { path: String, skip: u64 },
-    #[error("cannot tell the format of {path} from its name: name it .csv, .tsv, .jsonl or .xlsx, or pass --format")]
-    UnknownFormat { path: String },
+    #[error("cannot tell the format of {path} from its name: name it {endings}, or pass --format")]
+    UnknownFormat {
+        path: String,
+        /// The name endings that imply a format of this kind of file.
+        endings: &'static str,
+    },
     #[error("{path}: the header does not split into columns but holds {}: pass --delimiter {} (or name a tab-separated file .tsv)", found_name(*.found), found_arg(*.found))]
     WrongDelimiter { path: String, found: char },
     #[error("{path}: an xlsx workbook cannot be read: {what}")]
@@ -470,7 +476,7 @@ pub type OrderReader = Box<dyn Iterator<Item = Result<RawOrder, InputError>> + S
 /// found before any order is processed; `opts` say how it is read.
 pub fn open_orders(
     source: Source,
-    format: Format,
+    format: InputFormat,
     opts: &ReadOptions,
 ) -> Result<OrderReader, InputError> {
     open(source, format, opts, false)
@@ -480,7 +486,7 @@ pub fn open_orders(
 /// parsed on the validation threads (`RawOrder::parse_deferred`).
 pub fn open_orders_deferred(
     source: Source,
-    format: Format,
+    format: InputFormat,
     opts: &ReadOptions,
 ) -> Result<OrderReader, InputError> {
     open(source, format, opts, true)
@@ -488,15 +494,15 @@ pub fn open_orders_deferred(
 
 fn open(
     source: Source,
-    format: Format,
+    format: InputFormat,
     opts: &ReadOptions,
     defer: bool,
 ) -> Result<OrderReader, InputError> {
     let name: Arc<str> = Arc::from(source.path.as_str());
     let orders: OrderReader = match format {
-        Format::Csv | Format::Tsv => Box::new(csv::CsvOrders::new(source, format, opts)?),
-        Format::Jsonl => Box::new(jsonl::JsonlOrders::new(source, opts, defer)),
-        Format::Xlsx => Box::new(xlsx::XlsxOrders::new(source, opts)?),
+        InputFormat::Csv | InputFormat::Tsv => Box::new(csv::CsvOrders::new(source, format, opts)?),
+        InputFormat::Jsonl => Box::new(jsonl::JsonlOrders::new(source, opts, defer)),
+        InputFormat::Xlsx => Box::new(xlsx::XlsxOrders::new(source, opts)?),
     };
     Ok(Box::new(orders.map(move |r| {
         r.map(|mut o| {
@@ -509,6 +515,7 @@ fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::CatalogFormat;
     use proptest::prelude::*;
 
     proptest! {
@@ -521,17 +528,30 @@ mod tests {
     #[test]
     fn format_comes_from_the_flag_or_the_name() {
         assert!(matches!(
-            resolve_format("-", None),
+            resolve_format::<InputFormat>("-", None),
             Err(InputError::StdinNeedsFormat)
         ));
         assert_eq!(
-            resolve_format("x.txt", Some(Format::Csv)).unwrap(),
-            Format::Csv
+            resolve_format("x.txt", Some(InputFormat::Csv)).unwrap(),
+            InputFormat::Csv
         );
-        assert_eq!(resolve_format("x.jsonl", None).unwrap(), Format::Jsonl);
-        assert!(matches!(
-            resolve_format("x.txt", None),
-            Err(InputError::UnknownFormat { .. })
-        ));
+        assert_eq!(
+            resolve_format::<InputFormat>("x.jsonl", None).unwrap(),
+            InputFormat::Jsonl
+        );
+        let unknown = resolve_format::<InputFormat>("x.txt", None).unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            "cannot tell the format of x.txt from its name: name it .csv, .tsv, .jsonl or .xlsx, or pass --format"
+        );
+        assert_eq!(
+            resolve_format::<CatalogFormat>("x.tsv", None).unwrap(),
+            CatalogFormat::Tsv
+        );
+        let workbook = resolve_format::<CatalogFormat>("stock.xlsx", None).unwrap_err();
+        assert_eq!(
+            workbook.to_string(),
+            "cannot tell the format of stock.xlsx from its name: name it .csv, .tsv or .jsonl, or pass --format"
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! How input files are read: what the command line says about it (format,
 //! delimiter, encoding, title lines, column names, time zone, the record
-//! bound), gathered into one value that every reader is given.
+//! bound), gathered into one value that every reader is given; the format,
+//! whose choices differ by the kind of file, is given beside it.
 
 use crate::model::local_time::Zone;
-use crate::model::Format;
 
 /// The encoding text input is read in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,11 +109,10 @@ impl ColumnMap {
     }
 }
 
-/// How the input files of a command are read.
+/// How the input files of a command are read, whatever their kind: their
+/// format, which differs by kind (orders, catalogs), is given beside these.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
-    /// `--format`: the format of every input, instead of the one its name implies.
-    pub format: Option<Format>,
     /// `--delimiter`: the field separator of CSV input.
     pub delimiter: Option<u8>,
     pub encoding: TextEncoding,
@@ -131,7 +130,6 @@ pub struct ReadOptions {
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
-            format: None,
             delimiter: None,
             encoding: TextEncoding::Utf8,
             skip_rows: 0,

@@ -17,7 +17,7 @@ use crate::model::escape::escape_cell;
 use crate::model::failure::failure_label;
 use crate::model::money::{currency_exponent, format_amount};
 use crate::model::order::{AcceptedRow, FailedOrder, Field, SourceColumn, SourceLayout};
-use crate::model::Format;
+use crate::model::ReportFormat;
 use crate::store::{Queries, StoredFailure};
 
 pub const ACCEPTED_COLUMNS: [&str; 11] = [
@@ -67,20 +67,22 @@ pub enum Table<W: Write> {
 
 impl<W: Write> Table<W> {
     /// `bom`: start a CSV file with the UTF-8 byte-order mark (for Excel).
-    fn new(out: W, format: Format, header: &[&str], bom: bool) -> io::Result<Self> {
+    fn new(out: W, format: ReportFormat, header: &[&str], bom: bool) -> io::Result<Self> {
         Table::with_title(out, format, &[], header, bom)
     }
 
     /// A table whose header stands below `title`, a line (a row) each.
     fn with_title(
         mut out: W,
-        format: Format,
+        format: ReportFormat,
         title: &[&str],
         header: &[&str],
         bom: bool,
     ) -> io::Result<Self> {
         Ok(match format {
-            Format::Xlsx => Table::Xlsx(Box::new(xlsx::XlsxSheet::with_title(title, header)?), out),
+            ReportFormat::Xlsx => {
+                Table::Xlsx(Box::new(xlsx::XlsxSheet::with_title(title, header)?), out)
+            }
             _ => {
                 if bom {
                     out.write_all(BOM)?;
@@ -118,13 +120,13 @@ pub enum AcceptedWriter<W: Write> {
 }
 
 impl<W: Write> AcceptedWriter<W> {
-    pub fn new(out: W, format: Format) -> io::Result<Self> {
+    pub fn new(out: W, format: ReportFormat) -> io::Result<Self> {
         AcceptedWriter::with_bom(out, format, false)
     }
 
-    pub fn with_bom(out: W, format: Format, bom: bool) -> io::Result<Self> {
+    pub fn with_bom(out: W, format: ReportFormat, bom: bool) -> io::Result<Self> {
         Ok(match format {
-            Format::Jsonl => AcceptedWriter::Jsonl(out),
+            ReportFormat::Jsonl => AcceptedWriter::Jsonl(out),
             _ => AcceptedWriter::Table(Table::new(out, format, &ACCEPTED_COLUMNS, bom)?),
         })
     }
@@ -282,13 +284,18 @@ pub enum FailedWriter<W: Write> {
 }
 
 impl<W: Write> FailedWriter<W> {
-    pub fn new(out: W, format: Format, extras: ExtraColumns) -> io::Result<Self> {
+    pub fn new(out: W, format: ReportFormat, extras: ExtraColumns) -> io::Result<Self> {
         FailedWriter::with_bom(out, format, extras, false)
     }
 
-    pub fn with_bom(out: W, format: Format, extras: ExtraColumns, bom: bool) -> io::Result<Self> {
+    pub fn with_bom(
+        out: W,
+        format: ReportFormat,
+        extras: ExtraColumns,
+        bom: bool,
+    ) -> io::Result<Self> {
         Ok(match format {
-            Format::Jsonl => FailedWriter::Jsonl(out),
+            ReportFormat::Jsonl => FailedWriter::Jsonl(out),
             _ => {
                 let (title, names, slots) = failed_table(&extras);
                 let mut header: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -393,7 +400,7 @@ impl<W: Write> FailedWriter<W> {
     }
 }
 
-pub fn file_name(kind: &str, format: Format) -> String {
+pub fn file_name(kind: &str, format: ReportFormat) -> String {
     format!("{kind}.{}", format.as_str())
 }
 
@@ -423,7 +430,7 @@ pub struct FailedStream<W: Write> {
 }
 
 impl<W: Write> FailedStream<W> {
-    pub fn new(out: W, format: Format, style: FailedStyle, run_id: i64) -> io::Result<Self> {
+    pub fn new(out: W, format: ReportFormat, style: FailedStyle, run_id: i64) -> io::Result<Self> {
         Ok(FailedStream {
             writer: FailedWriter::with_bom(out, format, ExtraColumns::default(), style.bom)?,
             run_id,
@@ -479,7 +486,7 @@ impl<W: Write> FailedStream<W> {
 pub fn render_accepted<W: Write>(
     store: &mut dyn Queries,
     run_id: i64,
-    format: Format,
+    format: ReportFormat,
     bom: bool,
     out: W,
 ) -> anyhow::Result<W> {
@@ -500,7 +507,7 @@ pub fn render_accepted<W: Write>(
 pub fn render_failed<W: Write>(
     store: &mut dyn Queries,
     run_id: i64,
-    format: Format,
+    format: ReportFormat,
     style: FailedStyle,
     out: W,
 ) -> anyhow::Result<W> {
@@ -513,13 +520,13 @@ pub fn render_failed<W: Write>(
 pub fn render_failed_with<W: Write>(
     store: &mut dyn Queries,
     run_id: i64,
-    format: Format,
+    format: ReportFormat,
     style: FailedStyle,
     known: Option<&ExtraColumns>,
     out: W,
 ) -> anyhow::Result<W> {
     let mut extras = known.cloned().unwrap_or_default();
-    if format != Format::Jsonl && known.is_none() {
+    if format != ReportFormat::Jsonl && known.is_none() {
         store.failed_of_run(run_id, &mut |f: StoredFailure| {
             extras.add(&f.order);
             Ok(())

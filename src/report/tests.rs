@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use crate::model::escape::is_live_formula;
 use crate::model::order::{FailedBody, FailedRow, Status};
-use crate::model::ErrorCode;
+use crate::model::{ErrorCode, InputFormat};
 use crate::read::{open_orders, InputMeter, RawBody, RawOrder, Source};
 
 /// The ten input columns, in order (their names are checked in `model::order`).
@@ -46,7 +46,7 @@ fn cells(bytes: &[u8]) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn accepted_report(format: Format, rows: &[AcceptedRow]) -> Vec<u8> {
+fn accepted_report(format: ReportFormat, rows: &[AcceptedRow]) -> Vec<u8> {
     let mut w = AcceptedWriter::new(Vec::new(), format).unwrap();
     for r in rows {
         w.write(r).unwrap();
@@ -105,7 +105,7 @@ fn stored(id: i64, f: &FailedOrder) -> crate::store::StoredFailure {
     }
 }
 
-fn failed_report(format: Format, orders: &[FailedOrder]) -> Vec<u8> {
+fn failed_report(format: ReportFormat, orders: &[FailedOrder]) -> Vec<u8> {
     let mut extras = ExtraColumns::default();
     for f in orders {
         extras.add(f);
@@ -117,7 +117,7 @@ fn failed_report(format: Format, orders: &[FailedOrder]) -> Vec<u8> {
     w.finish().unwrap()
 }
 
-fn read_back(format: Format, bytes: Vec<u8>) -> Vec<RawOrder> {
+fn read_back(format: InputFormat, bytes: Vec<u8>) -> Vec<RawOrder> {
     let src = Source {
         path: format!("failed.{}", format.as_str()),
         reader: Box::new(std::io::Cursor::new(bytes)),
@@ -161,7 +161,7 @@ const GOOD: [&str; 10] = crate::validate::tests::BASE;
 
 #[test]
 fn accepted_csv_header_is_the_eleven_spec_columns() {
-    let out = accepted_report(Format::Csv, &[]);
+    let out = accepted_report(ReportFormat::Csv, &[]);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "order_id,status,source_file,source_line,placed_at,customer_email,currency,lines,units,total,payment_method\n"
@@ -174,7 +174,7 @@ fn accepted_csv_rows_and_totals_use_the_currency_exponent() {
     let mut skipped = accepted("B-2", "JPY", 4500);
     skipped.status = Status::Skipped;
     let out = accepted_report(
-        Format::Csv,
+        ReportFormat::Csv,
         &[
             accepted("A-1", "EUR", 1050),
             skipped,
@@ -209,7 +209,7 @@ fn accepted_csv_rows_and_totals_use_the_currency_exponent() {
 #[test]
 fn accepted_jsonl_has_the_same_keys_and_totals() {
     let out = accepted_report(
-        Format::Jsonl,
+        ReportFormat::Jsonl,
         &[accepted("A-1", "JPY", 4500), accepted("B-2", "KWD", 2468)],
     );
     let v = jsonl_values(&out);
@@ -238,7 +238,7 @@ fn csv_reports_escape_formula_cells_jsonl_reports_do_not() {
         r.payment_method = t.into();
         r.source_file = t.into();
         r.placed_at = t.into();
-        let c = cells(&accepted_report(Format::Csv, &[r.clone()]));
+        let c = cells(&accepted_report(ReportFormat::Csv, &[r.clone()]));
         for i in [0, 2, 4, 5, 10] {
             assert_eq!(
                 c[1][i],
@@ -252,7 +252,7 @@ fn csv_reports_escape_formula_cells_jsonl_reports_do_not() {
         assert_eq!(c[1][6], "EUR");
         assert_eq!(c[1][9], "1.00");
 
-        let v = jsonl_values(&accepted_report(Format::Jsonl, &[r]));
+        let v = jsonl_values(&accepted_report(ReportFormat::Jsonl, &[r]));
         for k in [
             "order_id",
             "source_file",
@@ -266,7 +266,7 @@ fn csv_reports_escape_formula_cells_jsonl_reports_do_not() {
     // Not a trigger: a space, a digit. A quote before a trigger gets one more.
     let mut r = accepted("'=x", "EUR", 100);
     r.customer_email = " =x".into();
-    let c = cells(&accepted_report(Format::Csv, &[r]));
+    let c = cells(&accepted_report(ReportFormat::Csv, &[r]));
     assert_eq!(c[1][0], "''=x");
     assert_eq!(c[1][5], " =x");
 }
@@ -283,7 +283,7 @@ fn failed_reports_escape_in_csv_only() {
             t,
         );
         f.source_file = t.into();
-        let c = cells(&failed_report(Format::Csv, std::slice::from_ref(&f)));
+        let c = cells(&failed_report(ReportFormat::Csv, std::slice::from_ref(&f)));
         let row = &c[1];
         let want = format!("'{t}");
         // customer_email, payment_ref, note, error_detail, source_file
@@ -292,7 +292,7 @@ fn failed_reports_escape_in_csv_only() {
         }
         assert_eq!(row[0], "A-1");
 
-        let v = jsonl_values(&failed_report(Format::Jsonl, &[f]));
+        let v = jsonl_values(&failed_report(ReportFormat::Jsonl, &[f]));
         for k in [
             "customer_email",
             "payment_ref",
@@ -309,7 +309,7 @@ fn failed_reports_escape_in_csv_only() {
 
 #[test]
 fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
-    let out = failed_report(Format::Csv, &[]);
+    let out = failed_report(ReportFormat::Csv, &[]);
     let want = format!(
         "{},error_code,error_detail,source_file,source_line,failure_id\n",
         ten().join(",")
@@ -331,7 +331,7 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
         ErrorCode::PriceMismatch,
         "d2",
     );
-    let c = cells(&failed_report(Format::Csv, &[a, b]));
+    let c = cells(&failed_report(ReportFormat::Csv, &[a, b]));
     let mut header: Vec<&str> = ten().to_vec();
     header.extend(["note", "gift", "channel"]);
     header.extend(crate::model::order::REPORT_COLUMNS);
@@ -386,7 +386,7 @@ fn failed_csv_header_is_ten_columns_extras_then_report_columns() {
 fn a_malformed_record_keeps_its_raw_text_in_error_detail() {
     // The way the pipeline makes it: read, validate, failed_order.
     let text = format!("{}\nX,\"1\",2\n", ten().join(","));
-    let orders = read_back(Format::Csv, text.into_bytes());
+    let orders = read_back(InputFormat::Csv, text.into_bytes());
     let raw = &orders[0];
     let crate::validate::Verdict::Invalid { problems, .. } =
         crate::validate::validate(raw, &crate::validate::Catalog::default())
@@ -400,7 +400,7 @@ fn a_malformed_record_keeps_its_raw_text_in_error_detail() {
         "d",
     );
     g.source_line = 9;
-    let c = cells(&failed_report(Format::Csv, &[f.clone(), g]));
+    let c = cells(&failed_report(ReportFormat::Csv, &[f.clone(), g]));
     assert_eq!(c.len(), 3);
     let row = &c[1];
     assert_eq!(row.len(), 16);
@@ -412,7 +412,7 @@ fn a_malformed_record_keeps_its_raw_text_in_error_detail() {
     assert_eq!(row[14], "2");
 
     // JSONL: the four report keys, the raw text in error_detail.
-    let v = jsonl_values(&failed_report(Format::Jsonl, &[f]));
+    let v = jsonl_values(&failed_report(ReportFormat::Jsonl, &[f]));
     let obj = v[0].as_object().unwrap();
     assert_eq!(
         obj.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -435,7 +435,7 @@ fn failed_jsonl_is_the_input_layout_plus_report_keys() {
         ErrorCode::PriceMismatch,
         "d",
     );
-    let v = jsonl_values(&failed_report(Format::Jsonl, &[f]));
+    let v = jsonl_values(&failed_report(ReportFormat::Jsonl, &[f]));
     assert_eq!(v.len(), 1);
     let want = serde_json::json!({
         "order_id": "A-1",
@@ -465,8 +465,8 @@ fn failed_jsonl_is_the_input_layout_plus_report_keys() {
         "items is missing",
     );
     f.body.no_items = true;
-    let bytes = failed_report(Format::Jsonl, &[f]);
-    let orders = read_back(Format::Jsonl, bytes);
+    let bytes = failed_report(ReportFormat::Jsonl, &[f]);
+    let orders = read_back(InputFormat::Jsonl, bytes);
     assert!(matches!(
         orders[0].body,
         RawBody::Rows { no_items: true, .. }
@@ -488,7 +488,7 @@ fn failed_csv_reads_back_with_the_same_values() {
         ErrorCode::InconsistentOrder,
         "=detail",
     );
-    let orders = read_back(Format::Csv, failed_report(Format::Csv, &[f]));
+    let orders = read_back(InputFormat::Csv, failed_report(ReportFormat::Csv, &[f]));
     let rows = rows_read_back(&orders);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].0, odd);
@@ -521,7 +521,10 @@ fn a_leading_quote_before_a_formula_character_survives_a_csv_report() {
         ErrorCode::UnknownSku,
         "d",
     );
-    let rows = rows_read_back(&read_back(Format::Csv, failed_report(Format::Csv, &[f])));
+    let rows = rows_read_back(&read_back(
+        InputFormat::Csv,
+        failed_report(ReportFormat::Csv, &[f]),
+    ));
     assert_eq!(rows[0].0[8], "'=not a formula");
     assert_eq!(rows[0].1[0].1, "'-5");
 }
@@ -541,13 +544,13 @@ fn extra_names_that_collide_case_insensitively_still_read_back() {
         ErrorCode::UnknownSku,
         "d",
     );
-    let bytes = failed_report(Format::Csv, &[a, b]);
+    let bytes = failed_report(ReportFormat::Csv, &[a, b]);
     let src = Source {
         path: "failed.csv".into(),
         reader: Box::new(std::io::Cursor::new(bytes)),
         meter: Arc::new(InputMeter::default()),
     };
-    let res = open_orders(src, Format::Csv, &crate::read::ReadOptions::default());
+    let res = open_orders(src, InputFormat::Csv, &crate::read::ReadOptions::default());
     assert!(res.is_ok(), "{}", res.err().unwrap());
 }
 
@@ -558,11 +561,14 @@ fn an_extra_column_named_items_does_not_replace_the_items() {
         ErrorCode::UnknownSku,
         "d",
     );
-    let v = jsonl_values(&failed_report(Format::Jsonl, std::slice::from_ref(&f)));
+    let v = jsonl_values(&failed_report(
+        ReportFormat::Jsonl,
+        std::slice::from_ref(&f),
+    ));
     assert!(v[0]["items"].is_array(), "{}", v[0]);
     let rows = rows_read_back(&read_back(
-        Format::Jsonl,
-        failed_report(Format::Jsonl, &[f]),
+        InputFormat::Jsonl,
+        failed_report(ReportFormat::Jsonl, &[f]),
     ));
     assert_eq!(rows[0].0, GOOD);
 }
@@ -629,14 +635,14 @@ proptest! {
             source_line: 7,
             body: FailedBody { rows: rows.clone(), ..FailedBody::default() },
         };
-        let bytes = failed_report(Format::Csv, &[f]);
+        let bytes = failed_report(ReportFormat::Csv, &[f]);
         // Nothing in the report is a live formula.
         for row in cells(&bytes) {
             for cell in row {
                 prop_assert!(!is_live_formula(&cell), "{:?}", cell);
             }
         }
-        let orders = read_back(Format::Csv, bytes);
+        let orders = read_back(InputFormat::Csv, bytes);
         let back = rows_read_back(&orders);
         prop_assert_eq!(back.len(), rows.len());
         for (got, want) in back.iter().zip(&rows) {
@@ -684,7 +690,7 @@ proptest! {
             source_line: 3,
             body: FailedBody { rows: rows.clone(), ..FailedBody::default() },
         };
-        let orders = read_back(Format::Jsonl, failed_report(Format::Jsonl, &[f]));
+        let orders = read_back(InputFormat::Jsonl, failed_report(ReportFormat::Jsonl, &[f]));
         prop_assert_eq!(orders.len(), 1);
         prop_assert!(orders[0].notes.is_empty(), "{:?}", orders[0].notes);
         let back = rows_read_back(&orders);
@@ -734,7 +740,7 @@ fn report_dir_publishes_in_one_rename_or_discards() {
     let dir = tempfile::tempdir().unwrap();
     let rd = ReportDir::create(dir.path(), 7, "m").unwrap();
     assert_eq!(rd.target(), dir.path().join("run-7"));
-    let mut w = rd.file(&file_name("accepted", Format::Csv)).unwrap();
+    let mut w = rd.file(&file_name("accepted", ReportFormat::Csv)).unwrap();
     w.write_all(b"x\n").unwrap();
     drop(w);
     assert!(
@@ -781,7 +787,7 @@ fn a_csv_extra_column_named_items_is_kept_in_the_csv_failed_report() {
         ErrorCode::UnknownSku,
         "d",
     );
-    let c = cells(&failed_report(Format::Csv, &[f]));
+    let c = cells(&failed_report(ReportFormat::Csv, &[f]));
     let at = c[0]
         .iter()
         .position(|h| h == "items")

@@ -12,7 +12,7 @@ use super::RunOptions;
 use crate::model::local_time::Zone;
 use crate::model::order::{Field, Product};
 use crate::model::run::RunInput;
-use crate::model::Format;
+use crate::model::InputFormat;
 use crate::read::{
     open_orders_deferred, open_source_raw, open_text, resolve_format, Columns, InputError,
     InputMeter, RawBody, RawOrder, RawRow,
@@ -23,7 +23,7 @@ use crate::validate::Catalog;
 /// An input file opened and its header checked.
 pub struct Opened {
     pub path: String,
-    pub format: Format,
+    pub format: InputFormat,
     pub meter: Arc<InputMeter>,
     pub orders: Orders,
 }
@@ -35,10 +35,10 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
     let read = opts.reader();
     let mut out = Vec::with_capacity(files.len());
     for path in files {
-        let format = resolve_format(path, read.format)?;
+        let format = resolve_format(path, opts.format)?;
         let source = match format {
             // A workbook is a zip archive: --encoding is for text files.
-            Format::Xlsx => open_source_raw(path)?,
+            InputFormat::Xlsx => open_source_raw(path)?,
             _ => open_text(path, &read)?,
         };
         let meter = Arc::clone(&source.meter);
@@ -58,7 +58,7 @@ pub fn open_files(files: &[String], opts: &RunOptions) -> Result<Vec<Opened>> {
 #[derive(Debug, Clone)]
 pub struct InputMeta {
     pub path: String,
-    pub format: Format,
+    pub format: InputFormat,
     pub meter: Arc<InputMeter>,
 }
 

@@ -248,7 +248,7 @@ impl<'a> Run<'a> {
                     encoding: crate::read::TextEncoding::Auto,
                     ..Default::default()
                 };
-                Some((path.clone(), read_catalog(path, &read)?))
+                Some((path.clone(), read_catalog(path, None, &read)?))
             }
             None => None,
         };

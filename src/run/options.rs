@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::model::local_time::Zone;
-use crate::model::Format;
+use crate::model::{InputFormat, ReportFormat};
 use crate::read::{ColumnMap, ReadOptions, TextEncoding};
 
 use super::{CatalogCache, Fence};
@@ -14,9 +14,9 @@ use super::{CatalogCache, Fence};
 pub struct RunOptions {
     pub files: Vec<String>,
     pub catalog: Option<String>,
-    pub format: Option<Format>,
+    pub format: Option<InputFormat>,
     pub out: PathBuf,
-    pub report_format: Format,
+    pub report_format: ReportFormat,
     pub dry_run: bool,
     pub max_errors: Option<u64>,
     pub jobs: usize,
@@ -46,7 +46,6 @@ impl RunOptions {
     /// How the run's input files are read: built here, once, from the options.
     pub fn reader(&self) -> ReadOptions {
         ReadOptions {
-            format: self.format,
             delimiter: self.delimiter,
             encoding: self.encoding,
             skip_rows: self.skip_rows,

@@ -38,8 +38,11 @@ pub struct ClaimToken {
     pub token: String,
 }
 
-/// The state of a claim row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The state of a claim row, as `inbox_claims.state` records it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum ClaimState {
     /// A worker holds it until its lease ends.
     Claimed,
@@ -53,28 +56,19 @@ pub enum ClaimState {
 
 impl ClaimState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ClaimState::Claimed => "claimed",
-            ClaimState::Waiting => "waiting",
-            ClaimState::Done => "done",
-            ClaimState::Failed => "failed",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<ClaimState> {
-        [
-            ClaimState::Claimed,
-            ClaimState::Waiting,
-            ClaimState::Done,
-            ClaimState::Failed,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
+        s.parse().ok()
     }
 }
 
 /// How an attempt ended, as `inbox_attempts.outcome` records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum AttemptOutcome {
     /// Its run committed (or a dry run ended); the file went to done.
     Done,
@@ -94,15 +88,7 @@ pub enum AttemptOutcome {
 
 impl AttemptOutcome {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptOutcome::Done => "done",
-            AttemptOutcome::Duplicate => "duplicate",
-            AttemptOutcome::Failed => "failed",
-            AttemptOutcome::Retry => "retry",
-            AttemptOutcome::Stopped => "stopped",
-            AttemptOutcome::Lapsed => "lapsed",
-            AttemptOutcome::Vanished => "vanished",
-        }
+        self.into()
     }
 }
 
@@ -339,6 +325,39 @@ pub(crate) fn new_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::VariantArray;
+
+    /// The names the schema's CHECK constraints allow, each read back.
+    #[test]
+    fn claim_states_and_outcomes_keep_their_stored_names() {
+        let states: Vec<&str> = ClaimState::VARIANTS.iter().map(|s| s.as_str()).collect();
+        assert_eq!(states, ["claimed", "waiting", "done", "failed"]);
+        for s in ClaimState::VARIANTS {
+            assert_eq!(ClaimState::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(ClaimState::parse("Claimed"), None);
+        assert_eq!(ClaimState::parse("lapsed"), None);
+        let outcomes: Vec<&str> = AttemptOutcome::VARIANTS
+            .iter()
+            .map(|o| o.as_str())
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                "done",
+                "duplicate",
+                "failed",
+                "retry",
+                "stopped",
+                "lapsed",
+                "vanished"
+            ]
+        );
+        for o in AttemptOutcome::VARIANTS {
+            assert_eq!(o.as_str().parse::<AttemptOutcome>(), Ok(*o));
+        }
+        assert!("waiting".parse::<AttemptOutcome>().is_err());
+    }
 
     fn row(state: ClaimState) -> ClaimRow {
         ClaimRow {

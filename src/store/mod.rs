@@ -137,8 +137,11 @@ pub enum Concurrency {
     Shared,
 }
 
-/// Why stock changed, as the ledger records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why stock changed, as the ledger records it (`stock_ledger.reason`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum LedgerReason {
     Load,
     Receive,
@@ -150,13 +153,7 @@ pub enum LedgerReason {
 
 impl LedgerReason {
     pub fn as_str(self) -> &'static str {
-        match self {
-            LedgerReason::Load => "load",
-            LedgerReason::Receive => "receive",
-            LedgerReason::Order => "order",
-            LedgerReason::Reprocess => "reprocess",
-            LedgerReason::Carried => "carried",
-        }
+        self.into()
     }
 }
 
@@ -519,5 +516,22 @@ mod backoff_tests {
             Err(StoreError::BadUrl(UrlError::KeywordValue))
         ));
         assert!(check("./host=x.db").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod ledger_tests {
+    use super::LedgerReason;
+    use strum::VariantArray;
+
+    /// The names the schema's CHECK constraint allows, each read back.
+    #[test]
+    fn ledger_reasons_keep_their_stored_names() {
+        let names: Vec<&str> = LedgerReason::VARIANTS.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, ["load", "receive", "order", "reprocess", "carried"]);
+        for r in LedgerReason::VARIANTS {
+            assert_eq!(r.as_str().parse::<LedgerReason>(), Ok(*r));
+        }
+        assert!("Load".parse::<LedgerReason>().is_err());
     }
 }

@@ -5,7 +5,7 @@ use super::{Result, StoreError, StoredFailure};
 use crate::model::failure::FailureState;
 use crate::model::order::{FailedBody, FailedOrder};
 use crate::model::run::{Counts, RunInput, RunKind, RunRecord, RunStatus, RunSummary};
-use crate::model::{ErrorCode, Format};
+use crate::model::{ErrorCode, ReportFormat};
 
 fn damaged(db: &str, what: String) -> StoreError {
     StoreError::Damaged {
@@ -114,7 +114,7 @@ impl RawRun {
                 counts,
             },
             kind: RunKind::parse(&self.command).ok_or_else(|| bad("command", &self.command))?,
-            report_format: Format::parse(&self.report_format).unwrap_or(Format::Csv),
+            report_format: ReportFormat::parse(&self.report_format).unwrap_or(ReportFormat::Csv),
             retried_runs: serde_json::from_str(&self.retried_runs)
                 .map_err(|_| bad("retried_runs", &self.retried_runs))?,
             message: self.message,

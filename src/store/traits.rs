@@ -19,7 +19,7 @@ use crate::model::clock::Timestamp;
 use crate::model::failure::FailureKey;
 use crate::model::order::{AcceptedRow, Product};
 use crate::model::run::{RunKind, RunRecord};
-use crate::model::Format;
+use crate::model::ReportFormat;
 
 /// Reads, inside a transaction or outside any.
 pub trait Queries {
@@ -121,7 +121,7 @@ pub trait History {
         &mut self,
         kind: RunKind,
         started_at: Timestamp,
-        report_format: Format,
+        report_format: ReportFormat,
     ) -> Result<i64>;
     /// Record the outcome of a run that committed nothing (dry run, aborted,
     /// failed).

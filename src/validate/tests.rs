@@ -8,7 +8,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::model::Format;
+use crate::model::InputFormat;
 use crate::read::{open_orders, InputMeter, Source};
 
 /// The ten input columns, in order (their names are checked in `model::order`).
@@ -69,9 +69,9 @@ fn source(path: &str, bytes: Vec<u8>) -> Source {
 }
 
 /// Every order a reader makes of `bytes`.
-fn read(format: Format, bytes: Vec<u8>) -> Vec<RawOrder> {
+fn read(format: InputFormat, bytes: Vec<u8>) -> Vec<RawOrder> {
     let path = match format {
-        Format::Jsonl => "t.jsonl",
+        InputFormat::Jsonl => "t.jsonl",
         _ => "t.csv",
     };
     open_orders(
@@ -99,7 +99,7 @@ fn csv_text(extra: &[&str], rows: &[Vec<String>]) -> Vec<u8> {
 }
 
 fn csv_orders(extra: &[&str], rows: &[Vec<String>]) -> Vec<RawOrder> {
-    read(Format::Csv, csv_text(extra, rows))
+    read(InputFormat::Csv, csv_text(extra, rows))
 }
 
 /// The one order that the rows make.
@@ -114,7 +114,7 @@ fn one(over: &[(Field, &str)]) -> RawOrder {
 }
 
 fn jsonl_order(line: &str) -> RawOrder {
-    let mut orders = read(Format::Jsonl, format!("{line}\n").into_bytes());
+    let mut orders = read(InputFormat::Jsonl, format!("{line}\n").into_bytes());
     assert_eq!(orders.len(), 1, "expected one order from {line}");
     orders.remove(0)
 }
@@ -282,7 +282,7 @@ fn values_are_trimmed_and_header_names_are_case_insensitive() {
         .unwrap()
         .replacen("\"sku\"", "\" SKU \"", 1);
     text = s.into_bytes();
-    let orders = read(Format::Csv, text);
+    let orders = read(InputFormat::Csv, text);
     let o = valid(&orders[0]);
     assert_eq!(o.lines[0].sku, "SKU-1");
     assert_eq!(o.currency, "EUR");
@@ -313,7 +313,7 @@ fn each_code_comes_from_a_minimal_order() {
         (
             ErrorCode::MalformedRecord,
             read(
-                Format::Csv,
+                InputFormat::Csv,
                 format!("{}\nX,1,2\n", header().join(",")).into_bytes(),
             )
             .remove(0),
@@ -363,21 +363,22 @@ fn invalid_utf8_is_a_malformed_record() {
         .position(|w| w == "\u{e9}".as_bytes())
         .unwrap();
     bytes[pos] = 0xff;
-    let orders = read(Format::Csv, bytes);
+    let orders = read(InputFormat::Csv, bytes);
     assert_eq!(orders.len(), 1);
     let (code, detail, parsed) = invalid(&orders[0]);
     assert_eq!(code, ErrorCode::MalformedRecord);
     assert!(detail.contains("UTF-8"), "{detail}");
     assert!(parsed.is_none());
 
-    let (code, _, _) = invalid(&read(Format::Jsonl, b"{\"order_id\": \"\xff\"}\n".to_vec())[0]);
+    let (code, _, _) =
+        invalid(&read(InputFormat::Jsonl, b"{\"order_id\": \"\xff\"}\n".to_vec())[0]);
     assert_eq!(code, ErrorCode::MalformedRecord);
 }
 
 #[test]
 fn malformed_detail_has_the_reason_and_the_raw_text() {
     let text = format!("{}\nX,1,2\n", header().join(","));
-    let orders = read(Format::Csv, text.into_bytes());
+    let orders = read(InputFormat::Csv, text.into_bytes());
     let (_, detail, _) = invalid(&orders[0]);
     assert_eq!(
         detail,
@@ -999,7 +1000,7 @@ fn card_numbers_in_invalid_free_text_are_masked_too() {
 #[test]
 fn card_numbers_in_malformed_records_are_masked() {
     let text = format!("{}\nX,{VISA},2\n", header().join(","));
-    let orders = read(Format::Csv, text.into_bytes());
+    let orders = read(InputFormat::Csv, text.into_bytes());
     let (code, detail, _) = invalid(&orders[0]);
     assert_eq!(code, ErrorCode::MalformedRecord);
     assert!(detail.ends_with(&format!("X,{VISA_MASKED},2")), "{detail}");
@@ -1261,7 +1262,7 @@ fn failed_order_keeps_every_row_trimmed() {
 #[test]
 fn failed_order_of_a_malformed_record_keeps_its_raw_text_masked() {
     let text = format!("{}\nX,{VISA},2\r\n", header().join(","));
-    let raw = read(Format::Csv, text.into_bytes()).remove(0);
+    let raw = read(InputFormat::Csv, text.into_bytes()).remove(0);
     let (code, _, _) = invalid(&raw);
     assert_eq!(code, ErrorCode::MalformedRecord);
     let f = failed_of(&raw, "t.csv");
@@ -1396,11 +1397,11 @@ proptest! {
     ) {
         let mut bytes = format!("{}\n", header().join(",")).into_bytes();
         bytes.extend_from_slice(&csv_body);
-        let reader = open_orders(source("t.csv", bytes), Format::Csv, &crate::read::ReadOptions::default()).unwrap();
+        let reader = open_orders(source("t.csv", bytes), InputFormat::Csv, &crate::read::ReadOptions::default()).unwrap();
         for raw in reader.flatten() {
             check_properties(&raw)?;
         }
-        let reader = open_orders(source("t.jsonl", json_line.into_bytes()), Format::Jsonl, &crate::read::ReadOptions::default()).unwrap();
+        let reader = open_orders(source("t.jsonl", json_line.into_bytes()), InputFormat::Jsonl, &crate::read::ReadOptions::default()).unwrap();
         for raw in reader.flatten() {
             check_properties(&raw)?;
         }

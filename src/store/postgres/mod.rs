@@ -27,7 +27,7 @@ use super::{
 };
 use crate::model::clock::Timestamp;
 use crate::model::run::{RunKind, RunRecord, RunStatus};
-use crate::model::Format;
+use crate::model::ReportFormat;
 
 /// Version files by version; a new database starts at version 2 (the
 /// version SQLite databases reached when PostgreSQL support began).
@@ -218,7 +218,7 @@ impl History for PgStore {
         &mut self,
         kind: RunKind,
         started_at: Timestamp,
-        report_format: Format,
+        report_format: ReportFormat,
     ) -> Result<i64> {
         let started_at = started_at.to_rfc3339();
         let db = self.db.clone();

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::model::clock::Timestamp;
 use crate::model::run::{RunKind, RunRecord, RunStatus};
-use crate::model::Format;
+use crate::model::ReportFormat;
 
 /// Version files by version, in order: a database at version N runs those
 /// above N.
@@ -291,7 +291,7 @@ impl History for SqliteStore {
         &mut self,
         kind: RunKind,
         started_at: Timestamp,
-        report_format: Format,
+        report_format: ReportFormat,
     ) -> Result<i64> {
         let started_at = started_at.to_rfc3339();
         let host = super::host_name();
