@@ -45,27 +45,29 @@ pub enum Command {
 }
 
 impl Command {
-    /// How the file is read, checked against the columns of its kind.
-    fn read_options(&self) -> Option<Result<ReadOptions, String>> {
-        match self {
-            Command::Load { input, .. } => Some(input.clone().into_read(&CATALOG_COLUMNS)),
-            Command::Receive { input, .. } => Some(input.clone().into_read(&DELIVERY_COLUMNS)),
-            Command::Export { .. } => None,
-        }
-    }
-
+    /// What is wrong with `--map`, checked against the columns of the file's kind.
     pub fn check(&self) -> Result<(), String> {
-        self.read_options().transpose().map(drop)
+        match self {
+            Command::Load { input, .. } => input.clone().into_read(&CATALOG_COLUMNS).map(drop),
+            Command::Receive { input, .. } => input.clone().into_read(&DELIVERY_COLUMNS).map(drop),
+            Command::Export { .. } => Ok(()),
+        }
     }
 }
 
 pub fn run(cfg: &Config, cmd: Command) -> Result<Exit> {
-    let read = cmd.read_options().transpose().map_err(UsageError)?;
-    match (cmd, read) {
-        (Command::Load { file, input }, Some(read)) => load(cfg, &file, input.format, &read),
-        (Command::Receive { file, input }, Some(read)) => receive(cfg, &file, input.format, &read),
-        (Command::Export { out }, _) => export(cfg, out.as_deref()),
-        (_, None) => unreachable!("a file of the catalog is read with options"),
+    match cmd {
+        Command::Load { file, input } => {
+            let format = input.format;
+            let read = input.into_read(&CATALOG_COLUMNS).map_err(UsageError)?;
+            load(cfg, &file, format, &read)
+        }
+        Command::Receive { file, input } => {
+            let format = input.format;
+            let read = input.into_read(&DELIVERY_COLUMNS).map_err(UsageError)?;
+            receive(cfg, &file, format, &read)
+        }
+        Command::Export { out } => export(cfg, out.as_deref()),
     }
 }
 
